@@ -1,0 +1,69 @@
+"""Shared fixtures: one real API server for the whole run, a fresh namespace per module.
+
+By default the local simulated cluster is started (or reused). To run the
+suite against another cluster instead, point JHTUTORIAL_TEST_KUBECONFIG at its
+kubeconfig (the tests create and delete their own namespaces there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from jhtutorial.localcluster import LocalCluster
+
+TEST_LABEL = "jhtutorial.test"
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> LocalCluster | None:
+    """The local cluster, or None when the suite runs against a cluster of the user's."""
+    if os.environ.get("JHTUTORIAL_TEST_KUBECONFIG"):
+        return None
+    cluster = LocalCluster()
+    cluster.up()
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(local_cluster: LocalCluster | None) -> Path:
+    if local_cluster is None:
+        return Path(os.environ["JHTUTORIAL_TEST_KUBECONFIG"])
+    return local_cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    """An admin client for the cluster under test."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    yield api
+    api.close()
+
+
+def _fresh_namespace(api_client: client.ApiClient, hint: str) -> Iterator[str]:
+    core = client.CoreV1Api(api_client)
+    base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40]
+    name = f"jht-{base}-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_LABEL: "true"})))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of its own for each test module, deleted afterwards."""
+    yield from _fresh_namespace(api_client, request.module.__name__.removeprefix("tests.").removeprefix("test_"))
+
+
+@pytest.fixture
+def other_namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second namespace, for tests about isolation between namespaces."""
+    yield from _fresh_namespace(api_client, f"other-{request.node.name}")
