@@ -47,3 +47,85 @@ class PortInUse(LocalClusterError):
 
 class ClusterBusy(LocalClusterError):
     """Another ``jhtutorial cluster`` command holds the cluster's lock."""
+
+
+# --- talking to a cluster (connect, apply, wait) --------------------------------
+#
+# Exit codes, one per family, so a script can tell "fix your kubeconfig" (4)
+# from "run the steps in order" (5), "ask for permissions" (6), "something in
+# the cluster is stuck" (7) and "the API server said no for another reason" (8).
+
+
+class ConnectError(TutorialError):
+    """No usable connection to a cluster: kubeconfig, server, credentials, namespace, storage."""
+
+    exit_code = 4
+
+
+class NoKubeconfig(ConnectError):
+    """There is no kubeconfig to read and no local cluster to fall back to."""
+
+
+class UnknownContext(ConnectError):
+    """The requested kubeconfig context does not exist (or the kubeconfig is unreadable)."""
+
+
+class ClusterUnreachable(ConnectError):
+    """The API server did not answer (refused, timed out, TLS failure)."""
+
+
+class Unauthorized(ConnectError):
+    """The API server rejected the credentials (HTTP 401)."""
+
+
+class InvalidNamespace(ConnectError):
+    """The namespace name is not a valid Kubernetes name (RFC 1123 label)."""
+
+
+class NoDefaultStorageClass(ConnectError):
+    """A PVC needs a StorageClass and the cluster has no default one (or not the one named)."""
+
+
+class NotConnected(ConnectError):
+    """A function needed a connection and ``connect()`` was never called."""
+
+
+class StepError(TutorialError):
+    """A tutorial step cannot be applied as asked."""
+
+    exit_code = 5
+
+
+class UnknownStep(StepError):
+    """No step with that number or name."""
+
+
+class StepOutOfOrder(StepError):
+    """A step was applied before an earlier step it depends on."""
+
+
+class ApplyRejected(StepError):
+    """The API server refused an object of the step (invalid field, conflict, missing namespace)."""
+
+
+class KubeApiError(TutorialError):
+    """The API server answered with an error no more specific class describes."""
+
+    exit_code = 8
+
+    def __init__(self, problem: str, *, fix: str | None = None, status: int = 0, reason: str = "") -> None:
+        super().__init__(problem, fix=fix)
+        self.status = status
+        self.reason = reason
+
+
+class Forbidden(KubeApiError):
+    """The credentials are valid but RBAC does not allow the request (HTTP 403)."""
+
+    exit_code = 6
+
+
+class WaitTimeout(TutorialError):
+    """The awaited state did not arrive in time; the message says what blocks it."""
+
+    exit_code = 7

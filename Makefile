@@ -1,0 +1,46 @@
+# Thin entry points; the logic lives in the jhtutorial package.
+#   make run    set up, start the local cluster if no other cluster is configured, run the workbook
+#   make test   set up and run every test against a real API server
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps cluster cluster-down lab run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# nginx is only needed by the test that runs `nginx -t` on the proxy's config
+system-deps:
+	@command -v nginx >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing nginx-light (for the nginx -t test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
+	  else echo "please install nginx (Debian/Ubuntu: sudo apt-get install nginx-light)"; exit 1; fi; }
+
+setup: $(STAMP)
+
+cluster: setup
+	$(BIN)/jhtutorial cluster up
+
+cluster-down: setup
+	$(BIN)/jhtutorial cluster down
+
+lab: setup
+	$(BIN)/jhtutorial lab
+
+run: setup
+	$(BIN)/jhtutorial run
+
+test: setup system-deps
+	$(BIN)/python -m pytest
+
+bench: setup
+	@for b in bench/*; do [ -x "$$b" ] && $(BIN)/python "$$b"; done
+
+clean:
+	rm -rf $(VENV) output .pytest_cache
