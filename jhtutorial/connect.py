@@ -1,0 +1,439 @@
+"""Connect to a cluster: find credentials, check the server answers, prepare the namespace.
+
+    >>> conn = connect()                                  # doctest: +SKIP
+    >>> print(conn)                                       # doctest: +SKIP
+    connected to the local simulated cluster (kwok), Kubernetes v1.36.3
+      context:       kwok-jhtutorial
+      server:        https://127.0.0.1:40213
+      namespace:     jhtutorial (created)
+      storage:       default StorageClass 'standard' (binds volumes at once)
+      kubectl:       export KUBECONFIG=/root/.local/state/jhtutorial/kubeconfig
+
+The kubectl equivalents: ``kubectl version``, ``kubectl get storageclass``,
+``kubectl create namespace jhtutorial``.
+
+Where the credentials come from, first match wins (as kubectl does, plus a
+fallback for this tutorial):
+
+1. the ``kubeconfig`` argument;
+2. the ``KUBECONFIG`` environment variable (one or more paths);
+3. ``~/.kube/config``;
+4. the pod's service account, when running inside a cluster (e.g. in a JupyterHub);
+5. the local simulated cluster's kubeconfig, if ``jhtutorial cluster up`` made one.
+
+The connection is remembered, so later calls (``apply("rbac")``) may leave it out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.config.config_exception import ConfigException
+
+from .errors import (
+    ConnectError,
+    Forbidden,
+    InvalidNamespace,
+    KubeApiError,
+    NoDefaultStorageClass,
+    NoKubeconfig,
+    NotConnected,
+    UnknownContext,
+)
+from .kubeapi import NAMESPACES, NODES, STORAGE_CLASSES, KubeApi
+from .localcluster import LocalCluster
+
+DEFAULT_NAMESPACE = "jhtutorial"
+NAMESPACE_ENV = "JHTUTORIAL_NAMESPACE"
+# RFC 1123 label: what the API server accepts as a namespace name.
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAMESPACE_MAX = 63
+LOCAL_CONTEXT = "kwok-jhtutorial"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "jhtutorial"}
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+DEFAULT_STORAGE_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+
+# What connect() can tell apart, and how it names each to a learner.
+CLUSTER_KINDS = {
+    "local": "the local simulated cluster (kwok)",
+    "minikube": "minikube",
+    "kind": "kind",
+    "k3d": "k3d",
+    "other": "a Kubernetes cluster",
+}
+
+_current: Connection | None = None
+
+
+@dataclass(repr=False)
+class Connection:
+    """A checked connection: the client, the namespace, and what the cluster is like."""
+
+    api: ApiClient
+    namespace: str
+    context: str | None  # None when the pod's service account is used
+    server: str
+    server_version: str
+    cluster_kind: str  # a key of CLUSTER_KINDS
+    default_storage_class: str | None
+    volume_binding_mode: str | None  # of the default StorageClass: Immediate or WaitForFirstConsumer
+    storage_checked: bool  # False when listing StorageClasses was not allowed
+    namespace_created: bool
+    kubeconfig: str | None  # the file(s) the credentials came from
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"connected to {CLUSTER_KINDS[self.cluster_kind]}, Kubernetes {self.server_version}"]
+        out.append(f"  context:       {self.context or '(in-cluster service account)'}")
+        out.append(f"  server:        {self.server}")
+        out.append(f"  namespace:     {self.namespace}{' (created)' if self.namespace_created else ''}")
+        out.append(f"  storage:       {self._storage_text()}")
+        if self.kubeconfig and not _is_kubectl_default(self.kubeconfig):
+            out.append(f"  kubectl:       export KUBECONFIG={self.kubeconfig}")
+        out.extend(f"  note:          {note}" for note in self.notes)
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection(context={self.context!r}, namespace={self.namespace!r}, server={self.server!r}, "
+            f"version={self.server_version!r}, cluster={self.cluster_kind!r}, "
+            f"default_storage_class={self.default_storage_class!r})"
+        )
+
+    def require_default_storage_class(self) -> str:
+        """The default StorageClass's name, or NoDefaultStorageClass saying what to do."""
+        if self.default_storage_class:
+            return self.default_storage_class
+        if not self.storage_checked:
+            # we could not look; let the PVC itself tell (its events name the problem)
+            return ""
+        raise NoDefaultStorageClass(
+            "the cluster has no default StorageClass, so the hub's PVC (hub-db-dir) would stay Pending forever",
+            fix="mark one as default: `kubectl patch storageclass NAME -p "
+            "'{\"metadata\": {\"annotations\": {\"storageclass.kubernetes.io/is-default-class\": \"true\"}}}'` "
+            "(`kubectl get storageclass` lists them); minikube: `minikube addons enable default-storageclass "
+            "storage-provisioner`; or use the local cluster: `jhtutorial cluster up`",
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    def _storage_text(self) -> str:
+        if not self.storage_checked:
+            return "not checked (no permission to list StorageClasses)"
+        if not self.default_storage_class:
+            return "NO default StorageClass: the hub's PVC cannot bind (see notebook 04)"
+        if self.volume_binding_mode == "WaitForFirstConsumer":
+            return (f"default StorageClass '{self.default_storage_class}' "
+                    "(binds a volume only once a pod uses it: the PVC stays Pending until the hub starts)")
+        return f"default StorageClass '{self.default_storage_class}' (binds volumes at once)"
+
+
+def connect(
+    context: str | None = None,
+    namespace: str | None = None,
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    timeout: float = 5.0,
+    create_namespace: bool = True,
+) -> Connection:
+    """Connect to the cluster and make sure the tutorial's namespace exists.
+
+    Args:
+        context: a kubeconfig context (``kubectl config get-contexts``); default: the current one.
+        namespace: where the tutorial's objects go; default ``$JHTUTORIAL_NAMESPACE`` or ``jhtutorial``.
+        kubeconfig: a kubeconfig file to use instead of the usual search.
+        timeout: seconds to wait for the server's first answer.
+        create_namespace: create the namespace if it is missing.
+
+    Raises (all ConnectError, exit code 4): NoKubeconfig, UnknownContext,
+    ClusterUnreachable, Unauthorized, InvalidNamespace; Forbidden (6) when the
+    namespace is missing and may not be created.
+
+    Example::
+
+        conn = connect(namespace="jhub")        # like: kubectl create namespace jhub
+        conn = connect("minikube", "jhub")      # like: kubectl --context minikube -n jhub ...
+    """
+    global _current
+    namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+    validate_namespace(namespace)  # before any network traffic: a typo costs nothing
+
+    api, used_context, source = _load_client(context, kubeconfig)
+    kube = KubeApi(api)
+    try:
+        version = kube.call("GET", "/version", timeout=(timeout, timeout))
+        conn = Connection(
+            api=api,
+            namespace=namespace,
+            context=used_context,
+            server=api.configuration.host,
+            server_version=str(version.get("gitVersion", "unknown")),
+            cluster_kind="other",
+            default_storage_class=None,
+            volume_binding_mode=None,
+            storage_checked=False,
+            namespace_created=False,
+            kubeconfig=source,
+        )
+        conn.cluster_kind = _cluster_kind(kube, used_context, conn.server_version, conn.notes)
+        _inspect_storage(kube, conn)
+        if create_namespace:
+            conn.namespace_created = _ensure_namespace(kube, namespace, conn.notes, timeout=max(timeout, 60.0))
+    except BaseException:
+        api.close()
+        raise
+    if _current is not None and _current is not conn:
+        _current.close()
+    _current = conn
+    return conn
+
+
+def current_connection() -> Connection:
+    """The connection made by the last connect() call."""
+    if _current is None:
+        raise NotConnected(
+            "not connected to a cluster yet",
+            fix="run `conn = jhtutorial.connect()` first (the first notebook does), or pass a connection",
+        )
+    return _current
+
+
+def validate_namespace(name: str) -> None:
+    """Raise InvalidNamespace unless ``name`` is a valid namespace name."""
+    if isinstance(name, str) and len(name) <= NAMESPACE_MAX and NAMESPACE_PATTERN.match(name):
+        return
+    suggestion = re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-")[:NAMESPACE_MAX].strip("-")
+    problem = f"{name!r} is not a valid namespace name"
+    if isinstance(name, str) and len(name) > NAMESPACE_MAX:
+        problem += f" (it has {len(name)} characters; at most {NAMESPACE_MAX} are allowed)"
+    raise InvalidNamespace(
+        problem,
+        fix="use lowercase letters, digits and '-', starting and ending with a letter or digit"
+        + (f", for example {suggestion!r}" if suggestion else ""),
+    )
+
+
+# --- credentials ---------------------------------------------------------------------
+
+
+def _load_client(
+    context: str | None, kubeconfig: str | os.PathLike[str] | None
+) -> tuple[ApiClient, str | None, str | None]:
+    """An ApiClient, the context actually used, and where the credentials came from."""
+    configuration = Configuration()
+    files = _kubeconfig_files(kubeconfig)
+    if files is None:  # no kubeconfig anywhere: the pod's service account?
+        if _in_cluster() and context is None:
+            kube_config.load_incluster_config(client_configuration=configuration)
+            return _client(configuration), None, None
+        files = _local_cluster_kubeconfig(context)
+    joined = os.pathsep.join(files)
+    names, active = _contexts(files)
+    wanted = context or active
+    if not wanted or wanted not in names:
+        listed = ", ".join(repr(n) for n in names) or "none"
+        problem = (f"the kubeconfig {joined} has no context {context!r}" if context
+                   else f"the kubeconfig {joined} has no current context")
+        raise UnknownContext(
+            problem,
+            fix=f"pass one of its contexts: {listed} (`kubectl config get-contexts` lists them)",
+        )
+    try:
+        kube_config.load_kube_config(config_file=joined, context=wanted, client_configuration=configuration)
+    except (ConfigException, OSError, ValueError) as err:
+        raise UnknownContext(
+            f"the context {wanted!r} in {joined} cannot be used: {err}",
+            fix="repair its cluster/user entries (`kubectl config view`), or pick another context",
+        ) from None
+    return _client(configuration), wanted, joined
+
+
+def _contexts(files: list[str]) -> tuple[list[str], str | None]:
+    """Context names and the current context, merged the way kubectl merges KUBECONFIG files."""
+    names: list[str] = []
+    current: str | None = None
+    for path in files:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise UnknownContext(
+                f"cannot read the kubeconfig {path}: {err}",
+                fix="check the file (`kubectl config view`); for the local cluster run `jhtutorial cluster up`",
+            ) from None
+        if not isinstance(data, dict):
+            raise UnknownContext(f"the kubeconfig {path} is not a kubeconfig (no mapping at the top)",
+                                 fix="point KUBECONFIG at a real kubeconfig file")
+        for entry in data.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in names:
+                names.append(entry["name"])
+        current = current or data.get("current-context") or None  # the first file that sets it wins
+    return names, current
+
+
+def _client(configuration: Configuration) -> ApiClient:
+    # Fail fast when nobody listens (a connect error is not retried: the caller
+    # reports it, or the watch loop retries on its own schedule), but let
+    # urllib3 retry a request on a pooled connection the server closed.
+    configuration.retries = urllib3.Retry(total=3, connect=0, backoff_factor=0.1)
+    return ApiClient(configuration)
+
+
+def _kubeconfig_files(explicit: str | os.PathLike[str] | None) -> list[str] | None:
+    """Kubeconfig files to read, or None when none is configured."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise NoKubeconfig(
+                f"the kubeconfig file {path} does not exist",
+                fix="check the path; for the local cluster use `jhtutorial cluster kubeconfig`",
+            )
+        return [str(path)]
+    variable = os.environ.get("KUBECONFIG")
+    if variable:
+        listed = [p for p in variable.split(os.pathsep) if p]
+        existing = [str(Path(p).expanduser()) for p in listed if Path(p).expanduser().is_file()]
+        if not existing:
+            raise NoKubeconfig(
+                f"KUBECONFIG is set to {variable!r}, but no such file exists",
+                fix="point KUBECONFIG at your cluster's kubeconfig, or unset it to use ~/.kube/config; "
+                "no cluster at all? `make run` (or `jhtutorial cluster up`) starts a local one",
+            )
+        return existing
+    default = Path.home() / ".kube" / "config"
+    return [str(default)] if default.is_file() else None
+
+
+def _local_cluster_kubeconfig(context: str | None) -> list[str]:
+    local = LocalCluster(progress=lambda _message: None).kubeconfig
+    if local.is_file():
+        return [str(local)]
+    raise NoKubeconfig(
+        "no kubeconfig found: KUBECONFIG is not set, ~/.kube/config does not exist and the local cluster "
+        "is not running" + (f" (so there is no context {context!r})" if context else ""),
+        fix="start the local cluster with `make run` or `jhtutorial cluster up`, "
+        "or point KUBECONFIG at your own cluster's kubeconfig",
+    )
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and IN_CLUSTER_TOKEN.is_file()
+
+
+def _is_kubectl_default(source: str) -> bool:
+    """Would a plain `kubectl` in a terminal read the same kubeconfig?"""
+    return source == (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"))
+
+
+# --- what kind of cluster ---------------------------------------------------------------
+
+
+def _cluster_kind(kube: KubeApi, context: str | None, version: str, notes: list[str]) -> str:
+    try:
+        nodes = kube.get(NODES.path(), limit=20).get("items", [])
+    except Forbidden:
+        nodes = []
+        notes.append("not allowed to list nodes: the cluster kind is guessed from the context name")
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        provider = (node.get("spec") or {}).get("providerID", "")
+        if annotations.get("kwok.x-k8s.io/node") == "fake":
+            return "local"
+        if "minikube.k8s.io/name" in labels:
+            return "minikube"
+        if provider.startswith("kind://"):
+            return "kind"
+        if provider.startswith("k3s://") and meta.get("name", "").startswith("k3d-"):
+            return "k3d"
+    name = context or ""
+    if name == LOCAL_CONTEXT:
+        return "local"
+    if name == "minikube":
+        return "minikube"
+    if name.startswith("kind-"):
+        return "kind"
+    if name.startswith("k3d-") or ("+k3s" in version and name.startswith("k3d")):
+        return "k3d"
+    return "other"
+
+
+def _inspect_storage(kube: KubeApi, conn: Connection) -> None:
+    try:
+        classes = kube.get(STORAGE_CLASSES.path()).get("items", [])
+    except Forbidden:
+        return  # storage_checked stays False; the PVC's own events will speak later
+    conn.storage_checked = True
+    for storage_class in classes:
+        annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
+        if any(annotations.get(key) == "true" for key in DEFAULT_STORAGE_ANNOTATIONS):
+            conn.default_storage_class = storage_class["metadata"]["name"]
+            conn.volume_binding_mode = storage_class.get("volumeBindingMode", "Immediate")
+            return
+
+
+# --- the namespace ------------------------------------------------------------------------
+
+
+def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: float) -> bool:
+    """Make sure the namespace exists; True if this call created it."""
+    try:
+        existing = kube.get_or_none(NAMESPACES.path(name=name))
+    except Forbidden:
+        # Namespaced users often may not read Namespace objects; their admin made it.
+        notes.append(f"not allowed to read namespace {name!r}: assuming it exists")
+        return False
+    if existing is not None and (existing.get("status") or {}).get("phase") == "Terminating":
+        _wait_until_deleted(kube, name, timeout)
+        existing = None
+    if existing is not None:
+        return False
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": MANAGED_BY}}
+    try:
+        kube.call("POST", NAMESPACES.path(), body=body)
+    except Forbidden as err:
+        raise Forbidden(
+            f"namespace {name!r} does not exist and you may not create it: {err.problem}",
+            fix="ask a cluster admin to create it (`kubectl create namespace " + name + "`) and give you a Role "
+            "in it, or connect to a namespace you already own: connect(namespace=...)",
+            status=403,
+            reason="Forbidden",
+        ) from None
+    except KubeApiError as err:
+        if err.status != 409:  # 409: someone created it a moment ago, which is fine
+            raise
+        return False
+    return True
+
+
+def _wait_until_deleted(kube: KubeApi, name: str, timeout: float) -> None:
+    """A namespace being deleted (an earlier clean-up) cannot take new objects: let it finish."""
+    from .watching import Reflector  # local import: watching imports kubeapi, not us
+
+    reflector = Reflector(kube.api_client, NAMESPACES, field_selector=f"metadata.name={name}")
+    start = time.monotonic()
+    for event in reflector.events(timeout=timeout):
+        if event.type in ("SYNCED", "DELETED") and not reflector.cache:
+            return
+    raise ConnectError(
+        f"namespace {name!r} is still being deleted after {time.monotonic() - start:.0f} s "
+        "(an earlier clean-up); no new objects can be created in it until it is gone",
+        fix=f"watch it go with `kubectl get namespace {name} --watch`, then connect again; "
+        "or use another namespace: connect(namespace=...)",
+    )
