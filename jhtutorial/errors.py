@@ -129,3 +129,27 @@ class WaitTimeout(TutorialError):
     """The awaited state did not arrive in time; the message says what blocks it."""
 
     exit_code = 7
+
+
+# --- manifests ------------------------------------------------------------------
+
+
+class ManifestError(TutorialError):
+    """A manifest file cannot be used: YAML syntax, a missing field or a kind the cluster does not serve.
+
+    Raised while loading, before anything is sent to the cluster. ``path``,
+    ``line`` (1-based, 0 when unknown) and ``reason`` are kept apart so a
+    notebook can point at the spot:
+
+        >>> err = ManifestError("bad.yaml", 3, "unknown kind 'Deploymnet' (apps/v1)", fix="did you mean 'Deployment'?")
+        >>> print(err)
+        bad.yaml:3: unknown kind 'Deploymnet' (apps/v1)
+          -> did you mean 'Deployment'?
+    """
+
+    def __init__(self, path: str, line: int, reason: str, *, fix: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {reason}", fix=fix)
