@@ -126,9 +126,28 @@ class Forbidden(KubeApiError):
 
 
 class WaitTimeout(TutorialError):
-    """The awaited state did not arrive in time; the message says what blocks it."""
+    """The awaited state did not arrive in time; the message says what blocks it.
+
+    ``reasons`` holds the reasons found on the way (condition reasons, container
+    waiting reasons, event reasons such as FailedScheduling), ``events`` the
+    events quoted in the message, ``summary`` the last state seen.
+    """
 
     exit_code = 7
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        fix: str | None = None,
+        summary: str = "",
+        reasons: list[str] | None = None,
+        events: list[dict] | None = None,
+    ) -> None:
+        super().__init__(problem, fix=fix)
+        self.summary = summary
+        self.reasons = list(reasons or [])
+        self.events = list(events or [])
 
 
 # --- manifests ------------------------------------------------------------------

@@ -1,0 +1,301 @@
+"""Apply one step's manifests: server-side apply, all or nothing, safe to run again.
+
+    >>> result = apply("rbac")                                  # doctest: +SKIP
+    >>> print(result)                                           # doctest: +SKIP
+    step 01 (rbac) applied to namespace jhtutorial
+      ServiceAccount/hub      created
+      ServiceAccount/proxy    created
+      Role/hub                created
+      RoleBinding/hub         created
+      the same by hand: kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
+
+How it works, and why:
+
+- **server-side apply** (``PATCH`` with ``application/apply-patch+yaml`` and a
+  field manager): the API server merges the file into the live object and
+  records which fields jhtutorial owns, so a re-run changes nothing and never
+  fails with AlreadyExists;
+- **a dry run first** (``dryRun=All``) of every object of the step: missing
+  permissions, an invalid field or a missing namespace show up before
+  anything is written, so a failed step leaves nothing half-applied;
+- **steps in order**: each earlier step's objects must exist (a Deployment
+  whose ConfigMap is missing would only fail later, and less clearly);
+- **the proxy token** in secret-hub.yaml is a placeholder: the first apply puts
+  a fresh random token in its place; later applies keep the token the cluster
+  already has. The token is never printed or returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import manifests
+from .connect import Connection, current_connection
+from .errors import ApplyRejected, Forbidden, KubeApiError, StepError, StepOutOfOrder, TutorialError
+from .kubeapi import KubeApi, Resource, raise_for_status
+from .steps import Step, get_step, steps_before
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "jhtutorial"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"  # JSON is valid YAML, so a JSON body is fine
+HIDDEN = "(hidden)"
+# kubectl's client-side apply keeps the whole last applied object here, a
+# Secret's values included: never hand it back.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+@dataclass(frozen=True)
+class AppliedObject:
+    """One object after the apply: what happened to it and the server's copy of it."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    action: str  # "created", "configured" or "unchanged"
+    object: Obj = field(repr=False, compare=False)  # Secret values are hidden
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}/{self.name} {self.action}>"
+
+
+@dataclass
+class ApplyResult:
+    """What ``apply`` did: the objects and the kubectl command a learner would type."""
+
+    step: Step
+    namespace: str
+    objects: list[AppliedObject]
+    kubectl: str
+
+    @property
+    def changed(self) -> bool:
+        return any(o.action != "unchanged" for o in self.objects)
+
+    def lines(self) -> list[str]:
+        out = [f"step {self.step.number:02d} ({self.step.slug}) applied to namespace {self.namespace}"]
+        width = max((len(f"{o.kind}/{o.name}") for o in self.objects), default=0)
+        out += [f"  {f'{o.kind}/{o.name}':<{width}}  {o.action}" for o in self.objects]
+        out.append(f"  the same by hand: {self.kubectl}")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        actions = ", ".join(f"{o.kind}/{o.name} {o.action}" for o in self.objects)
+        return f"ApplyResult({self.step.key} in {self.namespace}: {actions})"
+
+
+def apply(step: int | str | Step, *, conn: Connection | None = None, check_order: bool = True) -> ApplyResult:
+    """Apply a step's manifest files to the connection's namespace.
+
+    Args:
+        step: a number, name or key from the registry: ``1``, ``"rbac"``, ``"01-rbac"``.
+        conn: a connection from :func:`connect` (default: the last one made).
+        check_order: refuse to run before the earlier steps (StepOutOfOrder); on by default.
+
+    Raises: ManifestError (a broken file), StepOutOfOrder, NoDefaultStorageClass,
+    Forbidden (missing permissions; nothing is applied), ApplyRejected (the
+    server refused an object; nothing is applied), ClusterUnreachable.
+
+    Example::
+
+        apply("rbac")          # kubectl apply --server-side -n NS -f manifests/rbac.yaml
+        apply(2, conn=conn)
+    """
+    step = get_step(step)
+    conn = conn or current_connection()
+    if not step.files:
+        raise StepError(
+            f"step {step.key} has no manifests to apply",
+            fix=f"its notebook walks through it; the command line equivalent is: {step.kubectl(conn.namespace)}",
+        )
+    kube = KubeApi(conn.api)
+    planned = _plan(step, conn)  # parses the files: a broken file stops us before any request
+    if check_order:
+        _check_order(step, conn)
+    if any(obj["kind"] == "PersistentVolumeClaim" and not obj.get("spec", {}).get("storageClassName")
+           for _, obj in planned):
+        conn.require_default_storage_class()
+
+    secret_values: list[str] = []
+    prepared = [(source, _prepare(kube, conn, obj, secret_values)) for source, obj in planned]
+    try:
+        # Everything is tried first without being stored, so a refusal leaves nothing behind.
+        dry = [_server_side_apply(kube, conn, source, obj, resource, dry_run=True)
+               for source, (obj, resource) in prepared]
+        applied: list[AppliedObject] = []
+        for (source, (obj, resource)), before in zip(prepared, dry):
+            try:
+                after = _server_side_apply(kube, conn, source, obj, resource, dry_run=False)
+            except TutorialError as err:
+                if applied:
+                    done = ", ".join(f"{a.kind}/{a.name}" for a in applied)
+                    err.problem += f" (already applied in this run: {done}; running the step again converges)"
+                raise
+            applied.append(_result(obj, before, after))
+    except TutorialError as err:
+        _scrub(err, secret_values)
+        raise
+    return ApplyResult(step, conn.namespace, applied, step.kubectl(conn.namespace))
+
+
+# --- preparing the objects -------------------------------------------------------------------
+
+
+def _plan(step: Step, conn: Connection) -> list[tuple[str, Obj]]:
+    """(file, object) for each object of the step, with the namespace checked."""
+    planned = []
+    for name in step.files:
+        for obj in manifests.load_manifest(name):
+            declared = (obj.get("metadata") or {}).get("namespace")
+            if declared and declared != conn.namespace:
+                raise ApplyRejected(
+                    f"{manifests.manifest_path(name)}: {obj['kind']}/{obj['metadata']['name']} names namespace "
+                    f"{declared!r}, but this tutorial applies into {conn.namespace!r}",
+                    fix="remove metadata.namespace from the file: the tutorial's manifests are namespace-free "
+                    "so the same files work in any namespace",
+                )
+            planned.append((name, obj))
+    return planned
+
+
+def _check_order(step: Step, conn: Connection) -> None:
+    for earlier in steps_before(step):
+        missing = earlier.missing(conn)
+        if missing:
+            raise StepOutOfOrder(
+                f"step {step.key} needs step {earlier.key} first: {', '.join(missing)} "
+                f"missing in namespace {conn.namespace}",
+                fix=f"apply step {earlier.key} first: jhtutorial.apply({earlier.slug!r}) "
+                f"(or: {earlier.kubectl(conn.namespace)})",
+            )
+
+
+def _prepare(kube: KubeApi, conn: Connection, obj: Obj, secret_values: list[str]) -> tuple[Obj, Resource]:
+    body = copy.deepcopy(obj)
+    resource = kube.resource_for(body["apiVersion"], body["kind"])
+    if resource.namespaced:
+        body["metadata"]["namespace"] = conn.namespace
+    if body["kind"] == "Secret":
+        _fill_generated_values(kube, conn, body, resource, secret_values)
+    return body, resource
+
+
+def _fill_generated_values(kube: KubeApi, conn: Connection, secret: Obj, resource: Resource,
+                           secret_values: list[str]) -> None:
+    """Replace placeholders by random tokens, keeping any token the cluster already holds.
+
+    Everything goes into ``data`` (base64): server-side apply tracks ``data``
+    fields, while ``stringData`` is write-only and would leave jhtutorial owning
+    nothing, so a later apply could not keep the value stable.
+    """
+    data: dict[str, str] = dict(secret.get("data") or {})
+    for key, value in (secret.pop("stringData", None) or {}).items():
+        data[key] = _encode(str(value))
+    placeholder = _encode(manifests.PROXY_TOKEN_PLACEHOLDER)
+    wanted = [key for key, value in data.items() if value == placeholder]
+    if wanted:
+        live = kube.get_or_none(resource.path(conn.namespace, secret["metadata"]["name"])) or {}
+        live_data = live.get("data") or {}
+        for key in wanted:
+            kept = live_data.get(key)
+            # a value someone applied by hand straight from the file is the placeholder, not a token
+            data[key] = kept if kept and kept != placeholder else _encode(secrets.token_hex(32))
+    for value in data.values():
+        secret_values.append(value)
+        secret_values.append(base64.b64decode(value).decode("utf-8", "replace"))
+    secret["data"] = data
+
+
+def _encode(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# --- talking to the server ----------------------------------------------------------------------
+
+
+def _server_side_apply(kube: KubeApi, conn: Connection, source: str, obj: Obj, resource: Resource,
+                       *, dry_run: bool) -> tuple[int, Obj]:
+    name = obj["metadata"]["name"]
+    query: dict[str, Any] = {"fieldManager": FIELD_MANAGER, "force": True}
+    if dry_run:
+        query["dryRun"] = "All"
+    what = f"{obj['kind']}/{name}"
+    try:
+        response = kube.open("PATCH", resource.path(conn.namespace, name), query=query, body=obj,
+                             content_type=APPLY_CONTENT_TYPE)
+        try:
+            data = response.data
+        finally:
+            response.release_conn()
+        raise_for_status(response.status, data, what=f"apply {what}")
+    except Forbidden as err:
+        raise Forbidden(
+            f"not allowed to apply {what} (from {source}) in namespace {conn.namespace}: {err.problem}"
+            + ("; nothing was applied" if dry_run else ""),
+            fix=err.fix,
+            status=403,
+            reason=err.reason,
+        ) from None
+    except KubeApiError as err:
+        raise ApplyRejected(
+            f"the API server refused {what} from {source} (HTTP {err.status} {err.reason}): {err.problem}"
+            + ("; nothing was applied" if dry_run else ""),
+            fix=_rejection_fix(err, conn),
+        ) from None
+    return response.status, json.loads(data)
+
+
+def _rejection_fix(err: KubeApiError, conn: Connection) -> str:
+    if err.status == 404 and "namespaces" in err.problem:
+        return f"the namespace {conn.namespace!r} does not exist: connect() creates it (connect(namespace=...))"
+    if err.status == 422:
+        return "the message names the field; correct it in the manifest file and apply again"
+    return "`kubectl apply --server-side --dry-run=server -f FILE` shows the same answer"
+
+
+def _result(obj: Obj, before: tuple[int, Obj], after: tuple[int, Obj]) -> AppliedObject:
+    status, live = after
+    if status == 201:
+        action = "created"
+    elif (before[1].get("metadata") or {}).get("resourceVersion") == (live.get("metadata") or {}).get(
+        "resourceVersion"
+    ):
+        # the dry run showed the stored version; an apply that changed nothing keeps it
+        action = "unchanged"
+    else:
+        action = "configured"
+    return AppliedObject(
+        kind=obj["kind"],
+        name=obj["metadata"]["name"],
+        namespace=(live.get("metadata") or {}).get("namespace"),
+        action=action,
+        object=_redact(live),
+    )
+
+
+def _redact(live: Obj) -> Obj:
+    shown = copy.deepcopy(live)
+    (shown.get("metadata") or {}).pop("managedFields", None)
+    if shown.get("kind") == "Secret":
+        for key in ("data", "stringData"):
+            if shown.get(key):
+                shown[key] = {name: HIDDEN for name in shown[key]}
+        (shown.get("metadata", {}).get("annotations") or {}).pop(LAST_APPLIED, None)
+    return shown
+
+
+def _scrub(err: TutorialError, values: list[str]) -> None:
+    """Make sure no secret value travels in an error message."""
+    for value in values:
+        if value and len(value) >= 8:
+            err.problem = err.problem.replace(value, HIDDEN)
+            if err.fix:
+                err.fix = err.fix.replace(value, HIDDEN)
+    err.args = (err.problem,)

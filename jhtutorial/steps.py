@@ -1,0 +1,244 @@
+"""The tutorial's steps: one registry that the notebooks, the CLI and the tests all read.
+
+Each step of the 2018 tutorial maps to its manifest files, the kubectl command
+a learner would type, and what "done" means for it:
+
+    >>> [step.key for step in STEPS]
+    ['01-rbac', '02-configmaps', '03-secret', '04-pvc', '05-services', '06-deployments', '07-login-and-spawn', '08-cleanup']
+    >>> get_step("pvc").kubectl("jhub")
+    'kubectl apply --server-side -n jhub -f manifests/pvc-hub.yaml'
+    >>> print(get_step(6).check(conn))                          # doctest: +SKIP
+    step 06 (deployments) is done
+      Deployment hub: 1/1 replicas available
+      Deployment proxy: 1/1 replicas available
+
+A step counts as *present* when every object of its files exists, and as
+*done* when its check passes (a Bound PVC, Services with cluster IPs,
+available Deployments). Applying a step needs the earlier steps present.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import manifests
+from .connect import Connection, current_connection
+from .errors import UnknownStep
+from .kubeapi import KubeApi
+from .waits import (
+    Verdict,
+    WaitResult,
+    deployment_available,
+    pvc_bound,
+    service_ip_assigned,
+    wait_deployment_available,
+    wait_pvc_bound,
+)
+
+Obj = dict[str, Any]
+MANIFEST_FOLDER = "manifests"  # how a learner's shell, at the repository root, names the folder
+
+
+@dataclass
+class StepStatus:
+    """The state of one step in the cluster: done or not, and one line per object."""
+
+    step: Step
+    done: bool
+    lines: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # "Kind/name" of objects that do not exist
+
+    def __bool__(self) -> bool:
+        return self.done
+
+    def __str__(self) -> str:
+        head = f"step {self.step.number:02d} ({self.step.slug}) is {'done' if self.done else 'NOT done'}"
+        return "\n".join([head, *(f"  {line}" for line in self.lines)])
+
+    def __repr__(self) -> str:
+        return f"StepStatus({self.step.key}, done={self.done}, missing={self.missing})"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the tutorial."""
+
+    number: int
+    slug: str
+    title: str
+    files: tuple[str, ...]
+    done_when: str  # what "done" means, in a learner's words
+    check_objects: Callable[[Connection, list[Obj]], list[tuple[str, Verdict]]] | None = field(
+        default=None, repr=False
+    )
+    wait_objects: Callable[[Connection, list[Obj], float], list[WaitResult]] | None = field(default=None, repr=False)
+    command: str | None = None  # the learner's command when it is not a plain `kubectl apply`
+
+    @property
+    def key(self) -> str:
+        return f"{self.number:02d}-{self.slug}"
+
+    def kubectl(self, namespace: str) -> str:
+        """The command a learner would type in a terminal for this step."""
+        if self.command is not None:
+            return self.command.format(namespace=namespace)
+        files = " ".join(f"-f {MANIFEST_FOLDER}/{name}" for name in self.files)
+        return f"kubectl apply --server-side -n {namespace} {files}"
+
+    def objects(self) -> list[Obj]:
+        """The step's objects as the manifest files define them (read fresh each time)."""
+        return [obj for name in self.files for obj in manifests.load_manifest(name)]
+
+    def missing(self, conn: Connection | None = None) -> list[str]:
+        """``Kind/name`` of each object of this step that does not exist in the namespace."""
+        conn = conn or current_connection()
+        kube = KubeApi(conn.api)
+        return [_label(obj) for obj in self.objects() if _fetch(kube, conn, obj) is None]
+
+    def check(self, conn: Connection | None = None) -> StepStatus:
+        """Is the step done? Reads the objects once; does not wait."""
+        conn = conn or current_connection()
+        kube = KubeApi(conn.api)
+        status = StepStatus(self, done=True)
+        found: list[Obj] = []
+        for obj in self.objects():
+            live = _fetch(kube, conn, obj)
+            if live is None:
+                status.done = False
+                status.missing.append(_label(obj))
+                status.lines.append(f"{_label(obj, ' ')}: missing")
+            else:
+                found.append(live)
+        if self.check_objects is not None:
+            for label, verdict in self.check_objects(conn, found):
+                status.done = status.done and verdict.done
+                status.lines.append(f"{label}: {verdict.summary}")
+        else:
+            status.lines.extend(f"{_label(obj, ' ')}: exists" for obj in found)
+        if not self.files:
+            status.done = False
+            status.lines.append("this step has no manifests; its notebook shows what to do")
+        return status
+
+    def wait(self, conn: Connection | None = None, *, timeout: float = 180) -> list[WaitResult]:
+        """Wait (on a watch) until the step is done; returns one result per awaited object."""
+        conn = conn or current_connection()
+        if self.wait_objects is None:
+            return []
+        return self.wait_objects(conn, self.objects(), timeout)
+
+
+# --- what "done" means, per step -------------------------------------------------------------
+
+
+def _check_secret(conn: Connection, found: list[Obj]) -> list[tuple[str, Verdict]]:
+    results = []
+    for secret in found:
+        values = (secret.get("data") or {}).values()
+        placeholder = _b64(manifests.PROXY_TOKEN_PLACEHOLDER)
+        if not values or any(not v for v in values):
+            verdict = Verdict(False, "has an empty value")
+        elif placeholder in values:
+            verdict = Verdict(False, "still holds the placeholder, not a token: apply step 03 with jhtutorial.apply")
+        else:
+            verdict = Verdict(True, f"{len(list(values))} key(s) set (values not shown)")
+        results.append((_label(secret, " "), verdict))
+    return results
+
+
+def _check_pvcs(conn: Connection, found: list[Obj]) -> list[tuple[str, Verdict]]:
+    results = []
+    for pvc in found:
+        class_name = (pvc.get("spec") or {}).get("storageClassName")
+        mode = conn.volume_binding_mode if class_name in (None, conn.default_storage_class) else None
+        results.append((_label(pvc, " "), pvc_bound(pvc, mode)))
+    return results
+
+
+def _check_services(conn: Connection, found: list[Obj]) -> list[tuple[str, Verdict]]:
+    return [(_label(service, " "), service_ip_assigned(service)) for service in found]
+
+
+def _check_deployments(conn: Connection, found: list[Obj]) -> list[tuple[str, Verdict]]:
+    return [(_label(deployment, " "), deployment_available(deployment)) for deployment in found]
+
+
+def _wait_pvcs(conn: Connection, objects: list[Obj], timeout: float) -> list[WaitResult]:
+    return [wait_pvc_bound(o["metadata"]["name"], conn=conn, timeout=timeout) for o in objects
+            if o.get("kind") == "PersistentVolumeClaim"]
+
+
+def _wait_deployments(conn: Connection, objects: list[Obj], timeout: float) -> list[WaitResult]:
+    return [wait_deployment_available(o["metadata"]["name"], conn=conn, timeout=timeout) for o in objects
+            if o.get("kind") == "Deployment"]
+
+
+# The registry. Numbers follow the original tutorial's order (prereqs, then 1-5,
+# then 6-8 and the clean-up), counted from 01.
+STEPS: tuple[Step, ...] = (
+    Step(1, "rbac", "Identities and permissions (ServiceAccounts, Role, RoleBinding)",
+         ("rbac.yaml",), "the ServiceAccounts, the Role and the RoleBinding exist"),
+    Step(2, "configmaps", "Configuration (ConfigMaps)",
+         ("cm-hub-config.yaml", "cm-ingress.yaml", "cm-nginx.yaml"), "the three ConfigMaps exist"),
+    Step(3, "secret", "The proxy's auth token (Secret)",
+         ("secret-hub.yaml",), "the Secret exists and holds a generated token, not the placeholder",
+         check_objects=_check_secret,
+         command=("sed \"s/" + manifests.PROXY_TOKEN_PLACEHOLDER + "/$(openssl rand -hex 32)/\" "
+                  f"{MANIFEST_FOLDER}/secret-hub.yaml | kubectl apply --server-side -n {{namespace}} -f -")),
+    Step(4, "pvc", "Storage for the hub's database (PersistentVolumeClaim)",
+         ("pvc-hub.yaml",), "the PVC is Bound (or Pending on a WaitForFirstConsumer StorageClass, as on "
+                            "kind and k3d, where it binds when the hub pod starts)",
+         check_objects=_check_pvcs, wait_objects=_wait_pvcs),
+    Step(5, "services", "Services (hub, proxy-api, proxy-http, proxy-public)",
+         ("svc-hub.yaml", "svc-proxy-api.yaml", "svc-proxy-http.yaml", "svc-proxy-public.yaml"),
+         "every Service has its cluster IP (and proxy-public its node port); endpoints come with the pods "
+         "in step 06",
+         check_objects=_check_services),
+    Step(6, "deployments", "The hub and the proxy (Deployments)",
+         ("deploy-hub.yaml", "deploy-proxy.yaml"), "the hub and proxy Deployments are available",
+         check_objects=_check_deployments, wait_objects=_wait_deployments),
+    Step(7, "login-and-spawn", "Log in and start a user server",
+         (), "a user logged in and their pod jupyter-<user> is Ready",
+         command="kubectl get pods -n {namespace} --watch"),
+    Step(8, "cleanup", "Clean up",
+         (), "the tutorial's objects, the user pods and their PVCs are gone",
+         command=(f"kubectl delete -n {{namespace}} -f {MANIFEST_FOLDER}/ && "
+                  "kubectl delete -n {namespace} pod/jupyter-admin pvc/claim-admin")),
+)
+
+
+def get_step(key: int | str | Step) -> Step:
+    """Find a step by number (``4``, ``"04"``), slug (``"pvc"``) or key (``"04-pvc"``)."""
+    if isinstance(key, Step):
+        return key
+    text = str(key).strip().lower()
+    for step in STEPS:
+        if text in (step.slug, step.key) or (text.isdigit() and int(text) == step.number):
+            return step
+    raise UnknownStep(
+        f"there is no step {key!r}",
+        fix="use a number or a name: " + ", ".join(step.key for step in STEPS),
+    )
+
+
+def steps_before(step: Step) -> list[Step]:
+    return [s for s in STEPS if s.number < step.number and s.files]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _label(obj: Obj, separator: str = "/") -> str:
+    return f"{obj.get('kind')}{separator}{(obj.get('metadata') or {}).get('name')}"
+
+
+def _fetch(kube: KubeApi, conn: Connection, obj: Obj) -> Obj | None:
+    resource = kube.resource_for(obj["apiVersion"], obj["kind"])
+    return kube.get_or_none(resource.path(conn.namespace, obj["metadata"]["name"]))
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
