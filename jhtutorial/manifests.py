@@ -22,6 +22,7 @@ The same checks by hand (the second one asks the API server, stores nothing):
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from pathlib import Path
@@ -312,14 +313,7 @@ class _KindCheck:
 
         path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         try:
-            body = self._api.call_api(
-                path,
-                "GET",
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                response_type="object",
-                _return_http_data_only=True,
-            )
+            body = _get_json(self._api, path)
         except ApiException as exc:
             if exc.status == 404:
                 self._served[api_version] = None
@@ -339,6 +333,34 @@ class _KindCheck:
         kinds = {r["kind"] for r in body.get("resources", []) if "/" not in r.get("name", "")}
         self._served[api_version] = kinds
         return kinds
+
+
+def _get_json(api: Any, path: str) -> dict[str, Any]:
+    """GET a path of the API server with the client's own credentials, as a dict.
+
+    Works with both request styles of the ``kubernetes`` package: the newer
+    ``param_serialize`` + ``call_api(method, url)`` and the older
+    ``call_api(path, method, ...)``.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    headers = {"Accept": "application/json"}
+    if hasattr(api, "param_serialize"):
+        method, url, headers, body, post = api.param_serialize("GET", path, header_params=headers, auth_settings=["BearerToken"])
+        response = api.call_api(method, url, headers, body, post, _request_timeout=30)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data)
+    return api.call_api(
+        path,
+        "GET",
+        header_params=headers,
+        auth_settings=["BearerToken"],
+        response_type="object",
+        _return_http_data_only=True,
+        _request_timeout=30,
+    )
 
 
 def _hint(kind: str, api_version: str) -> str:
