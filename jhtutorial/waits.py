@@ -473,6 +473,15 @@ def _add_events(kube: KubeApi, namespace: str, involved: set[tuple[str, str]], d
         if ((e.get("involvedObject") or {}).get("kind"), (e.get("involvedObject") or {}).get("name")) in involved
     ]
     events.sort(key=_event_time)
+    # the same complaint recorded twice (two Event objects, e.g. after a retry) is shown once
+    unique: dict[tuple[str, str, str, str], Obj] = {}
+    for event in events:
+        involved_object = event.get("involvedObject") or {}
+        key = (str(event.get("reason")), str(involved_object.get("kind")), str(involved_object.get("name")),
+               str(event.get("message", "")).strip())
+        unique.pop(key, None)  # keep the newest, in time order
+        unique[key] = event
+    events = list(unique.values())
     # warnings first: they are the ones that explain a stall
     chosen = [e for e in events if e.get("type") == "Warning"][-RECENT_EVENTS:]
     if not chosen:

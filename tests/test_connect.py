@@ -1,0 +1,258 @@
+"""connect(): credentials, server check, cluster kind, storage, namespace, and each failure's message."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from jhtutorial.connect import Connection, connect, current_connection, validate_namespace
+from jhtutorial.errors import (
+    ClusterUnreachable,
+    ConnectError,
+    Forbidden,
+    InvalidNamespace,
+    NoDefaultStorageClass,
+    NoKubeconfig,
+    Unauthorized,
+    UnknownContext,
+)
+from kubehelpers import free_port, kubeconfig_file, service_account_kubeconfig
+
+# --- without a cluster ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["jhub", "a", "team-1", "x" * 63, "0abc"])
+def test_valid_namespace_names_pass(name: str) -> None:
+    validate_namespace(name)
+
+
+@pytest.mark.parametrize("name", ["My_NS", "-lead", "trail-", "dots.not.allowed", "", "x" * 64, "UPPER"])
+def test_invalid_namespace_names_are_refused_with_a_suggestion(name: str) -> None:
+    with pytest.raises(InvalidNamespace) as caught:
+        validate_namespace(name)
+    assert repr(name) in caught.value.problem
+    assert "lowercase letters, digits and '-'" in caught.value.fix
+    assert caught.value.exit_code == 4
+
+
+def test_invalid_namespace_is_refused_before_any_network_traffic(tmp_path: Path) -> None:
+    # the server does not exist: an InvalidNamespace (not ClusterUnreachable) proves no request went out
+    config = kubeconfig_file(tmp_path / "kc", f"https://127.0.0.1:{free_port()}", {"token": "x"}, ca=None)
+    with pytest.raises(InvalidNamespace, match="'Bad_Name'"):
+        connect(namespace="Bad_Name", kubeconfig=config)
+
+
+def test_no_kubeconfig_anywhere_says_how_to_get_a_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("JHTUTORIAL_LOCAL_KUBECONFIG", str(tmp_path / "no-local-cluster"))
+    with pytest.raises(NoKubeconfig) as caught:
+        connect()
+    assert "make run" in caught.value.fix and "jhtutorial cluster up" in caught.value.fix
+
+
+def test_kubeconfig_variable_naming_missing_files_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(NoKubeconfig, match="nope.yaml"):
+        connect()
+
+
+def test_explicit_kubeconfig_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(NoKubeconfig, match="does not exist"):
+        connect(kubeconfig=tmp_path / "missing")
+
+
+def test_kubeconfig_without_current_context_lists_the_contexts(tmp_path: Path) -> None:
+    config = kubeconfig_file(tmp_path / "kc", "https://127.0.0.1:1", {"token": "x"}, ca=None, context="alpha")
+    text = config.read_text().replace("current-context: alpha", "current-context: ''")
+    config.write_text(text)
+    with pytest.raises(UnknownContext) as caught:
+        connect(kubeconfig=config)
+    assert "'alpha'" in caught.value.fix
+
+
+def test_require_default_storage_class_explains_how_to_make_one() -> None:
+    conn = Connection(
+        api=client.ApiClient(), namespace="x", context="c", server="https://example.invalid", server_version="v1",
+        cluster_kind="other", default_storage_class=None, volume_binding_mode=None, storage_checked=True,
+        namespace_created=False, kubeconfig=None,
+    )
+    with pytest.raises(NoDefaultStorageClass) as caught:
+        conn.require_default_storage_class()
+    assert "is-default-class" in caught.value.fix
+    assert "NO default StorageClass" in str(conn)
+    conn.close()
+
+
+# --- against the cluster ---------------------------------------------------------------------
+
+
+@pytest.mark.cluster
+def test_connect_reports_version_kind_storage_and_creates_the_namespace(
+    kubeconfig: Path, api_client: client.ApiClient, local_cluster: object
+) -> None:
+    name = f"jht-connect-{int(time.time() * 1000) % 10**8}"
+    core = client.CoreV1Api(api_client)
+    try:
+        conn = connect(namespace=name, kubeconfig=kubeconfig)
+        assert conn.namespace_created
+        assert core.read_namespace(name).metadata.labels["app.kubernetes.io/managed-by"] == "jhtutorial"
+        assert conn.server_version.startswith("v1.")
+        assert conn.server_version == client.VersionApi(api_client).get_code().git_version
+        if local_cluster is not None:
+            assert conn.cluster_kind == "local"
+            assert conn.context == "kwok-jhtutorial"
+            assert conn.default_storage_class == "standard"
+            assert conn.volume_binding_mode == "Immediate"
+        assert current_connection() is conn
+        text = str(conn)
+        assert name in text and conn.server_version in text and "(created)" in text
+
+        again = connect(namespace=name, kubeconfig=kubeconfig)  # idempotent: no AlreadyExists
+        assert not again.namespace_created
+        assert current_connection() is again
+    finally:
+        core.delete_namespace(name)
+
+
+@pytest.mark.cluster
+def test_falls_back_to_the_local_cluster_when_nothing_else_is_configured(
+    local_cluster: object, kubeconfig: Path, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if local_cluster is None:
+        pytest.skip("only meaningful with the local cluster")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.setenv("JHTUTORIAL_LOCAL_KUBECONFIG", str(kubeconfig))
+    conn = connect(namespace=namespace)
+    assert conn.cluster_kind == "local"
+    assert conn.kubeconfig == str(kubeconfig)
+    assert f"export KUBECONFIG={kubeconfig}" in str(conn)  # a plain kubectl would not find it
+
+
+@pytest.mark.cluster
+def test_unknown_context_lists_the_real_ones(kubeconfig: Path, local_cluster: object) -> None:
+    with pytest.raises(UnknownContext) as caught:
+        connect(context="no-such-context", kubeconfig=kubeconfig)
+    assert "'no-such-context'" in caught.value.problem
+    if local_cluster is not None:
+        assert "'kwok-jhtutorial'" in caught.value.fix
+
+
+@pytest.mark.cluster
+def test_refused_connection_is_reported_fast(api_client: client.ApiClient, tmp_path: Path) -> None:
+    server = f"https://127.0.0.1:{free_port()}"
+    config = kubeconfig_file(tmp_path / "kc", server, {"token": "x"}, ca=api_client.configuration.ssl_ca_cert)
+    start = time.monotonic()
+    with pytest.raises(ClusterUnreachable) as caught:
+        connect(kubeconfig=config, timeout=2)
+    assert time.monotonic() - start < 2
+    assert server in caught.value.problem
+    assert "jhtutorial cluster up" in caught.value.fix
+    assert isinstance(caught.value, ConnectError) and caught.value.exit_code == 4
+
+
+@pytest.mark.cluster
+def test_silent_server_is_given_up_after_the_timeout(api_client: client.ApiClient, tmp_path: Path) -> None:
+    # a listening socket that never answers: the TCP handshake succeeds, TLS never does
+    with __import__("socket").socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        server = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        config = kubeconfig_file(tmp_path / "kc", server, {"token": "x"}, ca=api_client.configuration.ssl_ca_cert)
+        start = time.monotonic()
+        with pytest.raises(ClusterUnreachable):
+            connect(kubeconfig=config, timeout=1)
+        elapsed = time.monotonic() - start
+    assert 0.9 <= elapsed < 5, elapsed
+
+
+@pytest.mark.cluster
+def test_wrong_credentials_are_unauthorized(api_client: client.ApiClient, tmp_path: Path) -> None:
+    config = kubeconfig_file(tmp_path / "kc", api_client.configuration.host, {"token": "not-a-real-token"},
+                             ca=api_client.configuration.ssl_ca_cert)
+    with pytest.raises(Unauthorized) as caught:
+        connect(kubeconfig=config)
+    assert "401" in caught.value.problem
+    assert "log in again" in caught.value.fix
+
+
+@pytest.mark.cluster
+def test_a_namespaced_user_connects_without_cluster_wide_rights(
+    api_client: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    config = service_account_kubeconfig(
+        api_client, namespace, "learner", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+        tmp_path / "kc",
+    )
+    conn = connect(namespace=namespace, kubeconfig=config)
+    assert not conn.storage_checked  # may not list StorageClasses
+    assert conn.require_default_storage_class() == ""  # unknown is not "missing": the PVC's events will tell
+    text = str(conn)
+    assert "not checked" in text
+    assert "not allowed to read namespace" in text
+    assert "not allowed to list nodes" in text
+
+
+@pytest.mark.cluster
+def test_a_missing_namespace_the_user_may_not_create_is_forbidden(
+    api_client: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    config = service_account_kubeconfig(api_client, namespace, "learner2", [], tmp_path / "kc")
+    # a cluster-wide right to read namespaces but not to create them
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    rbac.create_cluster_role({"metadata": {"name": f"{namespace}-ns-reader"},
+                              "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]})
+    rbac.create_cluster_role_binding({
+        "metadata": {"name": f"{namespace}-ns-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{namespace}-ns-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "learner2", "namespace": namespace}],
+    })
+    try:
+        with pytest.raises(Forbidden) as caught:
+            connect(namespace=f"{namespace}-absent", kubeconfig=config)
+        assert "does not exist and you may not create it" in caught.value.problem
+        assert caught.value.exit_code == 6
+        with pytest.raises(Exception) as missing:
+            client.CoreV1Api(api_client).read_namespace(f"{namespace}-absent")
+        assert getattr(missing.value, "status", None) == 404
+    finally:
+        rbac.delete_cluster_role_binding(f"{namespace}-ns-reader")
+        rbac.delete_cluster_role(f"{namespace}-ns-reader")
+
+
+@pytest.mark.cluster
+def test_connect_waits_for_a_terminating_namespace_then_recreates_it(
+    api_client: client.ApiClient, kubeconfig: Path
+) -> None:
+    """A clean-up still running when the learner starts over: connect() waits on a watch, then creates it."""
+    name = f"jht-terminating-{int(time.time() * 1000) % 10**8}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # a finalizer nobody serves keeps the namespace in Terminating until we remove it
+    core.create_namespaced_config_map(name, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="held", finalizers=["jhtutorial.test/hold"])))
+    core.delete_namespace(name)
+    assert core.read_namespace(name).status.phase == "Terminating"
+
+    def release() -> None:
+        time.sleep(1.5)
+        core.patch_namespaced_config_map("held", name, {"metadata": {"finalizers": None}})
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        start = time.monotonic()
+        conn = connect(namespace=name, kubeconfig=kubeconfig, timeout=5)
+        assert time.monotonic() - start >= 1.4
+        assert conn.namespace_created
+        assert core.read_namespace(name).status.phase == "Active"
+    finally:
+        releaser.join()
+        core.delete_namespace(name)

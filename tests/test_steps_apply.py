@@ -1,0 +1,254 @@
+"""The step registry and apply(): order, convergence, the generated token, all-or-nothing failures."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from jhtutorial import manifests
+from jhtutorial.apply import ApplyResult, apply
+from jhtutorial.connect import Connection, connect
+from jhtutorial.errors import (
+    ApplyRejected,
+    Forbidden,
+    ManifestError,
+    NoDefaultStorageClass,
+    StepError,
+    StepOutOfOrder,
+    UnknownStep,
+)
+from jhtutorial.steps import STEPS, get_step
+from kubehelpers import service_account_kubeconfig
+
+PLACEHOLDER = manifests.PROXY_TOKEN_PLACEHOLDER
+
+# --- the registry ---------------------------------------------------------------------------------
+
+
+def test_registry_follows_the_original_order_and_covers_every_manifest_once() -> None:
+    assert [s.key for s in STEPS] == [
+        "01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services", "06-deployments",
+        "07-login-and-spawn", "08-cleanup",
+    ]
+    files = [name for step in STEPS for name in step.files]
+    assert files == list(manifests.MANIFEST_FILES)
+    for step in STEPS:
+        assert step.done_when and step.title
+        if step.files:
+            assert step.objects(), step.key  # every listed file loads and holds objects
+
+
+@pytest.mark.parametrize("key", [4, "4", "04", "pvc", "04-pvc", " PVC "])
+def test_get_step_accepts_numbers_names_and_keys(key: object) -> None:
+    assert get_step(key).slug == "pvc"  # type: ignore[arg-type]
+
+
+def test_unknown_step_lists_the_real_ones() -> None:
+    with pytest.raises(UnknownStep) as caught:
+        get_step("deploy")
+    assert "06-deployments" in caught.value.fix and caught.value.exit_code == 5
+
+
+def test_kubectl_commands_a_learner_would_type() -> None:
+    assert get_step("rbac").kubectl("jhub") == "kubectl apply --server-side -n jhub -f manifests/rbac.yaml"
+    assert get_step("services").kubectl("x").count(" -f manifests/svc-") == 4
+    secret = get_step("secret").kubectl("jhub")
+    assert "openssl rand -hex 32" in secret and PLACEHOLDER in secret and secret.endswith("-n jhub -f -")
+
+
+# --- against the cluster ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def conn(kubeconfig: Path, namespace: str) -> Iterator[Connection]:
+    connection = connect(namespace=namespace, kubeconfig=kubeconfig)
+    yield connection
+    connection.close()
+
+
+def read_token(api_client: client.ApiClient, namespace: str) -> str:
+    secret = client.CoreV1Api(api_client).read_namespaced_secret("hub-secret", namespace)
+    return base64.b64decode(secret.data["proxy.token"]).decode()
+
+
+@pytest.mark.cluster
+def test_every_step_applies_in_order_reaches_done_and_a_rerun_converges(
+    conn: Connection, api_client: client.ApiClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first: list[ApplyResult] = []
+    for step in STEPS[:6]:
+        result = apply(step, conn=conn)
+        first.append(result)
+        assert result.kubectl == step.kubectl(conn.namespace)
+        assert {o.action for o in result.objects} == {"created"}, result
+        assert [f"{o.kind}/{o.name}" for o in result.objects] == [
+            f"{obj['kind']}/{obj['metadata']['name']}" for obj in step.objects()
+        ]
+        step.wait(conn, timeout=60)
+        status = step.check(conn)
+        assert status.done, str(status)
+        print(result, status, sep="\n")
+
+    token = read_token(api_client, conn.namespace)
+    assert len(token) == 64 and int(token, 16) >= 0 and token != PLACEHOLDER
+
+    again = [apply(step, conn=conn) for step in STEPS[:6]]
+    for result in again:
+        assert {o.action for o in result.objects} == {"unchanged"}, result
+        print(repr(result))
+    assert read_token(api_client, conn.namespace) == token  # never overwritten by a re-run
+
+    # the token never shows: not in what apply returns, not in its repr/str, not in anything printed
+    out = capsys.readouterr().out
+    encoded = base64.b64encode(token.encode()).decode()
+    secret_results = [r for r in first + again if r.step.slug == "secret"]
+    for result in secret_results:
+        for text in (repr(result), str(result), repr(result.objects), repr(result.objects[0].object)):
+            assert token not in text and encoded not in text
+        assert result.objects[0].object["data"] == {"proxy.token": "(hidden)"}
+    assert token not in out and encoded not in out
+    assert "proxy.token" in out or "hub-secret" in out  # the output did talk about the Secret
+
+
+@pytest.mark.cluster
+def test_an_existing_token_is_kept_and_a_placeholder_is_replaced(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+) -> None:
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    core = client.CoreV1Api(api_client)
+    apply("rbac", conn=conn)
+    apply("configmaps", conn=conn)
+    # someone applied the file by hand, placeholder and all
+    core.create_namespaced_secret(other_namespace, {"metadata": {"name": "hub-secret"},
+                                                    "stringData": {"proxy.token": PLACEHOLDER}})
+    apply("secret", conn=conn)
+    generated = read_token(api_client, other_namespace)
+    assert generated != PLACEHOLDER and len(generated) == 64
+    # a token the learner chose themselves is theirs to keep
+    core.patch_namespaced_secret("hub-secret", other_namespace, {"stringData": {"proxy.token": "my-own-token"}})
+    result = apply("secret", conn=conn)
+    assert read_token(api_client, other_namespace) == "my-own-token"
+    assert "my-own-token" not in repr(result) + str(result) + repr(result.objects[0].object)
+
+
+@pytest.mark.cluster
+def test_a_step_out_of_order_stops_and_names_the_missing_step(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+) -> None:
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    with pytest.raises(StepOutOfOrder) as caught:
+        apply("deployments", conn=conn)
+    assert "needs step 01-rbac first" in caught.value.problem
+    assert "ServiceAccount/hub" in caught.value.problem
+    assert "jhtutorial.apply('rbac')" in caught.value.fix
+    apply("rbac", conn=conn)
+    with pytest.raises(StepOutOfOrder, match="needs step 02-configmaps first"):
+        apply("pvc", conn=conn)
+    apps = client.AppsV1Api(api_client)
+    assert apps.list_namespaced_deployment(other_namespace).items == []  # nothing of the later step was made
+    assert client.CoreV1Api(api_client).list_namespaced_persistent_volume_claim(other_namespace).items == []
+
+
+@pytest.mark.cluster
+def test_missing_permissions_fail_clearly_and_apply_nothing(
+    api_client: client.ApiClient, other_namespace: str, tmp_path: Path
+) -> None:
+    """This user may create ServiceAccounts but not Roles: not even the ServiceAccounts get made."""
+    kubeconfig = service_account_kubeconfig(api_client, other_namespace, "half-rights", [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["get"]},
+    ], tmp_path / "kc")
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    with pytest.raises(Forbidden) as caught:
+        apply("rbac", conn=conn)
+    err = caught.value
+    assert "Role/hub" in err.problem and other_namespace in err.problem
+    assert "nothing was applied" in err.problem
+    assert "system:serviceaccount:" in err.problem  # the API server's own words: who, what, where
+    assert err.exit_code == 6
+    core = client.CoreV1Api(api_client)
+    for name in ("hub", "proxy"):
+        with pytest.raises(ApiException) as missing:
+            core.read_namespaced_service_account(name, other_namespace)
+        assert missing.value.status == 404
+
+
+@pytest.fixture
+def manifest_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of manifests/ that a test may break."""
+    folder = tmp_path / "manifests"
+    shutil.copytree(manifests.MANIFEST_DIR, folder)
+    monkeypatch.setattr(manifests, "MANIFEST_DIR", folder)
+    return folder
+
+
+@pytest.mark.cluster
+def test_a_broken_manifest_is_refused_before_anything_is_sent(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, manifest_copy: Path
+) -> None:
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    path = manifest_copy / "rbac.yaml"
+    path.write_text(path.read_text() + "\n---\nkind: Role\nmetadata: {name: broken\n")
+    with pytest.raises(ManifestError) as caught:
+        apply("rbac", conn=conn)
+    assert "rbac.yaml" in str(caught.value)
+    assert client.CoreV1Api(api_client).list_namespaced_service_account(
+        other_namespace, field_selector="metadata.name=hub").items == []
+
+
+@pytest.mark.cluster
+def test_an_object_the_server_rejects_leaves_the_step_unapplied(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, manifest_copy: Path
+) -> None:
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    apply("rbac", conn=conn)
+    path = manifest_copy / "cm-nginx.yaml"  # the third ConfigMap of step 02
+    path.write_text(path.read_text().replace("name: nginx-proxy-config", "name: Not_A_Valid_Name", 1))
+    with pytest.raises(ApplyRejected) as caught:
+        apply("configmaps", conn=conn)
+    assert "Not_A_Valid_Name" in caught.value.problem and "422" in caught.value.problem
+    assert "nothing was applied" in caught.value.problem
+    names = {cm.metadata.name for cm in client.CoreV1Api(api_client).list_namespaced_config_map(other_namespace).items}
+    assert not names & {"hub-config", "nginx-routes"}  # the two valid ones were not applied either
+
+
+@pytest.mark.cluster
+def test_a_manifest_naming_another_namespace_is_refused(
+    kubeconfig: Path, other_namespace: str, manifest_copy: Path
+) -> None:
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    path = manifest_copy / "rbac.yaml"
+    path.write_text(path.read_text().replace("  name: hub\n", "  name: hub\n  namespace: default\n", 1))
+    with pytest.raises(ApplyRejected) as caught:
+        apply("rbac", conn=conn)
+    assert "'default'" in caught.value.problem and "remove metadata.namespace" in caught.value.fix
+
+
+@pytest.mark.cluster
+def test_the_pvc_step_needs_a_default_storage_class(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+) -> None:
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    for step in ("rbac", "configmaps", "secret"):
+        apply(step, conn=conn)
+    # what connect() reports on a cluster without a default StorageClass (the shared test
+    # cluster keeps its default, so the finding is set here rather than the cluster changed)
+    conn.default_storage_class = None
+    with pytest.raises(NoDefaultStorageClass) as caught:
+        apply("pvc", conn=conn)
+    assert "hub-db-dir" in caught.value.problem and caught.value.exit_code == 4
+    assert client.CoreV1Api(api_client).list_namespaced_persistent_volume_claim(other_namespace).items == []
+
+
+@pytest.mark.cluster
+def test_steps_without_manifests_say_where_to_go(conn: Connection) -> None:
+    with pytest.raises(StepError) as caught:
+        apply("login-and-spawn", conn=conn)
+    assert "no manifests" in caught.value.problem
+    assert f"kubectl get pods -n {conn.namespace} --watch" in caught.value.fix

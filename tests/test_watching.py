@@ -1,0 +1,227 @@
+"""The list-then-watch reflector, against the real API server: order, restarts, 410 Gone, outages, stop()."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from jhtutorial.errors import Forbidden
+from jhtutorial.kubeapi import CONFIGMAPS, SECRETS, Resource
+from jhtutorial.watching import Event, Reflector, object_key
+from kubehelpers import service_account_kubeconfig
+
+pytestmark = pytest.mark.cluster
+
+
+class Follower:
+    """Runs a reflector in a thread and lets the test wait (on a Condition, not a sleep loop) for events."""
+
+    def __init__(self, reflector: Reflector) -> None:
+        self.reflector = reflector
+        self.events: list[Event] = []
+        self.error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self.reflector.events():
+                with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            self.error = err
+        finally:
+            with self._changed:
+                self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 20) -> None:
+        with self._changed:
+            ok = self._changed.wait_for(lambda: predicate(self.events) or self.error is not None, timeout)
+        assert self.error is None, self.error
+        assert ok, f"not seen within {timeout} s; events: {[(e.type, name(e)) for e in self.events]}"
+
+    def seen(self, event_type: str, cm_name: str) -> Callable[[list[Event]], bool]:
+        return lambda events: any(e.type == event_type and name(e) == cm_name for e in events)
+
+    def stop(self) -> None:
+        self.reflector.stop()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
+def name(event: Event) -> str | None:
+    return event.object.get("metadata", {}).get("name")
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def follow(api_client: client.ApiClient, namespace: str) -> Iterator[Callable[..., Follower]]:
+    followers: list[Follower] = []
+
+    def start(**kwargs: object) -> Follower:
+        follower = Follower(Reflector(api_client, CONFIGMAPS, namespace, **kwargs))  # type: ignore[arg-type]
+        followers.append(follower)
+        return follower
+
+    yield start
+    for follower in followers:
+        follower.stop()
+
+
+def configmap(cm_name: str, label: str = "x", **data: str) -> client.V1ConfigMap:
+    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=cm_name, labels={"test": label}), data=data)
+
+
+def test_list_then_watch_reports_every_change_in_order(core, namespace, follow) -> None:
+    core.create_namespaced_config_map(namespace, configmap("before"))
+    watcher = follow(label_selector="test=x")
+    watcher.wait_for(lambda events: any(e.type == "SYNCED" for e in events))
+    assert [(e.type, name(e)) for e in watcher.events] == [("ADDED", "before"), ("SYNCED", None)]
+
+    core.create_namespaced_config_map(namespace, configmap("after"))
+    core.patch_namespaced_config_map("after", namespace, {"data": {"k": "v2"}})
+    core.delete_namespaced_config_map("before", namespace)
+    core.create_namespaced_config_map(namespace, configmap("other-label", label="y"))  # filtered out by the selector
+    watcher.wait_for(watcher.seen("DELETED", "before"))
+    assert [(e.type, name(e)) for e in watcher.events[2:]] == [
+        ("ADDED", "after"), ("MODIFIED", "after"), ("DELETED", "before"),
+    ]
+    assert watcher.events[3].object["data"] == {"k": "v2"}
+    assert set(watcher.reflector.cache) == {f"{namespace}/after"}
+    assert watcher.reflector.stats.lists == 1 and watcher.reflector.stats.watches == 1
+    assert watcher.reflector.requests == 2  # one list, one watch: nothing polls
+    for obj in [e.object for e in watcher.events if e.type != "SYNCED"]:
+        assert obj["kind"] == "ConfigMap" and object_key(obj).startswith(namespace)
+
+
+def test_a_stream_the_server_closes_is_resumed_without_losing_changes(core, namespace, follow) -> None:
+    watcher = follow(label_selector="test=resume", watch_seconds=1)  # the server ends each watch after 1 s
+    watcher.wait_for(lambda events: any(e.type == "SYNCED" for e in events))
+    for i in range(4):
+        core.create_namespaced_config_map(namespace, configmap(f"resume-{i}", label="resume"))
+        time.sleep(0.7)  # spread the changes over several watch requests
+    watcher.wait_for(watcher.seen("ADDED", "resume-3"))
+    added = [name(e) for e in watcher.events if e.type == "ADDED"]
+    assert added == [f"resume-{i}" for i in range(4)]  # each once, in order
+    stats = watcher.reflector.stats
+    assert stats.watches >= 3, stats
+    assert stats.lists == 1 and stats.expired == 0, stats  # resumed from resourceVersion, never relisted
+    assert watcher.reflector.requests == stats.lists + stats.watches
+
+
+def test_bookmarks_move_the_resource_version_past_changes_the_selector_filters_out(core, namespace, api_client) -> None:
+    """A watch that sees none of the changes still learns how far history went (BOOKMARK lines),
+    so a reconnect resumes from a recent position instead of risking 410 Gone."""
+    reflector = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=quiet", watch_seconds=4)
+    stream = reflector.events(timeout=5)
+    first = next(stream)
+    assert first.type == "SYNCED"
+    unrelated = core.create_namespaced_config_map(namespace, configmap("unrelated", label="elsewhere"))
+    rest = list(stream)
+    assert rest == []  # the change itself is filtered out ...
+    assert reflector.stats.bookmarks >= 1, reflector.stats
+    # ... but the position moved past it
+    assert int(reflector.resource_version) >= int(unrelated.metadata.resource_version)
+    assert reflector.timed_out
+
+
+def test_stop_from_another_thread_ends_a_blocked_watch_at_once(api_client, namespace) -> None:
+    reflector = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=never")
+    synced = threading.Event()
+    finished = threading.Event()
+
+    def run() -> None:
+        for event in reflector.events():
+            if event.type == "SYNCED":
+                synced.set()
+        finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert synced.wait(10)
+    time.sleep(0.2)  # let it block inside the watch read
+    start = time.monotonic()
+    reflector.stop()
+    assert finished.wait(2)
+    assert time.monotonic() - start < 1
+    reflector.stop()  # twice is fine
+
+
+def test_forbidden_is_raised_not_retried(api_client, namespace, tmp_path: Path) -> None:
+    kubeconfig = service_account_kubeconfig(
+        api_client, namespace, "no-secrets", [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
+        tmp_path / "kc",
+    )
+    limited = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        reflector = Reflector(limited, SECRETS, namespace)
+        start = time.monotonic()
+        with pytest.raises(Forbidden, match="secrets"):
+            list(reflector.events(timeout=10))
+        assert time.monotonic() - start < 2
+        assert reflector.requests == 1
+    finally:
+        limited.close()
+
+
+def test_an_api_server_restart_loses_no_update(core, namespace, follow, local_cluster, api_client) -> None:
+    """Stop kube-apiserver under a running watch, start it again, change things at once: all arrive."""
+    if local_cluster is None:
+        pytest.skip("needs the local cluster, which can stop and start its API server")
+    core.create_namespaced_config_map(namespace, configmap("keep", label="outage", v="1"))
+    core.create_namespaced_config_map(namespace, configmap("drop", label="outage"))
+    watcher = follow(label_selector="test=outage")
+    watcher.wait_for(lambda events: any(e.type == "SYNCED" for e in events))
+    version_before_restart = watcher.reflector.resource_version
+
+    local_cluster.stop_component("kube-apiserver")
+    try:
+        local_cluster.start_components()
+    finally:
+        assert local_cluster.component_pids().get("kube-apiserver"), "kube-apiserver did not come back"
+    # Changes made the moment the server is back, while the reflector may still be reconnecting.
+    core.create_namespaced_config_map(namespace, configmap("new", label="outage"))
+    core.patch_namespaced_config_map("keep", namespace, {"data": {"v": "2"}})
+    core.delete_namespaced_config_map("drop", namespace)
+
+    watcher.wait_for(lambda events: {f"{namespace}/keep", f"{namespace}/new"} == set(watcher.reflector.cache)
+                     and watcher.reflector.cache[f"{namespace}/keep"].get("data") == {"v": "2"})
+    after = watcher.events[2:]  # past the first ADDED x2 ... SYNCED
+    seen = {(e.type, name(e)) for e in after}
+    assert ("ADDED", "new") in seen and ("DELETED", "drop") in seen
+    assert any(e.type == "MODIFIED" and name(e) == "keep" and e.object.get("data") == {"v": "2"} for e in after)
+    stats = watcher.reflector.stats
+    assert stats.reconnects >= 1, stats  # the outage was noticed and ridden out
+
+    # The restarted server's watch cache begins at the moment it started: a position from
+    # long before (resourceVersion 1) is answered with 410 Gone, and the reflector relists.
+    resumed = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=outage", resource_version="1")
+    events = list(resumed.events(timeout=3))
+    assert resumed.stats.expired == 1, resumed.stats
+    assert resumed.stats.lists == 1
+    assert sorted((e.type, name(e)) for e in events) == [("ADDED", "keep"), ("ADDED", "new"), ("SYNCED", None)]
+    assert set(resumed.cache) == set(watcher.reflector.cache)
+    # and the position from just before the restart converges to the same objects, 410 or not
+    from_before = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=outage",
+                            resource_version=version_before_restart)
+    list(from_before.events(timeout=2))
+    assert {f"{namespace}/new"} <= set(from_before.cache)
+
+
+def test_resource_path_of_cluster_scoped_and_grouped_kinds() -> None:
+    nodes = Resource("v1", "Node", "nodes", namespaced=False)
+    assert nodes.path("ignored") == "/api/v1/nodes"
+    deployments = Resource("apps/v1", "Deployment", "deployments")
+    assert deployments.path("ns", "hub", "status") == "/apis/apps/v1/namespaces/ns/deployments/hub/status"
+    assert deployments.path() == "/apis/apps/v1/deployments"
+
