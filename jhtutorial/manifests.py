@@ -78,8 +78,8 @@ def find_manifest_dir() -> Path:
     """Where the manifests are: ``$JHTUTORIAL_MANIFEST_DIR``, else next to the package.
 
     A source checkout (or an editable install) has them at ``<repo>/manifests``;
-    a package built with them as package data has them at
-    ``jhtutorial/manifests``. The first folder holding ``rbac.yaml`` wins.
+    a wheel that ships them as package data has them at
+    ``jhtutorial/_manifests``. The first folder holding ``rbac.yaml`` wins.
 
         >>> find_manifest_dir().name
         'manifests'
@@ -88,7 +88,7 @@ def find_manifest_dir() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     here = Path(__file__).resolve().parent
-    for candidate in (here / "manifests", here.parent / "manifests"):
+    for candidate in (here / "_manifests", here.parent / "manifests"):
         if (candidate / MANIFEST_FILES[0]).is_file():
             return candidate
     # Not found: keep the source-checkout location so errors name a real place.

@@ -117,6 +117,17 @@ def test_each_file_holds_the_objects_the_original_step_created(manifests) -> Non
     assert {(o["apiVersion"], o["kind"]) for o in _objects(manifests)} == KNOWN_KINDS
 
 
+def test_manifest_dir_is_found_in_the_checkout_or_where_the_environment_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jhtutorial.manifests import find_manifest_dir
+
+    assert (MANIFEST_DIR / "rbac.yaml").is_file()
+    assert find_manifest_dir() == MANIFEST_DIR
+    copy = tmp_path / "my-manifests"
+    shutil.copytree(MANIFEST_DIR, copy)
+    monkeypatch.setenv("JHTUTORIAL_MANIFEST_DIR", str(copy))
+    assert find_manifest_dir() == copy
+
+
 def test_manifest_path_accepts_names_with_or_without_suffix_and_paths(tmp_path: Path) -> None:
     assert manifest_path("rbac.yaml") == MANIFEST_DIR / "rbac.yaml"
     assert manifest_path("rbac") == MANIFEST_DIR / "rbac.yaml"
