@@ -55,6 +55,7 @@ STORAGE_CLASS = "standard"
 # as a folder here; `down` removes the ones this cluster made.
 HOSTPATH_ROOT = Path("/tmp/hostpath_pv")
 LOCK_WAIT_SECONDS = 600
+KWOKCTL_TIMEOUT_SECONDS = 90
 
 
 @dataclass
@@ -116,6 +117,7 @@ class LocalCluster:
                     self._delete(binaries)
             if not self.cluster_dir.exists():
                 self._create(binaries, port)
+            self._wait_ready(binaries)
             self._configure(binaries, nodes)
             self._export_kubeconfig()
             status = self._status(binaries)
@@ -143,12 +145,19 @@ class LocalCluster:
         pids: dict[str, int | None] = {}
         for pid_file in sorted((self.cluster_dir / "pids").glob("*.pid")):
             try:
-                pid = int(pid_file.read_text().strip())
-                os.kill(pid, 0)
+                pid: int | None = int(pid_file.read_text().strip())
             except (ValueError, OSError):
                 pid = None
-            pids[pid_file.stem] = pid
+            pids[pid_file.stem] = pid if pid is not None and _runs(pid, pid_file.stem) else None
         return pids
+
+    def _forget_dead_pids(self) -> None:
+        # kwokctl trusts a pid file as long as some process has that pid; after a
+        # crash the pid may be a zombie or a different program, and then kwokctl
+        # would skip starting the component. Remove such pid files first.
+        for name, pid in self.component_pids().items():
+            if pid is None:
+                (self.cluster_dir / "pids" / f"{name}.pid").unlink(missing_ok=True)
 
     def stop_component(self, name: str) -> None:
         """Stop one component (for example kube-apiserver) to rehearse an outage."""
@@ -156,18 +165,12 @@ class LocalCluster:
         if pid is None:
             raise LocalClusterError(f"component {name!r} is not running", fix="see `jhtutorial cluster status`")
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return
-            time.sleep(0.1)  # a process exit has no event to watch for
-        os.kill(pid, signal.SIGKILL)
+        _wait_until_gone([pid], timeout=30)
 
     def start_components(self) -> None:
         """Start whatever component is not running (kwokctl skips the live ones)."""
         binaries = ensure_binaries(self.progress)
+        self._forget_dead_pids()
         self._kwokctl(binaries, "start", "cluster", "--timeout", "120s")
 
     # --- steps of `up` ------------------------------------------------------------
@@ -220,17 +223,24 @@ class LocalCluster:
 
     def _restart_stale(self, binaries: Binaries) -> bool:
         """Bring back a cluster whose processes died (crash, killed run, reboot)."""
+        missing = [part for part in ("pki", "etcd", "kubeconfig.yaml", "kwok.yaml")
+                   if not (self.cluster_dir / part).exists()]
+        if missing:
+            self.progress(f"the cluster folder is incomplete (no {', '.join(missing)}): a creation was interrupted")
+            return False
         port = self._apiserver_port()
         if port is not None and not _port_free(port):
             self.progress(f"the stopped cluster's port {port} is now used by another process")
             return False
         self.progress("found a stopped local cluster (left by a crash or a reboot); restarting it")
+        self._forget_dead_pids()
         try:
             self._kwokctl(binaries, "start", "cluster", "--timeout", "120s")
+            self._wait_ready(binaries)
         except LocalClusterError as err:
             self.progress(f"restart failed: {err.problem.splitlines()[0]}")
             return False
-        return self._served(binaries)
+        return True
 
     def _configure(self, binaries: Binaries, nodes: int) -> None:
         """Fake nodes and a default StorageClass; server-side apply, so re-runs converge."""
@@ -304,6 +314,19 @@ class LocalCluster:
         )
         return result.returncode == 0 and result.stdout.strip() == "ok"
 
+    def _wait_ready(self, binaries: Binaries, timeout: float = 60) -> None:
+        # /readyz has no watch to wait on; right after a start its post-start
+        # hooks need a moment, so ask again briefly until it says ok
+        deadline = time.monotonic() + timeout
+        while not self._served(binaries):
+            if time.monotonic() > deadline:
+                raise LocalClusterError(
+                    f"kube-apiserver did not become ready within {timeout:.0f} s",
+                    fix=f"read {self.cluster_dir / 'logs' / 'kube-apiserver.log'}; "
+                    "`jhtutorial cluster down` then `jhtutorial cluster up` starts over",
+                )
+            time.sleep(0.2)
+
     def _apiserver_port(self) -> int | None:
         try:
             config = yaml.safe_load((self.state_dir / "kwokctl.yaml").read_text())
@@ -340,14 +363,16 @@ class LocalCluster:
         if not quiet:
             self.progress(f"deleting local cluster '{CLUSTER_NAME}'")
         volumes = self._hostpath_volumes(binaries) if self._served(binaries) else []
+        # Everything the processes hold is deleted next, so there is nothing to
+        # shut down gracefully for (kube-apiserver alone takes seconds to drain).
+        pids = [pid for pid in self.component_pids().values() if pid is not None]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        _wait_until_gone(pids, timeout=15)
         try:
             self._kwokctl(binaries, "delete", "cluster")
         except LocalClusterError:
-            # kwokctl could not stop it cleanly (processes already gone, half-made
-            # folder): kill what is left and remove the folder ourselves
-            for pid in self.component_pids().values():
-                if pid is not None:
-                    os.kill(pid, signal.SIGKILL)
+            pass  # a half-made folder kwokctl does not recognise: removed below
         shutil.rmtree(self.cluster_dir, ignore_errors=True)
         for volume in volumes:
             shutil.rmtree(volume, ignore_errors=True)
@@ -379,8 +404,17 @@ class LocalCluster:
         command = [str(binaries.kwokctl), *args, "--name", CLUSTER_NAME]
         if args[:2] in (("create", "cluster"), ("delete", "cluster")):
             command += ["--kubeconfig", ""]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
-                                stdin=subprocess.DEVNULL)
+        try:
+            # kwokctl waits up to 2 minutes for a component that will never come up;
+            # on this machine a healthy start takes seconds, so give up sooner
+            result = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                                    stdin=subprocess.DEVNULL, timeout=KWOKCTL_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise LocalClusterError(
+                f"`kwokctl {' '.join(args)}` did not finish within {KWOKCTL_TIMEOUT_SECONDS} s",
+                fix=f"look at the component logs in {self.cluster_dir / 'logs'}; "
+                "`jhtutorial cluster down` then `jhtutorial cluster up` starts over",
+            ) from None
         if result.returncode != 0:
             raise LocalClusterError(
                 f"`kwokctl {' '.join(args)}` failed:\n{_tail(result.stderr or result.stdout)}",
@@ -430,6 +464,43 @@ class LocalCluster:
             finally:
                 lock.seek(0)
                 lock.truncate()
+
+
+def _wait_until_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive:
+        alive = [pid for pid in alive if _alive(pid)]
+        if alive and time.monotonic() > deadline:
+            for pid in alive:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+        if alive:
+            time.sleep(0.05)  # process exit has no event we could wait on
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (not Linux): ask the kernel directly
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _runs(pid: int, component: str) -> bool:
+    """True if `pid` is alive and still the component (pids get reused)."""
+    if not _alive(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return True
+    return Path(command).name == component
 
 
 def _storage_class() -> dict:

@@ -1,0 +1,215 @@
+"""`jhtutorial cluster up|down|status`: lifecycle, repair and bad input.
+
+These tests run a second, throw-away local cluster in a temporary state folder
+(its own kwok work dir, ports and kubeconfig), so they can kill and delete it
+without disturbing the session's cluster. Binaries come from the shared cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jhtutorial import LocalCluster, LocalClusterError, PortInUse, ToolMissing
+from jhtutorial.localcluster import ensure_binaries, versions
+from jhtutorial.localcluster.build import kubernetes_wrapper_gomod
+from jhtutorial.localcluster.cluster import _alive as process_alive
+
+JHTUTORIAL = str(Path(sys.executable).parent / "jhtutorial")
+
+
+@pytest.fixture
+def scratch_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_cluster) -> Iterator[Path]:
+    """A state folder of its own; whatever cluster a test leaves there is removed."""
+    if local_cluster is None:
+        pytest.skip("exercises the local cluster")
+    ensure_binaries()  # built (or found) before the state folder moves
+    state = tmp_path / "state"
+    monkeypatch.setenv("JHTUTORIAL_STATE", str(state))
+    yield state
+    LocalCluster(progress=lambda _: None).down()
+
+
+def _quiet() -> LocalCluster:
+    return LocalCluster(progress=lambda _: None)
+
+
+def _user_kubeconfig_snapshot() -> bytes | None:
+    path = Path.home() / ".kube" / "config"
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.mark.cluster
+def test_up_creates_then_reuses_then_down_removes(scratch_state: Path) -> None:
+    before = _user_kubeconfig_snapshot()
+    messages: list[str] = []
+    cluster = LocalCluster(progress=messages.append)
+
+    status = cluster.up()
+    assert status.state == "running"
+    assert status.kubernetes_version == versions.KUBERNETES
+    assert (status.nodes_ready, status.nodes_total) == (3, 3)
+    assert status.default_storage_class == "standard"
+    assert status.kubeconfig == scratch_state / "kubeconfig" and status.kubeconfig.exists()
+    server = yaml.safe_load(status.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    assert server.startswith("https://127.0.0.1:")  # loopback only
+
+    messages.clear()
+    again = cluster.up()
+    assert any("already running; reusing it" in m for m in messages)
+    assert again.server == status.server
+
+    pids = [p for p in cluster.component_pids().values() if p]
+    assert len(pids) == 5  # etcd, apiserver, controller-manager, scheduler, kwok
+    assert cluster.down() is True
+    assert cluster.status().state == "absent"
+    assert not status.kubeconfig.exists()
+    assert not any(process_alive(pid) for pid in pids)  # zombies awaiting their reaper count as gone
+    assert cluster.down() is False  # idempotent
+    assert _user_kubeconfig_snapshot() == before  # ~/.kube/config never touched
+
+
+@pytest.mark.cluster
+def test_up_restarts_a_cluster_whose_processes_were_killed(scratch_state: Path) -> None:
+    cluster = _quiet()
+    cluster.up()
+    subprocess.run([str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig),
+                    "create", "namespace", "survives-a-crash"], check=True, capture_output=True)
+    for pid in cluster.component_pids().values():
+        if pid:
+            os.kill(pid, signal.SIGKILL)  # what a crash or a reboot leaves behind
+    assert cluster.status().state == "stopped"
+
+    messages: list[str] = []
+    status = LocalCluster(progress=messages.append).up()
+    assert status.state == "running"
+    assert any("found a stopped local cluster" in m for m in messages)
+    out = subprocess.run([str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig),
+                          "get", "namespace", "survives-a-crash", "-o", "name"],
+                         check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "namespace/survives-a-crash"  # etcd's data was kept
+
+
+@pytest.mark.cluster
+def test_up_recreates_a_cluster_folder_it_cannot_restart(scratch_state: Path) -> None:
+    cluster = _quiet()
+    cluster.up()
+    for pid in cluster.component_pids().values():
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+    # a run killed half-way through creation: no pki, no etcd data
+    shutil.rmtree(cluster.cluster_dir / "pki")
+    shutil.rmtree(cluster.cluster_dir / "etcd", ignore_errors=True)
+    status = cluster.up()
+    assert status.state == "running" and status.nodes_ready == 3
+
+
+@pytest.mark.cluster
+def test_a_port_in_use_is_reported_and_nothing_is_created(scratch_state: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUse) as err:
+            _quiet().up(port=port)
+    assert f"port {port}" in str(err.value) and "--port" in str(err.value)
+    assert not (scratch_state / "kwok" / "clusters").exists()
+
+
+def test_a_foreign_kubeconfig_is_never_overwritten(scratch_state: Path, tmp_path: Path) -> None:
+    theirs = tmp_path / "config"
+    original = "apiVersion: v1\nkind: Config\ncontexts:\n- name: my-real-cluster\n"
+    theirs.write_text(original)
+    with pytest.raises(LocalClusterError) as err:
+        LocalCluster(theirs, progress=lambda _: None).up()
+    assert "will not be overwritten" in str(err.value)
+    assert theirs.read_text() == original
+    assert not (scratch_state / "kwok" / "clusters").exists()
+
+
+def test_an_unwritable_kubeconfig_path_is_reported_before_anything_starts(scratch_state: Path,
+                                                                          tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    with pytest.raises(LocalClusterError) as err:
+        LocalCluster(a_file / "kubeconfig", progress=lambda _: None).up()
+    assert "cannot write the local cluster's kubeconfig" in str(err.value)
+    assert "--kubeconfig" in str(err.value)
+    assert not (scratch_state / "kwok" / "clusters").exists()
+
+
+@pytest.mark.cluster
+def test_a_second_up_waits_for_the_first(local_cluster) -> None:
+    if local_cluster is None:
+        pytest.skip("exercises the local cluster")
+    with local_cluster._lock():
+        second = subprocess.Popen([JHTUTORIAL, "cluster", "up"], stderr=subprocess.PIPE, text=True)
+        assert second.stderr is not None
+        first_line = second.stderr.readline()
+        assert "is changing the local cluster right now" in first_line
+        assert second.poll() is None  # still waiting while we hold the lock
+    rest = second.stderr.read()
+    assert second.wait(timeout=60) == 0, rest
+    assert "reusing it" in rest
+
+
+def test_missing_go_gets_one_clear_message(tmp_path: Path) -> None:
+    env = {
+        "PATH": str(Path(sys.executable).parent),  # no go here
+        "HOME": str(tmp_path),
+        "JHTUTORIAL_CACHE": str(tmp_path / "empty-cache"),
+        "JHTUTORIAL_STATE": str(tmp_path / "state"),
+    }
+    result = subprocess.run([JHTUTORIAL, "cluster", "up"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert "needs Go" in result.stderr and "JHTUTORIAL_BIN_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_incomplete_bin_dir_names_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "kubectl").write_text("#!/bin/sh\n")
+    (tmp_path / "kubectl").chmod(0o755)
+    monkeypatch.setenv("JHTUTORIAL_BIN_DIR", str(tmp_path))
+    with pytest.raises(ToolMissing) as err:
+        ensure_binaries()
+    assert "kube-apiserver" in str(err.value) and "kubectl," not in str(err.value)
+
+
+def test_the_kubernetes_wrapper_module_replaces_every_staging_module(tmp_path: Path) -> None:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("needs go")
+    gomod = kubernetes_wrapper_gomod(go, versions.KUBERNETES, tmp_path)
+    replaces = [line for line in gomod.splitlines() if line.startswith("replace ")]
+    assert len(replaces) >= 25
+    assert f"replace k8s.io/client-go => k8s.io/client-go {versions.staging_version()}" in replaces
+    assert f"require k8s.io/kubernetes {versions.KUBERNETES}" in gomod
+
+
+def test_staging_version_follows_the_release() -> None:
+    assert versions.staging_version("v1.36.3") == "v0.36.3"
+    with pytest.raises(ValueError):
+        versions.staging_version("v2.0.0")
+
+
+@pytest.mark.cluster
+def test_lock_holder_thread_does_not_block_status(local_cluster) -> None:
+    # status only reads: it must answer even while an `up` holds the lock
+    if local_cluster is None:
+        pytest.skip("exercises the local cluster")
+    result: list[str] = []
+    with local_cluster._lock():
+        reader = threading.Thread(target=lambda: result.append(local_cluster.status().state))
+        reader.start()
+        reader.join(timeout=30)
+    assert result == ["running"]
