@@ -117,10 +117,12 @@ class LocalCluster:
                     self._delete(binaries)
             if not self.cluster_dir.exists():
                 self._create(binaries, port)
-            self._wait_ready(binaries)
+            # nodes first: kwok readies them while the apiserver finishes its
+            # post-start hooks, so the two waits overlap
             self._configure(binaries, nodes)
+            self._wait_ready(binaries)
             self._export_kubeconfig()
-            status = self._status(binaries)
+            status = self._status(binaries, known_ready=True)
         for line in status.lines():
             self.progress(line)
         return status
@@ -244,9 +246,19 @@ class LocalCluster:
 
     def _configure(self, binaries: Binaries, nodes: int) -> None:
         """Fake nodes and a default StorageClass; server-side apply, so re-runs converge."""
-        manifest = {"apiVersion": "v1", "kind": "List", "items": [*self._node_objects(nodes), _storage_class()]}
-        self._kubectl(binaries, "apply", "--server-side", "--field-manager=jhtutorial-local", "-f", "-",
-                      stdin=json.dumps(manifest))
+        manifest = json.dumps({"apiVersion": "v1", "kind": "List",
+                               "items": [*self._node_objects(nodes), _storage_class()]})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._kubectl(binaries, "apply", "--server-side", "--field-manager=jhtutorial-local", "-f", "-",
+                              stdin=manifest)
+                break
+            except LocalClusterError:
+                # a just-started apiserver may refuse writes for a moment
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self._kubectl(binaries, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
 
     def _node_objects(self, count: int) -> list[dict]:
@@ -334,26 +346,26 @@ class LocalCluster:
         except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
             return None
 
-    def _status(self, binaries: Binaries) -> ClusterStatus:
+    def _status(self, binaries: Binaries, known_ready: bool = False) -> ClusterStatus:
         components = {name: pid is not None for name, pid in self.component_pids().items()}
         status = ClusterStatus("stopped", self.kubeconfig, components=components)
         port = self._apiserver_port()
         status.server = f"https://127.0.0.1:{port}" if port else None
-        if not self._served(binaries):
+        if not (known_ready or self._served(binaries)):
             return status
         status.state = "running"
-        info = json.loads(self._kubectl(binaries, "version", "-o", "json"))
-        status.kubernetes_version = info.get("serverVersion", {}).get("gitVersion")
-        nodes = json.loads(self._kubectl(binaries, "get", "nodes", "-o", "json"))["items"]
+        status.kubernetes_version = json.loads(self._kubectl(binaries, "get", "--raw", "/version"))["gitVersion"]
+        items = json.loads(self._kubectl(binaries, "get", "nodes,storageclasses", "-o", "json"))["items"]
+        nodes = [item for item in items if item["kind"] == "Node"]
         status.nodes_total = len(nodes)
         status.nodes_ready = sum(
             1 for n in nodes
             for c in n.get("status", {}).get("conditions", [])
             if c["type"] == "Ready" and c["status"] == "True"
         )
-        classes = json.loads(self._kubectl(binaries, "get", "storageclasses", "-o", "json"))["items"]
-        for sc in classes:
-            if sc["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true":
+        for sc in items:
+            if sc["kind"] == "StorageClass" and sc["metadata"].get("annotations", {}).get(
+                    "storageclass.kubernetes.io/is-default-class") == "true":
                 status.default_storage_class = sc["metadata"]["name"]
         return status
 

@@ -1,0 +1,122 @@
+"""Run the numbered notebooks headless, or open them in JupyterLab.
+
+    $ jhtutorial run                          # the whole series, one line per notebook
+    $ jhtutorial run --namespace alice --timeout 300
+    $ jhtutorial lab                          # JupyterLab on notebooks/, KUBECONFIG set
+
+Both pick the cluster the way kubectl does (``--context``, ``KUBECONFIG``,
+``~/.kube/config``); when none is configured they start the local simulated
+cluster and use its kubeconfig. The series runs in this one process through
+papermill's Python API (one kernel per notebook, no extra interpreter start),
+writing executed copies to ``output/``. The first failing notebook stops the
+run, which exits non-zero naming the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TutorialError
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+DEFAULT_OUTPUT = Path("output")
+
+
+@dataclass
+class NotebookRun:
+    notebook: str
+    ok: bool
+    seconds: float
+    failure: str | None = None
+
+    def line(self) -> str:
+        verdict = "ok    " if self.ok else "FAILED"
+        text = f"{verdict} {self.notebook:<28} {self.seconds:6.1f} s"
+        return text if self.ok else f"{text}\n       {self.failure}"
+
+
+def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The series in order: every `NN-name.ipynb` in the folder."""
+    return sorted(p for p in folder.glob("[0-9][0-9]-*.ipynb"))
+
+
+def ensure_cluster(context: str | None) -> Path | None:
+    """Start the local cluster when no other one is configured; return its kubeconfig.
+
+    Returns None when the user's own kubeconfig (or an explicit context) is used.
+    """
+    user_kubeconfig = os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").is_file()
+    if context or user_kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    from .localcluster import LocalCluster
+
+    print("no cluster configured (no KUBECONFIG, no ~/.kube/config): using the local simulated cluster",
+          file=sys.stderr, flush=True)
+    return LocalCluster().up().kubeconfig
+
+
+def parameters(args: argparse.Namespace) -> dict[str, object]:
+    """The papermill parameters every notebook's `parameters` cell declares."""
+    params: dict[str, object] = {"interactive": False}
+    if args.context:
+        params["context"] = args.context
+    if args.namespace:
+        params["namespace"] = args.namespace
+    if getattr(args, "timeout", None):
+        params["timeout"] = args.timeout
+    return params
+
+
+def run_series(args: argparse.Namespace) -> int:
+    """`jhtutorial run`: execute every notebook headless; 0 when all passed."""
+    import papermill
+
+    kubeconfig = ensure_cluster(args.context)
+    if kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(kubeconfig)  # the kernels inherit it
+    series = notebooks(Path(getattr(args, "notebooks", None) or NOTEBOOK_DIR))
+    only = getattr(args, "only", None)
+    if only:
+        series = [nb for nb in series if any(nb.name.startswith(prefix) for prefix in only)]
+    if not series:
+        raise TutorialError("no notebooks to run", fix=f"check the folder {NOTEBOOK_DIR}")
+    output = Path(getattr(args, "output", None) or DEFAULT_OUTPUT)
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: list[NotebookRun] = []
+    for notebook in series:
+        began = time.monotonic()
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(output / notebook.name), parameters=parameters(args),
+                cwd=str(notebook.parent), progress_bar=False, log_output=False,
+            )
+            results.append(NotebookRun(notebook.stem, True, time.monotonic() - began))
+        except papermill.PapermillExecutionError as err:
+            cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
+            reason = f"{cell}: {err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"
+            results.append(NotebookRun(notebook.stem, False, time.monotonic() - began, reason))
+        print(results[-1].line(), flush=True)
+        if not results[-1].ok:
+            print(f"stopped at {notebook.name}; the executed copy is {output / notebook.name}", flush=True)
+            return 1
+    print(f"all {len(results)} notebooks passed in {time.monotonic() - started:.1f} s; "
+          f"executed copies in {output}/", flush=True)
+    return 0
+
+
+def lab(args: argparse.Namespace) -> int:
+    """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster."""
+    kubeconfig = ensure_cluster(args.context)
+    env = dict(os.environ)
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
+        print(f"notebooks will use the local cluster (KUBECONFIG={kubeconfig})", flush=True)
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}",
+               *getattr(args, "lab_args", [])]
+    os.execvpe(command[0], command, env)
