@@ -130,7 +130,7 @@ def apply(step: int | str | Step, *, conn: Connection | None = None, check_order
         dry = [_server_side_apply(kube, conn, source, obj, resource, dry_run=True)
                for source, (obj, resource) in prepared]
         applied: list[AppliedObject] = []
-        for (source, (obj, resource)), before in zip(prepared, dry):
+        for (source, (obj, resource)), before in zip(prepared, dry, strict=True):
             try:
                 after = _server_side_apply(kube, conn, source, obj, resource, dry_run=False)
             except TutorialError as err:

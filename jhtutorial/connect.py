@@ -198,8 +198,6 @@ def connect(
     except BaseException:
         api.close()
         raise
-    if _current is not None and _current is not conn:
-        _current.close()
     _current = conn
     return conn
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connect import Connection, current_connection
-from .errors import WaitTimeout
+from .errors import TutorialError, WaitTimeout
 from .kubeapi import (
     DEPLOYMENTS,
     ENDPOINT_SLICES,
@@ -141,7 +141,7 @@ def service_ip_assigned(service: Obj | None) -> Verdict:
 
 def ready_endpoints(slices: Iterable[Obj]) -> list[str]:
     """Addresses of ready endpoints across a Service's EndpointSlices."""
-    addresses = []
+    addresses: list[str] = []
     for endpoint_slice in slices:
         for endpoint in endpoint_slice.get("endpoints") or []:
             # the API's rule: a missing "ready" means ready
@@ -211,7 +211,7 @@ def wait_pvc_bound(
     ``accept_wait_for_first_consumer`` is False.
     """
     conn = conn or current_connection()
-    modes: dict[str, str | None] = {}
+    modes: dict[str | None, str | None] = {}
 
     def evaluate(cache: Cache) -> Verdict:
         pvc = _only(cache)
@@ -327,7 +327,7 @@ def _binding_mode(conn: Connection, class_name: str | None) -> str | None:
         return conn.volume_binding_mode
     try:
         storage_class = KubeApi(conn.api).get_or_none(STORAGE_CLASSES.path(name=class_name))
-    except Exception:  # noqa: BLE001 - no permission to read classes: judge by phase alone
+    except TutorialError:  # e.g. no permission to read StorageClasses: judge by the phase alone
         return None
     return (storage_class or {}).get("volumeBindingMode")
 
@@ -489,9 +489,10 @@ def _add_events(kube: KubeApi, namespace: str, involved: set[tuple[str, str]], d
     for event in chosen:
         involved_object = event.get("involvedObject") or {}
         count = f" (x{event['count']})" if (event.get("count") or 1) > 1 else ""
+        message = str(event.get("message", "")).strip()
         diagnosis.lines.append(
             f"event {event.get('type', 'Normal')} {event.get('reason')} on "
-            f"{involved_object.get('kind')} {involved_object.get('name')}{count}: {str(event.get('message', '')).strip()}"
+            f"{involved_object.get('kind')} {involved_object.get('name')}{count}: {message}"
         )
         diagnosis.reasons.append(str(event.get("reason", "")))
         diagnosis.events.append(event)

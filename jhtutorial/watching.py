@@ -30,11 +30,12 @@ returns promptly even while blocked on a quiet stream.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -59,7 +60,7 @@ LIST_PAGE_SIZE = 500
 
 
 class Event(NamedTuple):
-    """One change: ``type`` is ADDED, MODIFIED, DELETED or SYNCED.
+    """One change: ``type`` is ADDED, MODIFIED, DELETED or SYNCED (or BOOKMARK, when asked for).
 
     SYNCED follows every (re)list: at that moment :attr:`Reflector.cache`
     holds the complete, current set of objects. Its ``object`` is the list's
@@ -109,6 +110,8 @@ class Reflector:
         resource_version: resume from this position instead of listing first
             (``kubectl get --watch-only --resource-version=...``).
         watch_seconds: the server-side timeout of each watch request.
+        yield_bookmarks: also yield the BOOKMARK events (an object holding only
+            metadata.resourceVersion); by default they only move the position.
 
     Attributes worth reading: :attr:`cache` (``namespace/name`` -> object),
     :attr:`resource_version`, :attr:`requests` (HTTP requests sent, counted on
@@ -125,6 +128,7 @@ class Reflector:
         field_selector: str | None = None,
         resource_version: str | None = None,
         watch_seconds: int = WATCH_SECONDS,
+        yield_bookmarks: bool = False,
     ) -> None:
         self.api = KubeApi(api_client)
         self.resource = resource
@@ -133,6 +137,7 @@ class Reflector:
         self.field_selector = field_selector
         self.resource_version = resource_version
         self.watch_seconds = max(1, int(watch_seconds))
+        self.yield_bookmarks = yield_bookmarks
         self.cache: dict[str, dict[str, Any]] = {}
         self.stats = WatchStats()
         self.timed_out = False
@@ -154,7 +159,7 @@ class Reflector:
     def __iter__(self) -> Iterator[Event]:
         return self.events()
 
-    def events(self, timeout: float | None = None) -> Iterator[Event]:
+    def events(self, timeout: float | None = None) -> Generator[Event, None, None]:
         """Yield changes until :meth:`stop` is called or ``timeout`` seconds pass.
 
         Calling it again later continues from where the last call ended (same
@@ -193,11 +198,10 @@ class Reflector:
         with self._response_lock:
             response = self._response
         if response is not None:
-            try:
-                # SHUT_RD wakes the thread blocked in recv() on this socket at once.
+            # SHUT_RD wakes the thread blocked in recv() on this socket at once; if the
+            # response is already closed or released, the reader sees the stop flag instead.
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
                 response.shutdown()
-            except (ValueError, RuntimeError, OSError):
-                pass  # already closed or released: the reader will see the stop flag
 
     # --- list -----------------------------------------------------------------------
 
@@ -287,7 +291,7 @@ class Reflector:
         """Complete lines of the stream; returns at the stream's end, the deadline or stop()."""
         pending = b""
         try:
-            for chunk in response.stream(64 * 1024):
+            for chunk in _chunks(response):
                 pending += chunk
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
@@ -323,7 +327,7 @@ class Reflector:
             self.resource_version = new_version
         if event_type == "BOOKMARK":
             self.stats.bookmarks += 1
-            return None
+            return Event("BOOKMARK", obj) if self.yield_bookmarks else None
         key = object_key(obj)
         if event_type == "DELETED":
             self.cache.pop(key, None)
@@ -362,6 +366,16 @@ def _retryable_or(err: KubeApiError) -> Exception:
     if err.status in (429, 500, 502, 503, 504):
         return _StreamBroken(str(err))
     return err
+
+
+def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """Bytes as they arrive. The API server sends a watch chunked, one event per chunk; a proxy
+    in between may not, and a plain read(n) would then sit on events until n bytes pile up."""
+    if getattr(response, "chunked", False):
+        yield from response.stream(64 * 1024)
+        return
+    while chunk := response.read1(64 * 1024):
+        yield chunk
 
 
 def _version(obj: dict[str, Any]) -> str | None:

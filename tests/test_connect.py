@@ -58,7 +58,7 @@ def test_no_kubeconfig_anywhere_says_how_to_get_a_cluster(tmp_path: Path, monkey
 
 def test_kubeconfig_variable_naming_missing_files_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope.yaml"))
-    with pytest.raises(NoKubeconfig, match="nope.yaml"):
+    with pytest.raises(NoKubeconfig, match=r"nope\.yaml"):
         connect()
 
 
