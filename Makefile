@@ -36,7 +36,10 @@ lab: setup
 run: setup
 	$(BIN)/jhtutorial run
 
+# The cluster is started here, not only inside pytest, so that a first-time
+# build shows its progress; JHTUTORIAL_TEST_KUBECONFIG selects another cluster.
 test: setup system-deps
+	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
 	$(BIN)/python -m pytest
 
 bench: setup
