@@ -86,6 +86,10 @@ class ApplyResult:
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # what a notebook cell shows when this is its last expression: the readable lines
+        printer.text(repr(self) if cycle else str(self))
+
     def __repr__(self) -> str:
         actions = ", ".join(f"{o.kind}/{o.name} {o.action}" for o in self.objects)
         return f"ApplyResult({self.step.key} in {self.namespace}: {actions})"

@@ -108,6 +108,10 @@ class Connection:
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # what a notebook cell shows when this is its last expression: the readable lines
+        printer.text(repr(self) if cycle else str(self))
+
     def __repr__(self) -> str:
         return (
             f"Connection(context={self.context!r}, namespace={self.namespace!r}, server={self.server!r}, "
@@ -177,7 +181,7 @@ def connect(
     api, used_context, source = _load_client(context, kubeconfig)
     kube = KubeApi(api)
     try:
-        version = kube.call("GET", "/version", timeout=(timeout, timeout))
+        version = kube.probe("/version", timeout=timeout)
         conn = Connection(
             api=api,
             namespace=namespace,

@@ -149,13 +149,31 @@ class KubeApi:
         try:
             return self.api_client.call_api(method, url, headers, body, _request_timeout=timeout).response
         except ApiException as err:  # the client reports TLS failures this way (status 0)
-            raise ClusterUnreachable(
-                f"TLS handshake with the API server at {self.server} failed: {err.reason}",
-                fix="the kubeconfig's certificate authority does not match the server; "
-                "regenerate the kubeconfig (or `jhtutorial cluster up` for the local cluster)",
-            ) from None
+            raise tls_failure(self.server, err.reason) from None
         except CONNECTION_ERRORS as err:
             raise unreachable(self.server, err) from None
+
+    def probe(self, path: str, *, timeout: float) -> dict[str, Any]:
+        """One GET with no retry and ``timeout`` seconds in all: does the server answer at all?
+
+        The pool's retries help later requests over a connection the server
+        dropped; for a first contact they would only multiply the wait.
+        """
+        method, url, headers, _, _ = self.api_client.param_serialize(
+            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+        )
+        with self._count_lock:
+            self._requests += 1
+        try:
+            response = self.api_client.rest_client.pool_manager.request(
+                method, url, headers=headers, timeout=urllib3.Timeout(total=timeout), retries=False
+            )
+        except urllib3.exceptions.SSLError as err:
+            raise tls_failure(self.server, err) from None
+        except CONNECTION_ERRORS as err:
+            raise unreachable(self.server, err) from None
+        raise_for_status(response.status, response.data, what=f"GET {path}")
+        return json.loads(response.data) if response.data else {}
 
     def call(
         self,
@@ -243,6 +261,14 @@ def raise_for_status(status: int, data: bytes | None, *, what: str) -> None:
             reason=reason or "Forbidden",
         )
     raise KubeApiError(message, status=status, reason=reason)
+
+
+def tls_failure(server: str, detail: object) -> ClusterUnreachable:
+    return ClusterUnreachable(
+        f"TLS handshake with the API server at {server} failed: {detail}",
+        fix="the kubeconfig's certificate authority does not match the server (an old kubeconfig of a "
+        "recreated cluster?): regenerate the kubeconfig (for the local cluster: `jhtutorial cluster up`)",
+    )
 
 
 def unreachable(server: str, err: BaseException) -> ClusterUnreachable:

@@ -58,6 +58,10 @@ class StepStatus:
         head = f"step {self.step.number:02d} ({self.step.slug}) is {'done' if self.done else 'NOT done'}"
         return "\n".join([head, *(f"  {line}" for line in self.lines)])
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # what a notebook cell shows when this is its last expression: the readable lines
+        printer.text(repr(self) if cycle else str(self))
+
     def __repr__(self) -> str:
         return f"StepStatus({self.step.key}, done={self.done}, missing={self.missing})"
 
