@@ -141,6 +141,7 @@ class Reflector:
         self.cache: dict[str, dict[str, Any]] = {}
         self.stats = WatchStats()
         self.timed_out = False
+        self._lines_read = 0
         self._stop = threading.Event()
         self._response_lock = threading.Lock()
         self._response: urllib3.BaseHTTPResponse | None = None
@@ -176,7 +177,15 @@ class Reflector:
             try:
                 if self.resource_version is None:
                     yield from self._relist(deadline)
+                if self._stop.is_set():  # stop() came while the list was being read
+                    return
+                opened, lines_before = time.monotonic(), self._lines_read
                 yield from self._watch(deadline)
+                ended = time.monotonic()
+                if (self._lines_read == lines_before and ended - opened < 1.0 and not self._stop.is_set()
+                        and (deadline is None or ended < deadline)):
+                    # ended at once with nothing in it (a proxy cutting watches?): do not spin
+                    raise _StreamBroken("the watch ended immediately")
                 backoff = BACKOFF_FIRST  # a stream that ended normally: reconnect at once
             except _Expired:
                 self.stats.expired += 1
@@ -193,7 +202,10 @@ class Reflector:
                 backoff = min(backoff * 2, BACKOFF_CAP)
 
     def stop(self) -> None:
-        """End :meth:`events` soon; safe to call from any thread, any number of times."""
+        """End :meth:`events` soon; safe to call from any thread, any number of times.
+
+        Stopping is final: a stopped reflector yields nothing more (make a new one to watch again).
+        """
         self._stop.set()
         with self._response_lock:
             response = self._response
@@ -296,6 +308,7 @@ class Reflector:
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
                     if line.strip():
+                        self._lines_read += 1
                         yield line
                 if self._stop.is_set():
                     return
