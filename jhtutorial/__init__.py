@@ -6,17 +6,23 @@ Everything a notebook cell, the CLI or a test needs is importable from here:
     >>> jhtutorial.LocalCluster().up()      # doctest: +SKIP
 """
 
+from .access import Access, PortForwarder, hub_access, require_deployed
 from .apply import AppliedObject, ApplyResult, apply
+from .cleanup import CleanupResult, clean_up, leftovers
 from .connect import Connection, connect, current_connection
 from .errors import (
+    AccessError,
     ApplyRejected,
     ClusterBusy,
     ClusterUnreachable,
     ConnectError,
     Forbidden,
+    HubError,
     InvalidNamespace,
     KubeApiError,
     LocalClusterError,
+    LocalHubFailed,
+    LoginFailed,
     NoDefaultStorageClass,
     NoKubeconfig,
     NotConnected,
@@ -30,7 +36,10 @@ from .errors import (
     UnknownStep,
     WaitTimeout,
 )
+from .liveview import LiveView, PodRow, live_view, running_views
 from .localcluster import ClusterStatus, LocalCluster
+from .localhub import LocalHub
+from .login import LoginResult, Stage, login
 from .steps import STEPS, Step, StepStatus, get_step
 from .waits import (
     WaitResult,
@@ -45,9 +54,12 @@ from .watching import Event, Reflector
 
 __all__ = [
     "STEPS",
+    "Access",
+    "AccessError",
     "AppliedObject",
     "ApplyRejected",
     "ApplyResult",
+    "CleanupResult",
     "ClusterBusy",
     "ClusterStatus",
     "ClusterUnreachable",
@@ -55,15 +67,24 @@ __all__ = [
     "Connection",
     "Event",
     "Forbidden",
+    "HubError",
     "InvalidNamespace",
     "KubeApiError",
+    "LiveView",
     "LocalCluster",
     "LocalClusterError",
+    "LocalHub",
+    "LocalHubFailed",
+    "LoginFailed",
+    "LoginResult",
     "NoDefaultStorageClass",
     "NoKubeconfig",
     "NotConnected",
+    "PodRow",
+    "PortForwarder",
     "PortInUse",
     "Reflector",
+    "Stage",
     "Step",
     "StepError",
     "StepOutOfOrder",
@@ -76,9 +97,16 @@ __all__ = [
     "WaitResult",
     "WaitTimeout",
     "apply",
+    "clean_up",
     "connect",
     "current_connection",
     "get_step",
+    "hub_access",
+    "leftovers",
+    "live_view",
+    "login",
+    "require_deployed",
+    "running_views",
     "wait_deleted",
     "wait_deployment_available",
     "wait_pod_ready",

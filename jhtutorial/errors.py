@@ -172,3 +172,27 @@ class ManifestError(TutorialError):
         self.reason = reason
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {reason}", fix=fix)
+
+
+# --- reaching the hub, logging in -----------------------------------------------------
+#
+# Exit code 9: the tutorial is deployed, but the hub cannot be reached from
+# here, or it refused the login.
+
+
+class HubError(TutorialError):
+    """Reaching or using the running hub failed."""
+
+    exit_code = 9
+
+
+class AccessError(HubError):
+    """No way from this machine to the proxy-public Service worked (NodePort, minikube, port-forward)."""
+
+
+class LoginFailed(HubError):
+    """The hub refused the login, or the user's server could not be started."""
+
+
+class LocalHubFailed(HubError):
+    """The JupyterHub process started on this machine (for a simulated cluster) exited or never came up."""

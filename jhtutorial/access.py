@@ -1,0 +1,528 @@
+"""How to reach the hub from this machine: the proxy-public Service, from outside the cluster.
+
+    >>> access = hub_access()                 # doctest: +SKIP
+    >>> print(access)                         # doctest: +SKIP
+    http://127.0.0.1:38211 (port-forward)
+      the same by hand: kubectl port-forward -n jhtutorial svc/proxy-public 8080:80
+      note: forwarded through the API server to pod proxy-6d5b9c7f4-2kq8x, port 8080; close() ends it
+    >>> access.close()                        # doctest: +SKIP
+
+proxy-public is a NodePort Service: every node opens the same port (30000-32767)
+and passes it to nginx in the proxy pod. Whether this machine can reach a
+node's address depends on the cluster, so the ways are tried in this order:
+
+1. **minikube**: ``minikube service proxy-public -n NS --url`` prints a URL that works
+   from the host (with the docker driver on macOS/Windows it keeps a tunnel
+   open: the process lives as long as the Access);
+2. **NodePort**: ``http://NODE-ADDRESS:NODE-PORT``, used only if a TCP connection
+   to it succeeds. kind and k3d run their nodes in containers, so their NodePorts
+   are reachable from the host only where the container network is (Linux) or
+   through port mappings set when the cluster was created (kind's
+   ``extraPortMappings``, k3d's ``-p``);
+3. **port-forward**: a local port whose connections the API server carries to
+   the proxy pod (``kubectl port-forward svc/proxy-public 8080:80``). Works on
+   any cluster; opened from Python (the client's websocket port-forward), or by
+   running ``kubectl port-forward`` when that fails.
+
+On the simulated cluster (kwok) the proxy pod has no container: nothing can
+answer at any address, and the Access says so instead of inventing a URL.
+:func:`jhtutorial.login` then runs JupyterHub on this machine instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .connect import Connection, current_connection
+from .errors import AccessError, StepOutOfOrder
+from .kubeapi import NODES, PODS, SERVICES, KubeApi
+from .steps import STEPS, get_step
+from .waits import pod_ready
+
+Obj = dict[str, Any]
+SERVICE = "proxy-public"
+METHODS = ("auto", "minikube", "nodeport", "port-forward", "kubectl")
+PROBE_SECONDS = 2.0
+HEALTH_PATH = "/hub/health"  # answered by the hub, through nginx and configurable-http-proxy
+SIMULATED_NOTE = (
+    "the proxy pod runs on a simulated node (kwok): no container runs, so nothing answers at any address "
+    "(no NodePort, no port-forward: kwok reports 'no forward found'); "
+    "jhtutorial.login() runs JupyterHub on this machine instead, with the cluster's hub-config"
+)
+
+
+@dataclass
+class Access:
+    """A way to the hub: the URL (None when there is none), how it was found, and how to type it."""
+
+    url: str | None
+    how: str  # "minikube", "nodeport", "port-forward", "kubectl", or "simulated"
+    kubectl: str  # what a learner would type for the same
+    notes: list[str] = field(default_factory=list)
+    simulated: bool = False
+    _closer: Callable[[], None] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """End a port-forward or tunnel this Access holds open (safe to call twice)."""
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
+
+    @property
+    def open(self) -> bool:
+        return self._closer is not None
+
+    def lines(self) -> list[str]:
+        head = f"{self.url} ({self.how})" if self.url else f"no URL can answer ({self.how})"
+        return [head, f"  the same by hand: {self.kubectl}", *(f"  note: {note}" for note in self.notes)]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __enter__(self) -> Access:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def hub_access(
+    conn: Connection | None = None,
+    *,
+    method: str = "auto",
+    local_port: int = 0,
+    verify: bool = True,
+    timeout: float = 10.0,
+) -> Access:
+    """Find (or open) a URL on this machine that reaches the proxy-public Service.
+
+    Args:
+        conn: a connection (default: the last one made).
+        method: "auto" (try in order), or one of "minikube", "nodeport",
+            "port-forward" (from Python), "kubectl" (a ``kubectl port-forward`` process).
+        local_port: the local port of a port-forward (0: any free port).
+        verify: ask ``/hub/health`` through the URL before returning it.
+        timeout: seconds for each attempt.
+
+    Raises StepOutOfOrder when the tutorial is not deployed that far (naming the
+    missing step), AccessError when the chosen method cannot reach the hub (with
+    what each attempt saw).
+
+    Example::
+
+        with hub_access() as access:          # kubectl port-forward svc/proxy-public 8080:80
+            print(access.url)
+    """
+    if method not in METHODS:
+        raise AccessError(f"unknown access method {method!r}", fix=f"use one of: {', '.join(METHODS)}")
+    conn = conn or current_connection()
+    kube = KubeApi(conn.api)
+    service = require_deployed(conn, through="deployments")
+    node_port = next((p.get("nodePort") for p in (service.get("spec") or {}).get("ports") or [] if p.get("nodePort")),
+                     None)
+    forward_cmd = f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} 8080:80"
+
+    if method == "auto" and conn.cluster_kind == "local":
+        return Access(None, "simulated", forward_cmd, [SIMULATED_NOTE], simulated=True)
+
+    tried: list[str] = []
+    attempts: list[tuple[str, Callable[[], Access]]] = []
+    if method in ("auto", "minikube") and (method == "minikube" or conn.cluster_kind == "minikube"):
+        attempts.append(("minikube", lambda: _minikube(conn, timeout)))
+    if method in ("auto", "nodeport"):
+        attempts.append(("nodeport", lambda: _node_port(conn, kube, node_port, timeout)))
+    if method in ("auto", "port-forward"):
+        attempts.append(("port-forward", lambda: _python_forward(conn, kube, local_port, timeout)))
+    if method in ("auto", "kubectl"):
+        attempts.append(("kubectl", lambda: _kubectl_forward(conn, local_port, timeout)))
+
+    for name, attempt in attempts:
+        try:
+            access = attempt()
+        except AccessError as err:
+            tried.append(f"{name}: {err.problem}")
+            continue
+        if verify:
+            problem = _check_health(access, timeout)
+            if problem:
+                access.close()
+                tried.append(f"{name}: {problem}")
+                continue
+        access.notes[:0] = [f"{n} (tried first)" for n in tried]
+        access.simulated = conn.cluster_kind == "local"
+        return access
+
+    fix = (f"on any cluster `{forward_cmd}` then open http://localhost:8080; "
+           "check that the proxy pod is Ready (`kubectl get pods -n " + conn.namespace + "`)")
+    if conn.cluster_kind == "local":
+        fix = ("nothing can answer on the simulated cluster: the proxy pod has no container. "
+               "Use jhtutorial.login(), which runs the hub on this machine")
+    elif conn.cluster_kind == "kind":
+        fix = ("kind's NodePorts reach the host only through extraPortMappings set at `kind create cluster`; "
+               f"use `{forward_cmd}` instead")
+    raise AccessError(f"could not reach Service {SERVICE} in namespace {conn.namespace}:\n  "
+                      + "\n  ".join(tried), fix=fix)
+
+
+def require_deployed(conn: Connection, *, through: str = "deployments") -> Obj:
+    """The proxy-public Service, after checking that every step up to ``through`` is present.
+
+    Raises StepOutOfOrder naming the first step whose objects are missing.
+    """
+    last = get_step(through)
+    for step in STEPS:
+        if step.number > last.number or not step.files:
+            continue
+        missing = step.missing(conn)
+        if missing:
+            raise StepOutOfOrder(
+                f"the hub is not deployed in namespace {conn.namespace}: step {step.key} is missing "
+                f"({', '.join(missing)})",
+                fix=f"apply the steps up to {last.key}: `jhtutorial up --through {last.number}` "
+                f"(from Python: jhtutorial.apply({step.slug!r}) and the ones after it)",
+            )
+    service = KubeApi(conn.api).get_or_none(SERVICES.path(conn.namespace, SERVICE))
+    if service is None:  # removed between the check and now
+        raise StepOutOfOrder(f"Service {SERVICE} is missing in namespace {conn.namespace}",
+                             fix="apply step 05: jhtutorial.apply('services')")
+    return service
+
+
+# --- minikube -------------------------------------------------------------------------------
+
+
+def _minikube(conn: Connection, timeout: float) -> Access:
+    binary = shutil.which("minikube")
+    command = f"minikube service {SERVICE} -n {conn.namespace} --url"
+    if binary is None:
+        raise AccessError("the minikube command is not installed here")
+    args = [binary, "service", SERVICE, "-n", conn.namespace, "--url"]
+    if conn.context and conn.context != "minikube":
+        args += ["-p", conn.context]  # minikube names each context after its profile
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = _read_until(process, re.compile(r"(https?://\S+)"), timeout)
+    if url is None:
+        _end(process)
+        raise AccessError(f"`{command}` printed no URL: {_tail(process)}")
+    if process.poll() is None:
+        # docker driver on macOS/Windows: the command holds a tunnel open for as long as it runs
+        return Access(url, "minikube", command, ["minikube keeps a tunnel open; close() ends it"],
+                      _closer=lambda: _end(process))
+    return Access(url, "minikube", command)
+
+
+# --- NodePort -------------------------------------------------------------------------------
+
+
+def _node_port(conn: Connection, kube: KubeApi, node_port: int | None, timeout: float) -> Access:
+    if not node_port:
+        raise AccessError(f"Service {SERVICE} has no node port (type is not NodePort?)")
+    nodes = kube.get(NODES.path()).get("items", [])
+    addresses = []
+    for node in nodes:
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (node.get("status") or {}).get("conditions") or [])
+        for address in (node.get("status") or {}).get("addresses") or []:
+            if ready and address.get("type") in ("ExternalIP", "InternalIP"):
+                addresses.append((0 if address["type"] == "ExternalIP" else 1, address["address"]))
+    command = f"kubectl get service {SERVICE} -n {conn.namespace}   (then http://NODE-ADDRESS:{node_port})"
+    if not addresses:
+        raise AccessError("no Ready node has an InternalIP or ExternalIP address to reach the node port on")
+    failures = []
+    for _, address in sorted(addresses):
+        host = f"[{address}]" if ":" in address else address
+        try:
+            with socket.create_connection((address, node_port), timeout=min(timeout, PROBE_SECONDS)):
+                pass
+        except OSError as err:
+            failures.append(f"{address}:{node_port} {err.strerror or err}")
+            continue
+        return Access(f"http://{host}:{node_port}", "nodeport", command,
+                      [f"node port {node_port} on node address {address}"])
+    why = "; ".join(failures[:3])
+    hint = ""
+    if conn.cluster_kind == "kind":
+        hint = " (kind: NodePorts reach the host only with extraPortMappings)"
+    elif conn.cluster_kind == "k3d":
+        hint = " (k3d: map the port when creating the cluster, `k3d cluster create -p ...`)"
+    raise AccessError(f"node port {node_port} is not reachable from this machine: {why}{hint}")
+
+
+# --- port-forward from Python ----------------------------------------------------------------
+
+
+def _proxy_pod_and_port(conn: Connection, kube: KubeApi) -> tuple[str, int]:
+    """A Ready pod behind proxy-public, and the container port its targetPort names."""
+    service = kube.get(SERVICES.path(conn.namespace, SERVICE))
+    spec = service.get("spec") or {}
+    selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
+    port = next(iter(spec.get("ports") or []), {})
+    target = port.get("targetPort", port.get("port"))
+    pods = kube.get(PODS.path(conn.namespace), labelSelector=selector).get("items", []) if selector else []
+    ready = [p for p in pods if pod_ready(p) and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    if not ready:
+        raise AccessError(f"no Ready pod behind Service {SERVICE} (selector {selector or 'none'})")
+    pod = ready[0]
+    if isinstance(target, int) or str(target).isdigit():
+        return pod["metadata"]["name"], int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for container_port in container.get("ports") or []:
+            if container_port.get("name") == target:
+                return pod["metadata"]["name"], int(container_port["containerPort"])
+    raise AccessError(f"pod {pod['metadata']['name']} has no container port named {target!r}")
+
+
+class PortForwarder:
+    """A local listening port whose connections go to a pod's port through the API server.
+
+    Each accepted connection opens its own port-forward stream (a websocket to
+    ``/api/v1/namespaces/NS/pods/POD/portforward``), the way kubectl does.
+    Threads: one accepting, one per open connection; :meth:`close` ends and joins them.
+    """
+
+    def __init__(self, conn: Connection, pod: str, port: int, local_port: int = 0) -> None:
+        from kubernetes.client import ApiClient
+
+        # Its own ApiClient: kubernetes.stream swaps the client's call_api while a stream
+        # opens, which must not touch requests other threads send (a live view's watch).
+        self._api = ApiClient(conn.api.configuration)
+        self.namespace = conn.namespace
+        self.pod = pod
+        self.port = port
+        self.errors: list[str] = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._listener.bind(("127.0.0.1", local_port))
+        except OSError as err:
+            self._listener.close()
+            raise AccessError(f"cannot listen on 127.0.0.1:{local_port}: {err.strerror or err}",
+                              fix="pick another local port, or 0 for any free one") from None
+        self._listener.listen(16)
+        self.local_port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        accept = threading.Thread(target=self._accept, name=f"jhtutorial-port-forward-{self.local_port}", daemon=True)
+        self._threads.append(accept)
+        accept.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(10)
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+        self._api.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            readable, _, _ = select.select([self._listener, self._wake_r], [], [])
+            if self._wake_r in readable or self._stop.is_set():
+                return
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            relay = threading.Thread(target=self._relay, args=(client,),
+                                     name=f"jhtutorial-port-forward-{self.local_port}-conn", daemon=True)
+            with self._lock:
+                self._threads = [t for t in self._threads if t.is_alive()] + [relay]
+            relay.start()
+
+    def _relay(self, client: socket.socket) -> None:
+        from kubernetes.client import CoreV1Api
+        from kubernetes.stream import portforward
+
+        try:
+            forward = portforward(CoreV1Api(self._api).connect_get_namespaced_pod_portforward,
+                                  self.pod, self.namespace, ports=str(self.port))
+        except Exception as err:  # noqa: BLE001 - the handshake's errors come in many types; report them all
+            self.errors.append(f"opening the port-forward failed: {_reason(err)}")
+            client.close()
+            return
+        remote = forward.socket(self.port)
+        try:
+            _pump(client, remote, self._wake_r, self._stop)
+        finally:
+            error = forward.error(self.port)
+            if error:
+                self.errors.append(error.strip())
+            client.close()
+            forward.close()
+
+
+def _pump(a: socket.socket, b: Any, wake: socket.socket, stop: threading.Event) -> None:
+    """Copy bytes both ways until either side closes or stop is set."""
+    sockets = [a, b]
+    while not stop.is_set():
+        try:
+            readable, _, _ = select.select([*sockets, wake], [], [], 30)
+        except (OSError, ValueError):
+            return
+        if wake in readable:
+            return
+        for source in readable:
+            target = b if source is a else a
+            try:
+                data = source.recv(64 * 1024)
+                if not data:
+                    return
+                target.sendall(data)
+            except OSError:
+                return
+
+
+def _python_forward(conn: Connection, kube: KubeApi, local_port: int, timeout: float) -> Access:
+    try:
+        import kubernetes.stream  # noqa: F401 - needs websocket-client
+    except ImportError as err:
+        raise AccessError(f"the kubernetes client cannot port-forward here: {err}") from None
+    pod, port = _proxy_pod_and_port(conn, kube)
+    forwarder = PortForwarder(conn, pod, port, local_port)
+    access = Access(forwarder.url, "port-forward",
+                    f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} {local_port or 8080}:80",
+                    [f"forwarded through the API server to pod {pod}, port {port}; close() ends it"],
+                    _closer=forwarder.close)
+    access.forwarder = forwarder  # type: ignore[attr-defined]  # tests and curious learners read its errors
+    return access
+
+
+# --- kubectl port-forward --------------------------------------------------------------------
+
+
+def _kubectl_forward(conn: Connection, local_port: int, timeout: float) -> Access:
+    binary = shutil.which("kubectl")
+    if binary is None:
+        raise AccessError("kubectl is not installed here")
+    args = [binary, "port-forward", "-n", conn.namespace, f"svc/{SERVICE}", f"{local_port or ''}:80",
+            "--address", "127.0.0.1"]
+    if conn.context:
+        args[1:1] = ["--context", conn.context]
+    env = dict(os.environ)
+    if conn.kubeconfig:
+        env["KUBECONFIG"] = conn.kubeconfig
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    port_text = _read_until(process, re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"), timeout)
+    if port_text is None:
+        _end(process)
+        raise AccessError(f"`kubectl port-forward` did not start: {_tail(process)}")
+    errors: list[str] = []
+
+    # kubectl reports each failed connection on stderr; keep them for the health check's message.
+    def collect() -> None:
+        for line in process.stderr or []:
+            errors.append(line.strip())
+
+    reader = threading.Thread(target=collect, name="jhtutorial-kubectl-port-forward-stderr", daemon=True)
+    reader.start()
+
+    def close() -> None:
+        _end(process)
+        reader.join(5)
+
+    access = Access(f"http://127.0.0.1:{port_text}", "kubectl",
+                    f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} {local_port or 8080}:80",
+                    [f"a `kubectl port-forward` process (pid {process.pid}) carries the connections; close() ends it"],
+                    _closer=close)
+    access.forward_errors = errors  # type: ignore[attr-defined]
+    access.process = process  # type: ignore[attr-defined]
+    return access
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _check_health(access: Access, timeout: float) -> str | None:
+    """None if the hub answers /hub/health through the URL; else what went wrong."""
+    import requests
+
+    try:
+        response = requests.get(access.url + HEALTH_PATH, timeout=min(timeout, 10.0), allow_redirects=False)
+    except requests.RequestException as err:
+        problem = f"{access.url}{HEALTH_PATH} did not answer ({_reason(err)})"
+    else:
+        if response.status_code == 200:
+            return None
+        problem = f"{access.url}{HEALTH_PATH} answered HTTP {response.status_code}, not the hub's 200"
+    # a port-forward knows why a connection died: the kubelet's (or kwok's) own words
+    time.sleep(0.2)  # the forward's error frame can trail the closed connection by a moment
+    details = list(getattr(getattr(access, "forwarder", None), "errors", []) or [])
+    details += list(getattr(access, "forward_errors", []) or [])
+    details = [d for d in details if d]
+    if details:
+        # kubectl ends with "lost connection to pod"; the line before it says why
+        best = next((d for d in reversed(details) if "error forwarding" in d), details[-1])
+        quoted = re.search(r'err="(.*)"', best)
+        problem += f"; the port-forward reported: {(quoted.group(1) if quoted else best)[:400]}"
+    return problem
+
+
+def _read_until(process: subprocess.Popen[str], pattern: re.Pattern[str], timeout: float) -> str | None:
+    """Read the process's stdout until a line matches (returns group 1), it exits, or time runs out."""
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = process.stdout.readline()
+        if not line:
+            return None
+        match = pattern.search(line)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+
+def _tail(process: subprocess.Popen[str]) -> str:
+    text = ""
+    if process.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            if process.poll() is not None:
+                text = process.stderr.read()
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-3:]) or f"exit code {process.poll()}"
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:300]
+
+
+

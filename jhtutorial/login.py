@@ -1,0 +1,625 @@
+"""Log in to the hub as a user, start their server, and follow the spawn stage by stage.
+
+    >>> result = login("admin", "admin")        # doctest: +SKIP
+    >>> print(result)                           # doctest: +SKIP
+    login as admin in namespace jhtutorial: the pod was created and runs (simulated); no notebook server
+       3.4 s  JupyterHub 5.5.0 with KubeSpawner 7.0.0 runs here as a local process, standing in for ...
+       3.5 s  logged in as admin (POST /hub/login -> 302 /hub/spawn)
+       3.7 s  server start requested (GET /hub/spawn -> 302 /hub/spawn-pending/admin)
+       3.7 s  PVC claim-admin created by KubeSpawner (Pending)
+       ...
+
+What a learner would do by hand: open the hub's URL in a browser, log in as
+admin/admin, and watch ``kubectl get pods -n NS --watch`` while the server
+starts: a pod ``jupyter-admin`` appears, with its home on PVC ``claim-admin``.
+
+Here the same happens over HTTP, and each stage is reported as it happens:
+
+1. **login**: ``GET /hub/login`` for the form and its ``_xsrf`` token, then
+   ``POST /hub/login`` with the user name and password; the hub answers with a
+   redirect and a session cookie;
+2. **start**: ``GET /hub/spawn``, what the browser loads next; the hub asks
+   KubeSpawner to create the PVC and the pod;
+3. **follow**: two watches (the user's pods and PVCs, matched by KubeSpawner's
+   ``hub.jupyter.org/username`` annotation) report created, Bound, scheduled,
+   Running, Ready; the hub's progress API (``/hub/api/users/NAME/server/progress``,
+   the progress bar of the spawn page) reports what the hub sees;
+4. **answer**: ``/user/NAME/api`` must come from a Jupyter server.
+
+On a cluster with containers the hub is reached through proxy-public (see
+:mod:`jhtutorial.access`). On the simulated cluster it cannot run, so the real
+JupyterHub runs on this machine instead (:mod:`jhtutorial.localhub`), with the
+cluster's hub-config and the hub ServiceAccount's token: the PVC and the pod are
+created by KubeSpawner through the real API server, the pod becomes Running
+(simulated), and no notebook server can ever answer. The result says exactly
+that. The local hub is stopped at the end; the pod and PVC stay for the
+clean-up step, as they would when a real hub restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .access import Access, hub_access, require_deployed
+from .connect import Connection, current_connection
+from .errors import AccessError, LoginFailed, TutorialError
+from .kubeapi import PODS, PVCS, KubeApi
+from .localhub import LocalHub
+from .watching import Reflector
+
+Obj = dict[str, Any]
+USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner puts the plain user name here
+POD_SELECTOR = "component=singleuser-server"
+PVC_SELECTOR = "component=singleuser-storage"
+HTTP_SECONDS = 30.0
+PROBE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One thing that happened, ``seconds`` after login() began."""
+
+    seconds: float
+    text: str
+    ok: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.seconds:6.1f} s  {'' if self.ok else 'PROBLEM: '}{self.text}"
+
+
+@dataclass
+class LoginResult:
+    """What login() saw, stage by stage, and what it means."""
+
+    user: str
+    namespace: str
+    hub: str  # "local process" or "cluster"
+    url: str | None = None  # where the login went
+    simulated: bool = False
+    logged_in: bool = False
+    pod: str | None = None
+    pvc: str | None = None
+    pod_ip: str | None = None
+    pod_running: bool = False
+    pod_ready: bool = False
+    pvc_bound: bool = False
+    pod_left_in_place: bool = False
+    hub_said_ready: bool = False
+    hub_failed: str | None = None
+    server_answered: bool = False  # a Jupyter server answered at /user/NAME/api
+    server_answer: str = ""  # what came back instead, in words
+    stages: list[Stage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Did the lesson's login work? On the simulated cluster: logged in and the pod runs."""
+        if self.hub == "local process":
+            return self.logged_in and self.pod_running
+        return self.logged_in and self.server_answered
+
+    @property
+    def kubectl(self) -> str:
+        return f"kubectl get pods,pvc -n {self.namespace} --watch"
+
+    def headline(self) -> str:
+        where = f"login as {self.user} in namespace {self.namespace}"
+        if self.hub == "local process":
+            if self.pod_running:
+                return f"{where}: the pod was created and runs (simulated); no notebook server can start"
+            return f"{where}: the pod did not get to Running"
+        if self.server_answered:
+            return f"{where}: the server is up"
+        return f"{where}: the server did not come up"
+
+    def lines(self) -> list[str]:
+        out = [f"{self.headline()} ({self.seconds:.1f} s)"]
+        out += [f"  {stage}" for stage in self.stages]
+        out += [f"  {note}" for note in self.notes]
+        out.append(f"  watch it yourself: {self.kubectl}")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def login(
+    user: str = "admin",
+    password: str = "admin",
+    *,
+    conn: Connection | None = None,
+    hub: str = "auto",
+    url: str | None = None,
+    proxy: str = "auto",
+    timeout: float | None = None,
+    server_wait: float = 5.0,
+    progress: Callable[[str], None] | None = None,
+) -> LoginResult:
+    """Log in to the hub, start the user's server and report each stage.
+
+    Args:
+        user, password: the tutorial's hub accepts any user name with the password ``admin``.
+        conn: a connection (default: the last one made).
+        hub: "auto" (a local process on the simulated cluster, else the cluster's hub),
+            "local" or "cluster".
+        url: a hub URL to use instead of finding one (``hub="cluster"`` only).
+        proxy: for the local hub: "auto", "chp" (configurable-http-proxy) or "none".
+        timeout: seconds for the pod to run (local hub, default 60) or the server to
+            answer (cluster, default 300: first image pulls are slow).
+        server_wait: local hub only: seconds to let the hub wait for the server to
+            answer once the pod runs, before stopping it.
+        progress: called with each stage's line as it happens (the CLI prints them).
+
+    Raises StepOutOfOrder (the tutorial is not deployed; names the step),
+    LoginFailed (wrong password, or the server did not start: ``err.result``
+    holds the stages), AccessError, LocalHubFailed.
+
+    Example::
+
+        result = login()          # then: kubectl get pods -n NS  -> jupyter-admin
+        assert result.ok
+    """
+    import requests
+
+    conn = conn or current_connection()
+    if hub not in ("auto", "local", "cluster"):
+        raise LoginFailed(f"unknown hub choice {hub!r}", fix="use 'auto', 'local' or 'cluster'")
+    mode = ("local" if conn.cluster_kind == "local" else "cluster") if hub == "auto" else hub
+    if url and mode == "local":
+        raise LoginFailed("url= is for a hub that already runs (hub='cluster')", fix="leave url out, or hub='cluster'")
+    require_deployed(conn, through="deployments")
+    limit = timeout if timeout is not None else (60.0 if mode == "local" else 300.0)
+
+    result = LoginResult(user=user, namespace=conn.namespace, hub="local process" if mode == "local" else "cluster",
+                         simulated=conn.cluster_kind == "local")
+    clock = _Clock(result, progress)
+    watcher = _SpawnWatcher(conn, user, clock, result)
+    local: LocalHub | None = None
+    access: Access | None = None
+    reader: _ProgressReader | None = None
+    session = requests.Session()
+    try:
+        watcher.start()  # before the start request, so no stage is missed
+        if mode == "local":
+            local = LocalHub(conn, proxy=proxy, http_timeout=int(max(60, server_wait + 30)))
+            local.start()
+            base = local.url
+            clock.stage(_local_hub_line(local))
+        elif url:
+            base = url.rstrip("/")
+            clock.stage(f"using the hub at {base}")
+        else:
+            access = hub_access(conn)
+            if access.url is None:
+                raise AccessError(f"no URL reaches the hub: {'; '.join(access.notes)}",
+                                  fix="on the simulated cluster use login(hub='local') (the default there)")
+            base = access.url
+            clock.stage(f"the hub answers at {base} ({access.how}: {access.kubectl})")
+        result.url = base
+
+        _log_in(session, base, user, password, clock)
+        result.logged_in = True
+        _request_start(session, base, user, clock)
+        reader = _ProgressReader(session, base, user, clock, result, watcher.changed)
+        reader.start()
+
+        deadline = time.monotonic() + limit
+        with watcher.changed:
+            while True:
+                remaining = deadline - time.monotonic()
+                if result.hub_failed or result.hub_said_ready or remaining <= 0:
+                    break
+                if mode == "local" and watcher.running_since is not None:
+                    waited = time.monotonic() - watcher.running_since
+                    if waited >= server_wait:
+                        break
+                    remaining = min(remaining, server_wait - waited)
+                watcher.changed.wait(min(remaining, 1.0))
+        if not result.pod_running and not result.hub_failed and mode == "local":
+            clock.stage(f"pod of {user} not Running after {limit:.0f} s", ok=False)
+
+        _check_server(session, base, user, result, clock, port=watcher.server_port,
+                      through_proxy=mode == "cluster" or (local is not None and local.proxy_used != "none"))
+        if mode == "local" and result.pod_running and not result.hub_said_ready and not result.hub_failed:
+            clock.stage(f"JupyterHub still waits for the server to answer at http://{result.pod_ip}:"
+                        f"{watcher.server_port} after {server_wait:.0f} s; stopping the local hub ends the wait")
+    finally:
+        if reader is not None:
+            reader.close()
+        if local is not None:
+            local.stop()
+            if result.logged_in:
+                _report_leftovers(conn, result, clock)
+        if access is not None:
+            access.close()
+        watcher.stop()
+        session.close()
+        result.seconds = clock.now()
+    _explain(result, local)
+    if not result.ok:
+        err = LoginFailed(
+            result.headline() + "\n" + "\n".join(f"    {stage}" for stage in result.stages),
+            fix=_failure_fix(result, mode),
+        )
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return result
+
+
+# --- the HTTP side --------------------------------------------------------------------------
+
+
+def _log_in(session: Any, base: str, user: str, password: str, clock: _Clock) -> None:
+    import requests
+
+    try:
+        form = session.get(f"{base}/hub/login", timeout=HTTP_SECONDS)
+    except requests.RequestException as err:
+        raise AccessError(f"the hub does not answer at {base}/hub/login: {err}",
+                          fix="check the URL (jhtutorial.hub_access()) and that the hub pod is Ready") from None
+    if form.status_code != 200:
+        raise AccessError(f"{base}/hub/login answered HTTP {form.status_code}, not the hub's login page",
+                          fix="is this the hub's URL? `jhtutorial url` finds it")
+    match = re.search(r'name="_xsrf"\s+value="([^"]+)"', form.text)
+    # The form carries the token JupyterHub checks against its _xsrf cookie (tornado's XSRF protection).
+    xsrf = match.group(1) if match else session.cookies.get("_xsrf", "")
+    answer = session.post(f"{base}/hub/login", data={"username": user, "password": password, "_xsrf": xsrf},
+                          allow_redirects=False, timeout=HTTP_SECONDS)
+    if answer.status_code in (301, 302, 303) and any(c.name.startswith("jupyterhub-") for c in session.cookies):
+        clock.stage(f"logged in as {user} (POST /hub/login -> {answer.status_code} "
+                    f"{_path(answer.headers.get('Location', ''))}, session cookie set)")
+        return
+    said = re.search(r"<p[^>]*login_error[^>]*>\s*([^<]+)", answer.text or "")
+    message = said.group(1).strip() if said else _first_line(answer.text)
+    raise LoginFailed(
+        f"the hub refused the login as {user!r}: HTTP {answer.status_code} {message!r}",
+        fix="the tutorial's hub-config accepts any user name with the password 'admin' "
+        "(DummyAuthenticator.password); user 'admin' is the admin",
+    )
+
+
+def _request_start(session: Any, base: str, user: str, clock: _Clock) -> None:
+    # What the browser loads right after the login redirect: the hub starts the server
+    # (no options form in this config) and sends the browser on to the pending page.
+    clock.stage(f"requesting {user}'s server (GET /hub/spawn, the page a browser opens after the login)")
+    answer = session.get(f"{base}/hub/spawn", allow_redirects=False, timeout=HTTP_SECONDS + 15)
+    where = _path(answer.headers.get("Location", ""))
+    if answer.status_code in (301, 302, 303):
+        clock.stage(f"the hub answered the start request: {answer.status_code} -> {where}")
+        return
+    raise LoginFailed(f"the hub did not start {user}'s server: GET /hub/spawn answered HTTP {answer.status_code} "
+                      f"{_first_line(answer.text)!r}",
+                      fix="the hub's log says why: `kubectl logs -n NS deploy/hub`")
+
+
+class _ProgressReader:
+    """Reads the hub's spawn progress (server-sent events) in a thread."""
+
+    def __init__(self, session: Any, base: str, user: str, clock: _Clock, result: LoginResult,
+                 changed: threading.Condition) -> None:
+        self.session, self.base, self.user, self.clock, self.result = session, base, user, clock, result
+        self.changed = changed
+        self._response: Any = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="jhtutorial-login-progress", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.raw.shutdown()  # wakes the blocked read at once (urllib3 >= 2.3)
+            with contextlib.suppress(Exception):
+                response.close()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        import requests
+
+        url = f"{self.base}/hub/api/users/{self.user}/server/progress"
+        try:
+            self._response = self.session.get(url, stream=True, timeout=(5, None),
+                                              headers={"Accept": "text/event-stream"})
+            if self._closed.is_set():
+                return
+            if self._response.status_code != 200:
+                self.clock.stage(f"hub progress API: HTTP {self._response.status_code} "
+                                 f"{_first_line(self._response.text)}")
+                return
+            for raw in self._response.iter_lines():
+                if self._closed.is_set():
+                    return
+                line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                if not line.startswith("data:"):
+                    continue
+                try:
+                    event = json.loads(line[5:])
+                except ValueError:
+                    continue
+                self._handle(event)
+        except (requests.RequestException, OSError, ValueError, AttributeError):
+            return  # closed by close(), or the hub went away: the stages so far stand
+
+    def _handle(self, event: Obj) -> None:
+        message = str(event.get("message") or "").strip()
+        pct = event.get("progress")
+        prefix = f"hub progress {pct}%" if pct is not None else "hub progress"
+        with self.changed:
+            if event.get("failed"):
+                self.result.hub_failed = message or "failed"
+                self.clock.stage(f"{prefix}: {message}", ok=False)
+            elif event.get("ready"):
+                self.result.hub_said_ready = True
+                self.clock.stage(f"{prefix}: {message}")
+            else:
+                self.clock.stage(f"{prefix}: {message}")
+            self.changed.notify_all()
+
+
+def _check_server(session: Any, base: str, user: str, result: LoginResult, clock: _Clock, *,
+                  port: int, through_proxy: bool) -> None:
+    """Ask the user's server for /api, which a Jupyter server answers with its version."""
+    targets = []
+    if through_proxy:
+        targets.append(f"{base}/user/{user}/api")
+    if result.simulated and result.pod_ip:
+        targets.append(f"http://{result.pod_ip}:{port}/user/{user}/api")
+    for target in targets:
+        answered, text = _probe(session, target)
+        result.server_answered = result.server_answered or answered
+        result.server_answer = result.server_answer or text
+        clock.stage(f"{target}: {text}", ok=answered or result.simulated)
+
+
+def _probe(session: Any, url: str) -> tuple[bool, str]:
+    import requests
+
+    try:
+        answer = session.get(url, timeout=PROBE_SECONDS, allow_redirects=False)
+    except requests.RequestException as err:
+        return False, f"no answer ({_reason(err)})"
+    try:
+        version = answer.json().get("version") if answer.status_code == 200 else None
+    except ValueError:
+        version = None
+    if version:
+        return True, f"a Jupyter server answered (version {version})"
+    server = answer.headers.get("Server") or "unknown"
+    return False, (f"HTTP {answer.status_code} from a server calling itself {server!r}: not a Jupyter server "
+                   "(no version in the answer)")
+
+
+# --- the Kubernetes side ----------------------------------------------------------------------
+
+
+class _Clock:
+    """Stamps stages with the seconds since login() began, and passes them on."""
+
+    def __init__(self, result: LoginResult, progress: Callable[[str], None] | None) -> None:
+        self.started = time.monotonic()
+        self.result = result
+        self.progress = progress
+        self.lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def stage(self, text: str, ok: bool = True) -> None:
+        stage = Stage(round(self.now(), 1), text, ok)
+        with self.lock:
+            self.result.stages.append(stage)
+        if self.progress is not None:
+            self.progress(str(stage))
+
+
+class _SpawnWatcher:
+    """Two watches, the user's pods and PVCs, in threads: each change becomes a stage."""
+
+    def __init__(self, conn: Connection, user: str, clock: _Clock, result: LoginResult) -> None:
+        self.conn, self.user, self.clock, self.result = conn, user, clock, result
+        self.changed = threading.Condition()
+        self.running_since: float | None = None
+        self.server_port = 8888
+        self._reflectors = [Reflector(conn.api, PODS, conn.namespace, label_selector=POD_SELECTOR),
+                            Reflector(conn.api, PVCS, conn.namespace, label_selector=PVC_SELECTOR)]
+        self._threads = [threading.Thread(target=self._follow, args=(r,), daemon=True,
+                                          name=f"jhtutorial-login-watch-{r.resource.plural}")
+                         for r in self._reflectors]
+        self._seen: dict[str, set[str]] = {}
+        self._synced = threading.Event()
+        self._synced_count = 0
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        self._synced.wait(15)  # both lists done: what existed before the login is known
+
+    def stop(self) -> None:
+        for reflector in self._reflectors:
+            reflector.stop()
+        for thread in self._threads:
+            thread.join(10)
+
+    def _follow(self, reflector: Reflector) -> None:
+        first = True
+        try:
+            for event in reflector.events():
+                if event.type == "SYNCED":
+                    if first:
+                        for obj in reflector.cache.values():
+                            if self._mine(obj):
+                                self._existing(obj)
+                        first = False
+                        with self.changed:
+                            self._synced_count += 1
+                            if self._synced_count == len(self._reflectors):
+                                self._synced.set()
+                    continue
+                if first or not self._mine(event.object):
+                    continue
+                with self.changed:
+                    if event.object.get("kind") == "Pod":
+                        self._pod(event.type, event.object)
+                    else:
+                        self._pvc(event.type, event.object)
+                    self.changed.notify_all()
+        except TutorialError as err:
+            self.clock.stage(f"watching {reflector.resource.plural} failed: {err.problem}", ok=False)
+            self._synced.set()
+
+    def _mine(self, obj: Obj) -> bool:
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        return annotations.get(USERNAME_ANNOTATION) == self.user
+
+    def _existing(self, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        # what this object already went through is no news: only its later changes are stages
+        self._seen[str(meta.get("uid"))] = {"created", "scheduled", "running", "ready", "bound", "earlier"}
+        if obj.get("kind") == "Pod":
+            self.clock.stage(f"pod {meta.get('name')} already exists ({(obj.get('status') or {}).get('phase')}), "
+                             "from an earlier start: KubeSpawner will replace it")
+        else:
+            phase = (obj.get("status") or {}).get("phase")
+            self.result.pvc, self.result.pvc_bound = meta.get("name"), phase == "Bound"
+            self.clock.stage(f"PVC {meta.get('name')} already exists ({phase}), kept from an earlier server: "
+                             "the new pod mounts it again")
+
+    def _first(self, obj: Obj, what: str) -> bool:
+        seen = self._seen.setdefault(str((obj.get("metadata") or {}).get("uid")), set())
+        if what in seen:
+            return False
+        seen.add(what)
+        return True
+
+    def _pod(self, kind: str, pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        if kind == "DELETED":
+            if self._first(pod, "deleted"):
+                earlier = "the earlier " if "earlier" in self._seen.get(str(pod["metadata"].get("uid")), set()) else ""
+                self.clock.stage(f"{earlier}pod {name} deleted")
+            return
+        status, spec = pod.get("status") or {}, pod.get("spec") or {}
+        if self._first(pod, "created"):
+            self.result.pod = name
+            self.clock.stage(f"pod {name} created by KubeSpawner")
+        if spec.get("nodeName") and self._first(pod, "scheduled"):
+            self.clock.stage(f"pod {name} scheduled on node {spec['nodeName']}")
+        if status.get("phase") == "Running" and self._first(pod, "running"):
+            self.result.pod, self.result.pod_running, self.result.pod_ip = name, True, status.get("podIP")
+            self.running_since = time.monotonic()
+            for container in spec.get("containers") or []:
+                for port in container.get("ports") or []:
+                    self.server_port = int(port.get("containerPort") or self.server_port)
+            simulated = " (simulated: no container runs)" if self.result.simulated else ""
+            self.clock.stage(f"pod {name} Running{simulated}, pod IP {status.get('podIP')}")
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if ready and self._first(pod, "ready"):
+            self.result.pod_ready = True
+            self.clock.stage(f"pod {name} Ready")
+
+    def _pvc(self, kind: str, pvc: Obj) -> None:
+        name = pvc["metadata"]["name"]
+        if kind == "DELETED":
+            if self._first(pvc, "deleted"):
+                self.clock.stage(f"PVC {name} deleted")
+            return
+        phase = (pvc.get("status") or {}).get("phase", "Pending")
+        if self._first(pvc, "created"):
+            self.result.pvc = name
+            self.clock.stage(f"PVC {name} created by KubeSpawner ({phase})")
+        if phase == "Bound" and self._first(pvc, "bound"):
+            self.result.pvc, self.result.pvc_bound = name, True
+            self.clock.stage(f"PVC {name} Bound to volume {(pvc.get('spec') or {}).get('volumeName')}")
+
+
+def _report_leftovers(conn: Connection, result: LoginResult, clock: _Clock) -> None:
+    """After the local hub stopped: are the pod and PVC still there, as the clean-up step expects?"""
+    kube = KubeApi(conn.api)
+    left = []
+    if result.pod and kube.get_or_none(PODS.path(conn.namespace, result.pod)) is not None:
+        left.append(f"pod {result.pod}")
+        result.pod_left_in_place = True
+    if result.pvc and kube.get_or_none(PVCS.path(conn.namespace, result.pvc)) is not None:
+        left.append(f"PVC {result.pvc}")
+    kept = " and ".join(left) if left else "nothing"
+    clock.stage(f"local hub stopped; {kept} left in place for the clean-up step "
+                "(hub-config sets cleanup_servers = False, as for a restarting hub)")
+
+
+# --- words ----------------------------------------------------------------------------------------
+
+
+def _local_hub_line(local: LocalHub) -> str:
+    versions = local.versions
+    proxy = ("configurable-http-proxy in front" if local.proxy_used != "none"
+             else "no proxy process (requests go to the hub's own port)")
+    return (f"JupyterHub {versions.get('jupyterhub')} with KubeSpawner {versions.get('jupyterhub-kubespawner')} "
+            f"started here as a local process in {local.started_seconds:.1f} s, standing in for the hub container: "
+            f"config from ConfigMap hub-config, Kubernetes credentials of ServiceAccount hub, {proxy}; "
+            f"login at {local.url}")
+
+
+def _explain(result: LoginResult, local: LocalHub | None) -> None:
+    if local is None:
+        if result.server_answered:
+            result.notes.append(f"{result.user}'s notebook server answers through the proxy: open {result.url}"
+                                f"/user/{result.user}/ in a browser")
+        return
+    result.notes.append("the hub ran here as a local process standing in for its container; "
+                        f"the pod was created by KubeSpawner with the hub's own permissions (Role hub); "
+                        "the notebook server cannot start on a simulated node: no container runs")
+    if result.hub_said_ready and not result.server_answered:
+        warning = next((_log_message(line) for line in local.log() if "no version header" in line), None)
+        result.notes.append(
+            "JupyterHub counted the server as started because something on this machine's network answered at "
+            f"the pod's simulated address ({result.server_answer}); no notebook server ran"
+            + (f". The hub's log noticed: {warning!r}" if warning else ""))
+    if result.hub_failed:
+        result.notes.append(f"JupyterHub gave up on the server: {result.hub_failed}")
+    overrides = ("what differs from the hub pod: listening on 127.0.0.1, the database in a temporary folder, "
+                 f"KubeSpawner.start_timeout={local.start_timeout} s and http_timeout={local.http_timeout} s "
+                 "(hub-config: 600 and 120), the start request answered after 1 s (slow_spawn_timeout, default 10)")
+    result.notes.append(overrides)
+    result.notes.extend(local.notes)
+
+
+def _failure_fix(result: LoginResult, mode: str) -> str:
+    if mode == "local":
+        return ("the stages show where it stopped; `kubectl describe pod -n " + result.namespace +
+                " jupyter-" + result.user + "` and `kubectl get events -n " + result.namespace + "` say more")
+    if result.hub_failed:
+        return "the hub's message above says why; `kubectl logs -n " + result.namespace + " deploy/hub` has the rest"
+    return ("a first start pulls a large image: try again with a longer timeout, and watch "
+            f"`kubectl get pods -n {result.namespace} --watch` and `kubectl describe pod jupyter-{result.user}`")
+
+
+def _log_message(line: str) -> str:
+    """A JupyterHub log line without its "[W 2026-01-01 10:00:00.000 JupyterHub module:123]" prefix."""
+    return re.sub(r"^\[\w [^\]]*\]\s*", "", line).strip()
+
+
+def _path(location: str) -> str:
+    return re.sub(r"^https?://[^/]+", "", location) or "(no Location)"
+
+
+def _first_line(text: str | None) -> str:
+    text = re.sub(r"<[^>]+>", " ", text or "")
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return lines[0][:200] if lines else ""
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err)
+    match = re.search(r"\[Errno [^\]]+\] [^')\"]+|timed out|Read timed out|Connection refused", text)
+    return match.group(0) if match else text[:200]
