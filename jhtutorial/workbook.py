@@ -25,6 +25,10 @@ from .errors import TutorialError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 DEFAULT_OUTPUT = Path("output")
+# ipykernel warns on every start that its local TCP ports are unencrypted; a kernel's
+# real failures still reach the notebook (and papermill) as errors.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+COMMITTED_NAMESPACE = "jhtutorial"
 
 
 @dataclass
@@ -95,6 +99,7 @@ def run_series(args: argparse.Namespace) -> int:
             papermill.execute_notebook(
                 str(notebook), str(output / notebook.name), parameters=parameters(args),
                 cwd=str(notebook.parent), progress_bar=False, log_output=False,
+                extra_arguments=KERNEL_ARGUMENTS,
             )
             results.append(NotebookRun(notebook.stem, True, time.monotonic() - began))
         except papermill.PapermillExecutionError as err:
@@ -110,6 +115,48 @@ def run_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *, timeout: float = 600) -> int:
+    """Re-execute the committed notebooks in place, in order, from a clean namespace.
+
+    This is how the outputs in notebooks/ are made: namespace ``namespace`` is deleted
+    first, then each notebook runs with its own default parameters (interactive, as in
+    JupyterLab; no papermill cell is injected) and is written back over itself. The
+    first failure stops the refresh and leaves that notebook untouched.
+
+        $ python -m jhtutorial.workbook refresh
+    """
+    import nbclient
+    import nbformat
+
+    from .connect import connect
+    from .kubeapi import NAMESPACES, KubeApi
+
+    kubeconfig = ensure_cluster(None)
+    if kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+    conn = connect(namespace=namespace, create_namespace=False)
+    kube = KubeApi(conn.api)
+    if kube.get_or_none(NAMESPACES.path(name=namespace)) is not None:
+        print(f"deleting namespace {namespace} for a clean run", flush=True)
+        kube.call("DELETE", NAMESPACES.path(name=namespace))  # 00's connect() waits until it is gone
+    os.environ["JHTUTORIAL_NAMESPACE"] = namespace
+    for notebook in notebooks(folder):
+        began = time.monotonic()
+        document = nbformat.read(notebook, as_version=4)
+        client = nbclient.NotebookClient(
+            document, timeout=timeout, kernel_name="python3", record_timing=False,
+            resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGUMENTS,
+        )
+        try:
+            client.execute()
+        except nbclient.exceptions.CellExecutionError as err:
+            print(f"FAILED {notebook.stem}: {str(err).strip().splitlines()[-1]}", flush=True)
+            return 1
+        nbformat.write(document, notebook)
+        print(f"ok     {notebook.stem:<28} {time.monotonic() - began:6.1f} s", flush=True)
+    return 0
+
+
 def lab(args: argparse.Namespace) -> int:
     """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster."""
     kubeconfig = ensure_cluster(args.context)
@@ -120,3 +167,9 @@ def lab(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}",
                *getattr(args, "lab_args", [])]
     os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["refresh"]:
+        sys.exit("usage: python -m jhtutorial.workbook refresh   (re-executes notebooks/ in place)")
+    sys.exit(refresh())

@@ -1,0 +1,591 @@
+"""Small helpers the numbered notebooks share: the first cell, showing files and commands, tables, checks.
+
+    >>> from jhtutorial import notebook as nb
+    >>> conn = nb.begin("05-services", namespace="alice")    # doctest: +SKIP
+    connected to the local simulated cluster (kwok), Kubernetes v1.36.3
+      context:    kwok-jhtutorial
+      namespace:  alice
+    earlier steps: 01-rbac done, 02-configmaps done, 03-secret done, 04-pvc done
+    >>> nb.show_manifest("svc-hub.yaml")                      # doctest: +SKIP
+    >>> print(nb.get(conn, "services"))                       # doctest: +SKIP   (kubectl get services)
+    NAME           TYPE        PORT(S)        CLUSTER-IP
+    hub            ClusterIP   8081/TCP       10.96.56.202
+    proxy-public   NodePort    80:31175/TCP   10.96.177.124
+
+Everything here reads the cluster through the same connection as the rest of
+the package; nothing here prints a Secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import manifests
+from .connect import DEFAULT_NAMESPACE, NAMESPACE_ENV, Connection, _kubeconfig_files, _local_cluster_kubeconfig, connect
+from .errors import StepOutOfOrder, TutorialError
+from .kubeapi import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    ENDPOINT_SLICES,
+    EVENTS,
+    PODS,
+    PVCS,
+    PVS,
+    REPLICASETS,
+    ROLE_BINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+    SERVICES,
+    STORAGE_CLASSES,
+    KubeApi,
+    Resource,
+)
+from .steps import STEPS, Step, get_step
+
+Obj = dict[str, Any]
+PART_OF = "app.kubernetes.io/part-of=jhtutorial"
+
+
+# --- the first cell ---------------------------------------------------------------------------
+
+
+def resolve_namespace(context: str | None = None, namespace: str | None = None) -> str:
+    """The namespace a notebook works in, first match wins: the ``namespace`` parameter,
+    ``$JHTUTORIAL_NAMESPACE``, the kubeconfig context's own namespace, ``jhtutorial``."""
+    if namespace:
+        return namespace
+    if os.environ.get(NAMESPACE_ENV):
+        return os.environ[NAMESPACE_ENV]
+    return _context_namespace(context) or DEFAULT_NAMESPACE
+
+
+def _context_namespace(context: str | None) -> str | None:
+    try:
+        files = _kubeconfig_files(None) or _local_cluster_kubeconfig(context)
+    except TutorialError:
+        return None  # connect() will explain what is missing
+    current, entries = None, {}
+    for path in files:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return None
+        current = current or data.get("current-context")
+        for entry in data.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name") not in entries:  # the first file wins, as in kubectl
+                entries[entry.get("name")] = (entry.get("context") or {}).get("namespace")
+    return entries.get(context or current)
+
+
+def begin(notebook: str, *, context: str | None = None, namespace: str | None = None) -> Connection:
+    """Connect, print where we are, and stop with the missing step named if an earlier one is not done.
+
+    ``notebook`` is the notebook's key ("05-services"); the steps before it must be done.
+    """
+    _install_error_display()
+    conn = connect(context, resolve_namespace(context, namespace))
+    print(f"connected to {_kind(conn)}, Kubernetes {conn.server_version}")
+    print(f"  context:    {conn.context or '(in-cluster service account)'}")
+    print(f"  namespace:  {conn.namespace}{' (created)' if conn.namespace_created else ''}")
+    done = require_steps(conn, notebook)
+    if done:
+        print("earlier steps: " + ", ".join(f"{status.step.key} done" for status in done))
+    return conn
+
+
+def require_steps(conn: Connection, notebook: str) -> list:
+    """Check every step before ``notebook``; raise StepOutOfOrder naming the first one not done."""
+    number = int(notebook[:2])
+    statuses = []
+    for step in STEPS:
+        if step.number >= number or not step.files or notebook.startswith("08"):
+            continue
+        status = step.check(conn)
+        if not status.done:
+            raise StepOutOfOrder(
+                f"notebook {notebook} needs step {step.key} first, and it is not done in namespace "
+                f"{conn.namespace}:\n" + "\n".join(f"    {line}" for line in status.lines),
+                fix=f"run notebooks/{step.key}.ipynb first (or `jhtutorial.apply({step.slug!r})`), "
+                "then run this notebook again",
+            )
+        statuses.append(status)
+    return statuses
+
+
+def simulated(conn: Connection) -> bool:
+    """True on the local cluster, where the control plane is real and no container ever runs."""
+    return conn.cluster_kind == "local"
+
+
+def _kind(conn: Connection) -> str:
+    from .connect import CLUSTER_KINDS
+
+    return CLUSTER_KINDS[conn.cluster_kind]
+
+
+def _install_error_display() -> None:
+    """In a notebook, show a TutorialError as its message and fix instead of a long traceback.
+
+    The cell still fails (papermill and nbval still stop there)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython else None  # type: ignore[attr-defined]
+    if shell is None:
+        return
+
+    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+        return [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+
+    shell.set_custom_exc((TutorialError,), handler)
+
+
+# what a learner needs before step 01: (verb, resource, API group)
+NEEDED_PERMISSIONS = (
+    ("create", "serviceaccounts", ""), ("create", "roles", "rbac.authorization.k8s.io"),
+    ("create", "rolebindings", "rbac.authorization.k8s.io"), ("create", "configmaps", ""),
+    ("create", "secrets", ""), ("create", "persistentvolumeclaims", ""), ("create", "services", ""),
+    ("create", "deployments", "apps"), ("delete", "pods", ""), ("watch", "pods", ""),
+)
+
+
+def prerequisites(conn: Connection) -> list[tuple[str, str, bool]]:
+    """(what, what was found, ok) for each thing the tutorial needs from the cluster."""
+    found: list[tuple[str, str, bool]] = []
+    minor = _minor(conn.server_version)
+    found.append(("Kubernetes 1.28 or newer", conn.server_version, minor is None or minor >= 28))
+    if not conn.storage_checked:
+        found.append(("a default StorageClass", "not allowed to look (step 04 will tell)", True))
+    elif conn.default_storage_class:
+        found.append(("a default StorageClass",
+                      f"{conn.default_storage_class} ({conn.volume_binding_mode})", True))
+    else:
+        found.append(("a default StorageClass", "none: the hub's PVC would stay Pending", False))
+    for verb, resource, group in NEEDED_PERMISSIONS:
+        allowed = can_i(conn, verb, resource, group=group)
+        found.append((f"you may {verb} {resource}", "yes" if allowed else "no", allowed))
+    try:
+        nodes = kube(conn).get("/api/v1/nodes").get("items", [])
+        ready = sum(1 for n in nodes for c in (n.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "Ready" and c.get("status") == "True")
+        found.append(("at least one Ready node", f"{ready}/{len(nodes)} Ready", ready > 0))
+    except TutorialError:
+        found.append(("at least one Ready node", "not allowed to list nodes", True))
+    return found
+
+
+def _minor(version: str) -> int | None:
+    parts = version.lstrip("v").split(".")
+    try:
+        return int(parts[1].rstrip("+")) if len(parts) > 1 and parts[0] == "1" else None
+    except ValueError:
+        return None
+
+
+def explain_cluster(conn: Connection) -> str:
+    """What is real and what is not on this cluster, in a few lines."""
+    if simulated(conn):
+        return (
+            "This is the local simulated cluster. Real: the API server, etcd, the scheduler and the\n"
+            "controllers, RBAC, ServiceAccount tokens, Service IPs, EndpointSlices, volume provisioning.\n"
+            "Simulated: the nodes. A pod scheduled there is marked Running and Ready with an IP, but no\n"
+            "image is pulled and no container runs: there are no logs, and nothing answers on a pod IP.\n"
+            "The notebooks say so wherever it matters (06: the pods; 07: the login)."
+        )
+    return (
+        f"This is {_kind(conn)}: pods run for real, so images are pulled (the hub image is about\n"
+        "300 MB; the user image more) and the first start of each can take minutes."
+    )
+
+
+# --- showing files and commands ----------------------------------------------------------------
+
+
+def _display(markdown: str, plain: str) -> None:
+    from IPython.display import display
+
+    display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+
+
+def show_manifest(*names: str) -> None:
+    """Show manifest files as they are in manifests/ (syntax-highlighted in JupyterLab)."""
+    for name in names:
+        text = manifests.manifest_path(name).read_text().rstrip("\n")
+        _display(f"**`manifests/{name}`**\n\n```yaml\n{text}\n```", f"# manifests/{name}\n{text}")
+
+
+def show_kubectl(*commands: str) -> None:
+    """Show the command(s) a learner would type in a terminal, instead of running this cell."""
+    text = "\n".join(f"$ {command}" for command in commands)
+    _display(f"```console\n{text}\n```", text)
+
+
+def show_step_command(step: str | int, conn: Connection) -> None:
+    show_kubectl(get_step(step).kubectl(conn.namespace))
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def table(rows: Iterable[Iterable[Any]], headers: Iterable[str]) -> str:
+    """Columns like kubectl prints them: left-aligned, three spaces apart."""
+    rows = [[str(cell) for cell in row] for row in rows]
+    headers = [str(h) for h in headers]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def kube(conn: Connection) -> KubeApi:
+    return KubeApi(conn.api)
+
+
+def items(conn: Connection, resource: Resource, *, selector: str | None = None,
+          namespace: str | None = None) -> list[Obj]:
+    """The objects of one kind in the namespace, sorted by name (``kubectl get KIND -l SELECTOR``)."""
+    where = None if not resource.namespaced else (namespace or conn.namespace)
+    found = kube(conn).get(resource.path(where), labelSelector=selector).get("items", [])
+    return sorted(found, key=lambda obj: obj["metadata"]["name"])
+
+
+def _name(obj: Obj) -> str:
+    return obj["metadata"]["name"]
+
+
+def _ports(service: Obj) -> str:
+    out = []
+    for port in (service.get("spec") or {}).get("ports") or []:
+        node = f":{port['nodePort']}" if port.get("nodePort") else ""
+        out.append(f"{port['port']}{node}/{port.get('protocol', 'TCP')}")
+    return ",".join(out)
+
+
+def _ready(pod: Obj) -> str:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    total = len((pod.get("spec") or {}).get("containers") or [])
+    return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
+
+
+def _pod_status(pod: Obj) -> str:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        reason = ((status.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason:
+            return reason
+    return (pod.get("status") or {}).get("phase", "Pending")
+
+
+def _default_class(storage_class: Obj) -> str:
+    annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
+    default = annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
+    return _name(storage_class) + (" (default)" if default else "")
+
+
+def _endpoint_text(slices: list[Obj]) -> str:
+    out = []
+    for endpoint_slice in slices:
+        ports = [p.get("port") for p in endpoint_slice.get("ports") or []]
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready", True) is False:
+                continue
+            out.extend(f"{address}:{port}" for address in endpoint.get("addresses") or [] for port in ports)
+    return ",".join(sorted(out)) or "<none>"
+
+
+# kind -> (resource, headers, row function); the columns of `kubectl get`, minus AGE
+_COLUMNS: dict[str, tuple[Resource, tuple[str, ...], Callable[[Obj], tuple[Any, ...]]]] = {
+    "serviceaccounts": (SERVICE_ACCOUNTS, ("NAME", "AUTOMOUNT TOKEN"),
+                        lambda o: (_name(o), str(o.get("automountServiceAccountToken", True)).lower())),
+    "roles": (ROLES, ("NAME", "RULES"), lambda o: (_name(o), len(o.get("rules") or []))),
+    "rolebindings": (ROLE_BINDINGS, ("NAME", "ROLE", "SERVICEACCOUNTS"),
+                     lambda o: (_name(o), f"{o['roleRef']['kind']}/{o['roleRef']['name']}",
+                                ",".join(s["name"] for s in o.get("subjects") or []))),
+    "configmaps": (CONFIGMAPS, ("NAME", "DATA", "KEYS"),
+                   lambda o: (_name(o), len(o.get("data") or {}), ",".join(sorted(o.get("data") or {})))),
+    "secrets": (SECRETS, ("NAME", "TYPE", "DATA"),
+                lambda o: (_name(o), o.get("type", ""), len(o.get("data") or {}))),
+    "storageclasses": (STORAGE_CLASSES, ("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE"),
+                       lambda o: (_default_class(o), o.get("provisioner"), o.get("reclaimPolicy", "Delete"),
+                                  o.get("volumeBindingMode", "Immediate"))),
+    "pvc": (PVCS, ("NAME", "STATUS", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUME"),
+            lambda o: (_name(o), (o.get("status") or {}).get("phase", ""),
+                       ((o.get("status") or {}).get("capacity") or {}).get("storage", ""),
+                       ",".join(o["spec"].get("accessModes") or []), o["spec"].get("storageClassName", ""),
+                       o["spec"].get("volumeName", ""))),
+    "pv": (PVS, ("NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM"),
+           lambda o: (_name(o), (o["spec"].get("capacity") or {}).get("storage"),
+                      ",".join(o["spec"].get("accessModes") or []), o["spec"].get("persistentVolumeReclaimPolicy"),
+                      (o.get("status") or {}).get("phase"),
+                      "{namespace}/{name}".format(**(o["spec"].get("claimRef") or {"namespace": "", "name": ""})))),
+    "services": (SERVICES, ("NAME", "TYPE", "PORT(S)", "CLUSTER-IP"),
+                 lambda o: (_name(o), o["spec"].get("type"), _ports(o), o["spec"].get("clusterIP"))),
+    "deployments": (DEPLOYMENTS, ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "STRATEGY"),
+                    lambda o: (_name(o), f"{(o.get('status') or {}).get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
+                               (o.get("status") or {}).get("updatedReplicas", 0),
+                               (o.get("status") or {}).get("availableReplicas", 0),
+                               (o["spec"].get("strategy") or {}).get("type"))),
+    "replicasets": (REPLICASETS, ("NAME", "DESIRED", "CURRENT", "READY"),
+                    lambda o: (_name(o), o["spec"].get("replicas", 0), (o.get("status") or {}).get("replicas", 0),
+                               (o.get("status") or {}).get("readyReplicas", 0))),
+    "pods": (PODS, ("NAME", "READY", "STATUS", "RESTARTS", "IP"),
+             lambda o: (_name(o), _ready(o), _pod_status(o),
+                        sum(s.get("restartCount", 0) for s in (o.get("status") or {}).get("containerStatuses") or []),
+                        (o.get("status") or {}).get("podIP", "<none>"))),
+}
+
+
+def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects: list[Obj] | None = None) -> str:
+    """A table like ``kubectl get KIND -l SELECTOR`` (without AGE), or "No resources found."
+
+    Kinds: serviceaccounts, roles, rolebindings, configmaps, secrets, storageclasses, pvc, pv,
+    services, deployments, replicasets, pods, endpoints.
+    """
+    if kind == "endpoints":
+        services = objects if objects is not None else items(conn, SERVICES, selector=selector)
+        rows = [(_name(s), _endpoint_text(items(conn, ENDPOINT_SLICES,
+                                                selector=f"kubernetes.io/service-name={_name(s)}")))
+                for s in services]
+        return table(rows, ("SERVICE", "ENDPOINTS")) if rows else "No resources found."
+    resource, headers, row = _COLUMNS[kind]
+    found = objects if objects is not None else items(conn, resource, selector=selector)
+    if not found:
+        return f"No resources found in {conn.namespace} namespace." if resource.namespaced else "No resources found."
+    return table([row(obj) for obj in found], headers)
+
+
+def events(conn: Connection, kind: str, name: str) -> str:
+    """The events about one object, oldest first, without timestamps (``kubectl describe`` shows them)."""
+    found = [e for e in items(conn, EVENTS)
+             if (e.get("involvedObject") or {}).get("kind") == kind and e["involvedObject"].get("name") == name]
+    found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or e["metadata"]["creationTimestamp"])
+    rows = [(e.get("type"), e.get("reason"), str(e.get("message", "")).strip()) for e in found]
+    return table(rows, ("TYPE", "REASON", "MESSAGE")) if rows else "No events."
+
+
+# --- permissions --------------------------------------------------------------------------------
+
+
+def can_i(conn: Connection, verb: str, resource: str, *, service_account: str | None = None,
+          group: str = "", namespace: str | None = None) -> bool:
+    """Ask the API server's authorizer, like ``kubectl auth can-i VERB RESOURCE [--as=system:serviceaccount:NS:SA]``.
+
+    ``namespace=""`` asks about all namespaces (a cluster-wide permission).
+    Without ``service_account`` it asks about you (the kubeconfig's user).
+    """
+    where = conn.namespace if namespace is None else namespace
+    attributes = {"verb": verb, "resource": resource, "group": group, "namespace": where}
+    spec: Obj = {"resourceAttributes": attributes}
+    if service_account is None:
+        kind, path = "SelfSubjectAccessReview", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    else:
+        ns = conn.namespace
+        spec.update(user=f"system:serviceaccount:{ns}:{service_account}",
+                    groups=["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"])
+        # a question about one namespace is a LocalSubjectAccessReview there: a namespace admin may ask it
+        kind, path = (("LocalSubjectAccessReview",
+                       f"/apis/authorization.k8s.io/v1/namespaces/{where}/localsubjectaccessreviews") if where
+                      else ("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews"))
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec,
+            "metadata": {"namespace": where} if kind.startswith("Local") else {}}
+    return bool((kube(conn).call("POST", path, body=body).get("status") or {}).get("allowed"))
+
+
+def service_account_client(conn: Connection, name: str, *, seconds: int = 600) -> KubeApi:
+    """A client that acts as ServiceAccount ``name``, with a short-lived token from the TokenRequest API
+    (``kubectl create token NAME --duration 10m``). The token stays in memory and is never shown."""
+    import copy
+
+    from kubernetes.client import ApiClient
+
+    answer = kube(conn).call("POST", SERVICE_ACCOUNTS.path(conn.namespace, name, "token"),
+                             body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                   "spec": {"expirationSeconds": seconds}})
+    configuration = copy.copy(conn.api.configuration)
+    configuration.api_key = {"authorization": "Bearer " + answer["status"]["token"]}
+    configuration.api_key_prefix = {}
+    configuration.cert_file = configuration.key_file = None  # drop the admin's client certificate
+    return KubeApi(ApiClient(configuration))
+
+
+# --- manifests, read as data --------------------------------------------------------------------
+
+
+def manifest_objects(*names: str) -> list[Obj]:
+    return [obj for name in names for obj in manifests.load_manifest(name)]
+
+
+def mounted_files(deployments: list[Obj], volume_kind: str) -> list[tuple[str, str, str, str, str]]:
+    """Where each key of each ConfigMap (``volume_kind="configMap"``) or Secret lands in which container:
+    (source, key, deployment/container, path, follows edits)."""
+    rows = []
+    for deployment in deployments:
+        spec = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v[volume_kind] for v in spec.get("volumes") or [] if volume_kind in v}
+        for container in spec.get("containers") or []:
+            for mount in container.get("volumeMounts") or []:
+                source = volumes.get(mount["name"])
+                if source is None:
+                    continue
+                name = source.get("name") or source.get("secretName")
+                where = f"{_name(deployment)}/{container['name']}"
+                if mount.get("subPath"):
+                    rows.append((name, mount["subPath"], where, mount["mountPath"], "no (subPath)"))
+                else:
+                    keys = _keys_of(volume_kind, name)
+                    rows.extend((name, key, where, f"{mount['mountPath'].rstrip('/')}/{key}", "yes (folder)")
+                                for key in keys)
+    return rows
+
+
+def _keys_of(volume_kind: str, name: str) -> list[str]:
+    kind = {"configMap": "ConfigMap", "secret": "Secret"}[volume_kind]
+    for obj in manifest_objects(*manifests.MANIFEST_FILES):
+        if obj["kind"] == kind and _name(obj) == name:
+            return sorted({**(obj.get("data") or {}), **(obj.get("stringData") or {})})
+    return ["(all keys)"]
+
+
+def secret_env(deployments: list[Obj]) -> list[tuple[str, str, str, str]]:
+    """Every environment variable filled from a Secret: (deployment/container, variable, secret, key)."""
+    rows = []
+    for deployment in deployments:
+        for container in deployment["spec"]["template"]["spec"].get("containers") or []:
+            for env in container.get("env") or []:
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    rows.append((f"{_name(deployment)}/{container['name']}", env["name"], ref["name"], ref["key"]))
+    return rows
+
+
+def security_settings(pod_spec: Obj) -> str:
+    """What each container of a pod may do, as a table: the non-root and least-privilege settings."""
+    pod_context = pod_spec.get("securityContext") or {}
+    rows = []
+    for container in pod_spec.get("containers") or []:
+        context = container.get("securityContext") or {}
+        rows.append((
+            container["name"],
+            context.get("runAsUser", pod_context.get("runAsUser", "(image)")),
+            str(context.get("runAsNonRoot", pod_context.get("runAsNonRoot", False))).lower(),
+            str(context.get("allowPrivilegeEscalation", True)).lower(),
+            ",".join((context.get("capabilities") or {}).get("drop") or []) or "-",
+            str(context.get("readOnlyRootFilesystem", False)).lower(),
+            ((context.get("seccompProfile") or pod_context.get("seccompProfile")) or {}).get("type", "-"),
+        ))
+    return table(rows, ("CONTAINER", "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT",
+                        "SECCOMP"))
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def check(condition: Any, what: str, detail: str = "") -> None:
+    """One line of a check cell: prints ``ok  what``, or raises AssertionError saying what is wrong."""
+    if not condition:
+        raise AssertionError(f"{what}: NO" + (f" ({detail})" if detail else ""))
+    print(f"ok  {what}")
+
+
+def check_step(conn: Connection, step: str | int | Step) -> None:
+    """Assert that a step is done, with the step's own per-object lines as the explanation."""
+    status = get_step(step).check(conn)
+    print(status)
+    if not status.done:
+        raise AssertionError(f"step {status.step.key} is not done:\n{status}")
+
+
+# --- watching a pod being replaced ----------------------------------------------------------------
+
+
+@dataclass
+class Replacement:
+    """What a watch saw while pods were replaced: milestones in the order they happened."""
+
+    old: list[str]
+    new: list[str]
+    milestones: list[tuple[str, str]]  # (what, pod name): terminating, deleted, created, ready
+
+    def index(self, what: str, name: str) -> int:
+        return self.milestones.index((what, name))
+
+    @property
+    def new_created_after_old_gone(self) -> bool:
+        """What the Recreate strategy promises: every new pod was created after every old one was deleted."""
+        gone = max(self.index("deleted", name) for name in self.old)
+        return all(self.index("created", name) > gone for name in self.new)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{number}. pod {name} {what}"
+                         for number, (what, name) in enumerate(self.milestones, 1))
+
+
+def watch_replacement(conn: Connection, selector: str, action: Callable[[], Any], *,
+                      timeout: float = 180) -> Replacement:
+    """Run ``action`` (which deletes or restarts pods) while watching the pods of ``selector``;
+    return once every old pod is gone and as many new pods are Ready."""
+    import time
+
+    from .watching import Reflector
+
+    reflector = Reflector(conn.api, PODS, conn.namespace, label_selector=selector)
+    old: list[str] = []
+    milestones: list[tuple[str, str]] = []
+    started = time.monotonic()
+
+    def note(what: str, name: str) -> None:
+        if (what, name) not in milestones:
+            milestones.append((what, name))
+
+    for event in reflector.events(timeout=timeout):
+        if event.type == "SYNCED" and not old:
+            old = sorted(_name(pod) for pod in reflector.cache.values())
+            if not old:
+                raise TutorialError(f"no pod matches {selector} in namespace {conn.namespace}",
+                                    fix="run the step that creates it first (notebook 06)")
+            action()
+            continue
+        if not old or event.type not in ("ADDED", "MODIFIED", "DELETED"):
+            continue
+        pod, name = event.object, _name(event.object)
+        if event.type == "DELETED":
+            note("deleted", name)
+        else:
+            if name not in old:
+                note("created", name)
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                note("terminating", name)
+            elif name not in old and _ready(pod).split("/")[0] == _ready(pod).split("/")[1] != "0":
+                note("ready", name)
+        new = [n for what, n in milestones if what == "created"]
+        ready = [n for what, n in milestones if what == "ready"]
+        if all(("deleted", n) in milestones for n in old) and len(ready) >= len(old):
+            return Replacement(old, new, milestones)
+    raise TutorialError(
+        f"after {time.monotonic() - started:.0f} s the pods of {selector} were not replaced; "
+        "seen so far:\n" + str(Replacement(old, [], milestones)),
+        fix=f"`kubectl get pods -l {selector} -n {conn.namespace}` and `kubectl describe` the new pod",
+    )
+
+
+def delete_pods(conn: Connection, names: Iterable[str]) -> None:
+    """``kubectl delete pod NAME ...`` (without waiting)."""
+    for name in names:
+        kube(conn).call("DELETE", PODS.path(conn.namespace, name))
+
+
+def rollout_restart(conn: Connection, deployment: str) -> None:
+    """``kubectl rollout restart deployment/NAME``: a new annotation in the pod template makes a new ReplicaSet."""
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+    kube(conn).call("PATCH", DEPLOYMENTS.path(conn.namespace, deployment), body=patch,
+                    content_type="application/strategic-merge-patch+json")
