@@ -66,6 +66,9 @@ class CleanupResult:
     def lines(self) -> list[str]:
         if self.nothing_to_do:
             out = [f"nothing to remove in namespace {self.namespace}: none of the tutorial's objects is there"]
+        elif not self.removed:
+            out = [f"none of the tutorial's objects was left in namespace {self.namespace}; "
+                   f"the namespace went in {self.seconds:.1f} s"]
         else:
             out = [f"removed {len(self.removed)} objects from namespace {self.namespace} in {self.seconds:.1f} s; "
                    + ("nothing of the tutorial is left" if not self.left else f"STILL THERE: {', '.join(self.left)}")]
