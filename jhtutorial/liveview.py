@@ -360,8 +360,8 @@ class LiveView:
         for extra in self._captions():
             lines.append(f"<div><i>{html.escape(extra)}</i></div>")
         if rows:
-            cell = "padding:2px 10px;text-align:left;font-family:monospace"
-            lines.append("<table><thead><tr>"
+            cell = "padding:1px 8px;text-align:left"
+            lines.append("<table style='font-family:monospace'><thead><tr>"
                          + "".join(f"<th style='{cell}'>{html.escape(h)}</th>" for h in head)
                          + "</tr></thead><tbody>")
             for values in body:

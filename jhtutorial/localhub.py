@@ -112,6 +112,7 @@ class LocalHub:
     _log: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES), repr=False)
     _reader: threading.Thread | None = field(default=None, repr=False)
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _closed_port: socket.socket | None = field(default=None, repr=False)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -159,6 +160,20 @@ class LocalHub:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)  # the database and the token's kubeconfig
             self._workdir = None
+        if self._closed_port is not None:
+            self._closed_port.close()
+            self._closed_port = None
+
+    def _unanswered_url(self) -> str:
+        """A loopback URL where connections are refused for as long as the hub runs.
+
+        The socket is bound but never listens: the kernel refuses every
+        connection to it, and no other program can take the port meanwhile.
+        """
+        if self._closed_port is None:
+            self._closed_port = socket.socket()
+            self._closed_port.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{self._closed_port.getsockname()[1]}"
 
     @property
     def running(self) -> bool:
@@ -265,7 +280,11 @@ class LocalHub:
             f"c.KubeSpawner.start_timeout = {int(self.start_timeout)}",
             f"c.KubeSpawner.http_timeout = {int(self.http_timeout)}",
             "# answer the start request after 1 s; the progress API follows the rest (default 10 s)",
-            "c.JupyterHub.slow_spawn_timeout = 1",
+            "c.JupyterHub.tornado_settings.update({'slow_spawn_timeout': 1})",
+            "# Never contact the pod's IP: on a simulated node nothing listens there, and this machine",
+            "# sends no traffic beyond loopback. The hub (and the proxy's route) point at a local port",
+            "# that is reserved but refuses connections, like a server that never starts.",
+            f"c.KubeSpawner.get_pod_url = lambda spawner, pod: {self._unanswered_url()!r}",
         ]
         if chp:
             proxy_port, api_port = _free_port(), _free_port()

@@ -207,7 +207,7 @@ def login(
 
         _log_in(session, base, user, password, clock)
         result.logged_in = True
-        _request_start(session, base, user, clock)
+        _request_start(session, base, user, clock, local)
         reader = _ProgressReader(session, base, user, clock, result, watcher.changed)
         reader.start()
 
@@ -229,8 +229,11 @@ def login(
         _check_server(session, base, user, result, clock, port=watcher.server_port,
                       through_proxy=mode == "cluster" or (local is not None and local.proxy_used != "none"))
         if mode == "local" and result.pod_running and not result.hub_said_ready and not result.hub_failed:
-            clock.stage(f"JupyterHub still waits for the server to answer at http://{result.pod_ip}:"
-                        f"{watcher.server_port} after {server_wait:.0f} s; stopping the local hub ends the wait")
+            clock.stage(f"JupyterHub still waits for the server in pod {result.pod} to answer "
+                        f"after {server_wait:.0f} s; stopping the local hub ends the wait")
+    except (LoginFailed, AccessError) as err:
+        err.result = result  # type: ignore[attr-defined]  # the stages so far, for the notebook and the CLI
+        raise
     finally:
         if reader is not None:
             reader.close()
@@ -286,7 +289,7 @@ def _log_in(session: Any, base: str, user: str, password: str, clock: _Clock) ->
     )
 
 
-def _request_start(session: Any, base: str, user: str, clock: _Clock) -> None:
+def _request_start(session: Any, base: str, user: str, clock: _Clock, local: LocalHub | None) -> None:
     # What the browser loads right after the login redirect: the hub starts the server
     # (no options form in this config) and sends the browser on to the pending page.
     clock.stage(f"requesting {user}'s server (GET /hub/spawn, the page a browser opens after the login)")
@@ -295,9 +298,15 @@ def _request_start(session: Any, base: str, user: str, clock: _Clock) -> None:
     if answer.status_code in (301, 302, 303):
         clock.stage(f"the hub answered the start request: {answer.status_code} -> {where}")
         return
-    raise LoginFailed(f"the hub did not start {user}'s server: GET /hub/spawn answered HTTP {answer.status_code} "
-                      f"{_first_line(answer.text)!r}",
-                      fix="the hub's log says why: `kubectl logs -n NS deploy/hub`")
+    page = re.search(r'<div class="error">(.*?)</div>', answer.text or "", re.S)
+    said = " ".join(re.sub(r"<[^>]+>", " ", page.group(1)).split())[:200] if page else _first_line(answer.text)
+    why = _hub_error(local.log()) if local is not None else None
+    clock.stage(f"the hub answered the start request with HTTP {answer.status_code}: {said}"
+                + (f"; its log says: {why}" if why else ""), ok=False)
+    raise LoginFailed(f"the hub did not start {user}'s server: HTTP {answer.status_code} {said!r}"
+                      + (f"; the hub's log says: {why}" if why else ""),
+                      fix="a 403 from the API server means the hub's Role lacks a permission (rbac.yaml, step 01): "
+                      "`kubectl describe role hub`; otherwise `kubectl logs deploy/hub` has the hub's side")
 
 
 class _ProgressReader:
@@ -370,11 +379,9 @@ class _ProgressReader:
 def _check_server(session: Any, base: str, user: str, result: LoginResult, clock: _Clock, *,
                   port: int, through_proxy: bool) -> None:
     """Ask the user's server for /api, which a Jupyter server answers with its version."""
-    targets = []
-    if through_proxy:
-        targets.append(f"{base}/user/{user}/api")
-    if result.simulated and result.pod_ip:
-        targets.append(f"http://{result.pod_ip}:{port}/user/{user}/api")
+    # Only through the proxy, never to a pod IP directly: on a simulated cluster pod
+    # IPs are made up, and this machine sends no traffic beyond loopback.
+    targets = [f"{base}/user/{user}/api"] if through_proxy else []
     for target in targets:
         answered, text = _probe(session, target)
         result.server_answered = result.server_answered or answered
@@ -602,6 +609,20 @@ def _failure_fix(result: LoginResult, mode: str) -> str:
         return "the hub's message above says why; `kubectl logs -n " + result.namespace + " deploy/hub` has the rest"
     return ("a first start pulls a large image: try again with a longer timeout, and watch "
             f"`kubectl get pods -n {result.namespace} --watch` and `kubectl describe pod jupyter-{result.user}`")
+
+
+def _hub_error(log: list[str]) -> str | None:
+    """The first error in a JupyterHub log: the API server's own message when there is one."""
+    for index, line in enumerate(log):
+        if not line.startswith("[E"):
+            continue
+        for detail in log[index:index + 6]:
+            body = re.search(r"HTTP response body: (\{.*\})", detail)
+            if body:
+                with contextlib.suppress(ValueError):
+                    return str(json.loads(body.group(1)).get("message"))
+        return _log_message(line)
+    return None
 
 
 def _log_message(line: str) -> str:

@@ -1,0 +1,298 @@
+"""The live pod view: fed by watches in background threads, batched, stoppable, deterministic when frozen.
+
+Pods are created and deleted through the real API server; the scheduler
+places them and the simulated kubelet (kwok) runs them, so the view sees the
+same sequence of changes (ADDED Pending, scheduled, Running) and the same
+``Scheduled`` events a real cluster produces.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from jhtutorial.connect import Connection, connect
+from jhtutorial.liveview import (
+    SIMULATED_CAPTION,
+    LiveView,
+    PodRow,
+    _age,
+    _text_table,
+    live_view,
+    pod_phase,
+    running_views,
+    stable_name,
+)
+from tests.kubehelpers import service_account_kubeconfig
+
+PAUSE = "registry.k8s.io/pause:3.10"
+
+
+def _view_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("jhtutorial-liveview")]
+
+
+# --- pure functions, on objects shaped as the API returns them ---------------------------------------
+
+
+def test_stable_name_replaces_only_what_kubernetes_generates() -> None:
+    deployment_pod = {"metadata": {"name": "hub-5d9f7c7b8-x2x9q", "generateName": "hub-5d9f7c7b8-",
+                                   "labels": {"pod-template-hash": "5d9f7c7b8"},
+                                   "ownerReferences": [{"kind": "ReplicaSet", "name": "hub-5d9f7c7b8"}]}}
+    assert stable_name(deployment_pod) == "hub-<hash>-<id>"
+    assert stable_name({"metadata": {"name": "job-abcde", "generateName": "job-"}}) == "job-<id>"
+    assert stable_name({"metadata": {"name": "jupyter-admin"}}) == "jupyter-admin"
+
+
+def test_pod_phase_reads_like_kubectl() -> None:
+    assert pod_phase({"status": {"phase": "Running"}}) == "Running"
+    assert pod_phase({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}}) \
+        == "Terminating"
+    waiting = {"status": {"phase": "Pending", "containerStatuses": [
+        {"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+    assert pod_phase(waiting) == "Pending (ContainerCreating)"
+
+
+def test_age_is_written_like_kubectl() -> None:
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
+    assert _age("2026-01-02T11:59:18Z", now) == "42s"
+    assert _age("2026-01-02T11:56:50Z", now) == "3m10s"
+    assert _age("2026-01-02T07:00:00Z", now) == "5h"
+    assert _age("2025-12-30T12:00:00Z", now) == "3d"
+    assert _age(None, now) == "-"
+
+
+def test_text_table_has_no_volatile_columns() -> None:
+    row = PodRow(name="hub-5d9f7c7b8-x2x9q", stable_name="hub-<hash>-<id>", phase="Running", ready="1/1",
+                 restarts=0, age="42s", node="kwok-node-2", event_reason="Scheduled",
+                 event_text="Scheduled: Successfully assigned ns/hub-5d9f7c7b8-x2x9q to kwok-node-2")
+    text = _text_table([row], simulated=True, error=None)
+    assert text.splitlines()[0] == f"pods: 1 ({SIMULATED_CAPTION})"
+    assert "hub-<hash>-<id>" in text and "Scheduled" in text
+    for volatile in ("42s", "kwok-node-2", "x2x9q", "Successfully assigned"):
+        assert volatile not in text
+    assert _text_table([], simulated=False, error=None) == "pods: 0\nno pods"
+
+
+# --- against the cluster -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def conn(kubeconfig: Path, namespace: str) -> Iterator[Connection]:
+    connection = connect(namespace=namespace, kubeconfig=kubeconfig)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def view(conn: Connection) -> Iterator[LiveView]:
+    started = LiveView(conn, interval=0.3)
+    yield started
+    started.stop()
+
+
+class _Watcher:
+    """Records each change of the widget's value, and lets a test wait for a condition on the view."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        self.changes: list[tuple[float, str]] = []  # (time, thread name)
+        self.condition = threading.Condition()
+        view.widget.observe(self._changed, names="value")
+
+    def _changed(self, _change: dict) -> None:
+        with self.condition:
+            self.changes.append((time.monotonic(), threading.current_thread().name))
+            self.condition.notify_all()
+
+    def wait_for_widget(self, predicate: Callable[[str], bool], timeout: float = 10) -> str:
+        """Wait until the drawn table (the widget's value, which lags the rows by a batch) satisfies it."""
+        with self.condition:
+            assert self.condition.wait_for(lambda: predicate(self.view.widget.value), timeout=timeout), \
+                f"the widget never showed it: {self.view.widget.value}"
+        return self.view.widget.value
+
+    def wait_for(self, predicate: Callable[[list[PodRow]], bool], timeout: float = 30) -> list[PodRow]:
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while True:
+                rows = self.view.rows()
+                if predicate(rows):
+                    return rows
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"the view never showed the expected state; last rows: {rows}"
+                self.condition.wait(remaining)
+
+
+def _pod(name: str, labels: dict[str, str] | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {"app": "lv"}},
+            "spec": {"containers": [{"name": "main", "image": PAUSE}], "terminationGracePeriodSeconds": 0}}
+
+
+def test_pods_created_and_deleted_show_up_and_disappear(view: LiveView, core: client.CoreV1Api,
+                                                        conn: Connection) -> None:
+    watcher = _Watcher(view)
+    view.start()
+    for name in ("lv-a", "lv-b"):
+        core.create_namespaced_pod(conn.namespace, _pod(name))
+    rows = watcher.wait_for(lambda rows: {r.name for r in rows if r.phase == "Running"} >= {"lv-a", "lv-b"})
+    by_name = {r.name: r for r in rows}
+    assert by_name["lv-a"].ready == "1/1" and by_name["lv-a"].restarts == 0
+    assert by_name["lv-a"].node.startswith("kwok-node-")  # placed by the real scheduler
+    # the scheduler's own event arrives on the second watch
+    rows = watcher.wait_for(lambda rows: all(r.event_reason == "Scheduled" for r in rows if r.name == "lv-a"))
+    assert "Successfully assigned" in next(r.event_text for r in rows if r.name == "lv-a")
+
+    core.delete_namespaced_pod("lv-a", conn.namespace, grace_period_seconds=0)
+    watcher.wait_for(lambda rows: "lv-a" not in {r.name for r in rows})
+    watcher.wait_for_widget(lambda value: ">lv-b<" in value and ">lv-a<" not in value)
+    core.delete_namespaced_pod("lv-b", conn.namespace, grace_period_seconds=0)
+    watcher.wait_for(lambda rows: not rows)
+
+
+def test_the_widget_changes_from_a_background_thread(view: LiveView, core: client.CoreV1Api,
+                                                     conn: Connection) -> None:
+    watcher = _Watcher(view)
+    view.start()
+    core.create_namespaced_pod(conn.namespace, _pod("lv-thread"))
+    watcher.wait_for(lambda rows: any(r.name == "lv-thread" for r in rows))
+    watcher.wait_for_widget(lambda value: "lv-thread" in value)
+    threads = {name for _, name in watcher.changes}
+    assert threads and all(name.startswith("jhtutorial-liveview-draw") for name in threads), threads
+    assert threading.current_thread().name not in threads
+    core.delete_namespaced_pod("lv-thread", conn.namespace, grace_period_seconds=0)
+
+
+def test_stop_leaves_no_thread_and_freezes_the_table(view: LiveView, core: client.CoreV1Api,
+                                                     conn: Connection) -> None:
+    view.start()
+    assert len(_view_threads()) == 3  # pods, events, drawing
+    assert view.running and view in running_views()
+    view.stop()
+    assert _view_threads() == []
+    assert not view.running and view not in running_views()
+    frozen = view.widget.value
+    assert "(stopped)" in frozen
+    core.create_namespaced_pod(conn.namespace, _pod("lv-after-stop"))
+    time.sleep(1.0)  # long enough for a running view to have redrawn three times
+    assert view.widget.value == frozen
+    view.stop()  # a second stop is harmless
+    core.delete_namespaced_pod("lv-after-stop", conn.namespace, grace_period_seconds=0)
+
+
+def test_bursts_are_batched_into_few_redraws(view: LiveView, core: client.CoreV1Api, conn: Connection) -> None:
+    watcher = _Watcher(view)
+    view.start()
+    watcher.wait_for(lambda rows: view.stats.renders >= 1 or not rows, timeout=10)
+    before_events, before_renders = view.stats.pod_events, view.stats.renders
+    names = [f"lv-burst-{i}" for i in range(15)]
+    for name in names:
+        core.create_namespaced_pod(conn.namespace, _pod(name, {"app": "lv-burst"}))
+    watcher.wait_for(lambda rows: sum(1 for r in rows if r.name in names and r.phase == "Running") == len(names))
+    events = view.stats.pod_events - before_events
+    renders = view.stats.renders - before_renders
+    assert events >= 3 * len(names)  # each pod: added, scheduled, running (and more)
+    assert renders * 4 <= events, f"{renders} redraws for {events} pod changes: not batched"
+    times = [t for t, name in watcher.changes if name.startswith("jhtutorial-liveview-draw")]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(gap >= view.interval * 0.9 for gap in gaps), f"redraws closer than the interval: {gaps}"
+    core.delete_collection_namespaced_pod(conn.namespace, label_selector="app=lv-burst", grace_period_seconds=0)
+
+
+def test_snapshot_is_the_same_in_two_namespaces_and_says_the_pods_are_simulated(
+    conn: Connection, kubeconfig: Path, api_client: client.ApiClient, other_namespace: str
+) -> None:
+    """Two installs of one Deployment: different pod names, nodes, IPs, ages; one snapshot."""
+    apps = client.AppsV1Api(api_client)
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": PAUSE}]}}},
+    }
+    snapshots = []
+    for namespace in (conn.namespace, other_namespace):
+        apps.create_namespaced_deployment(namespace, deployment)
+        other = connect(namespace=namespace, kubeconfig=kubeconfig)
+        with LiveView(other) as view:
+            _Watcher(view).wait_for(lambda rows: len(rows) == 2 and all(
+                r.phase == "Running" and r.event_reason == "Scheduled" for r in rows))
+        snapshots.append(view.snapshot())
+        assert view.rows()[0].name != "web-<hash>-<id>"  # the live rows keep the real names
+        other.close()
+    assert snapshots[0] == snapshots[1]
+    text = snapshots[0]
+    assert SIMULATED_CAPTION in text.splitlines()[0]
+    assert text.count("web-<hash>-<id>") == 2
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+|kwok-node|\b\d+s\b|[0-9a-f]{8}-[0-9a-f]{4}", text), text
+    apps.delete_namespaced_deployment("web", conn.namespace, propagation_policy="Foreground")
+
+
+def test_representations_for_papermill_nbval_and_static_pages(view: LiveView) -> None:
+    view.start()
+    view.stop()
+    bundle = view._repr_mimebundle_()
+    assert bundle["text/plain"] == view.snapshot()
+    html = bundle["text/html"]
+    assert "<table" in html or "no pods" in html
+    assert SIMULATED_CAPTION in html
+    assert not re.search(r"\b\d+s\b|kwok-node", html)
+    assert "widget" in " ".join(bundle)  # a live kernel renders the widget itself
+
+
+def test_a_second_view_of_the_namespace_replaces_the_first(conn: Connection) -> None:
+    first = live_view(conn)
+    second = live_view(conn)
+    try:
+        assert not first.running and second.running
+        assert [v for v in running_views() if v.namespace == conn.namespace] == [second]
+        assert len(_view_threads()) == 3
+    finally:
+        second.stop()
+    assert _view_threads() == []
+
+
+def test_a_view_that_may_not_read_events_still_shows_pods(
+    api_client: client.ApiClient, namespace: str, tmp_path: Path, core: client.CoreV1Api
+) -> None:
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    kubeconfig = service_account_kubeconfig(api_client, namespace, "lv-pods-only", rules, tmp_path / "kc")
+    limited = connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
+    core.create_namespaced_pod(namespace, _pod("lv-limited"))
+    try:
+        with LiveView(limited) as view:
+            watcher = _Watcher(view)
+            watcher.wait_for(lambda rows: any(r.name == "lv-limited" for r in rows))
+            watcher.wait_for_widget(lambda value: "events not shown" in value)
+        assert "forbidden" in view.widget.value.lower()
+        assert all(r.event_reason == "" for r in view.rows())
+    finally:
+        limited.close()
+        core.delete_namespaced_pod("lv-limited", namespace, grace_period_seconds=0)
+    assert _view_threads() == []
+
+
+def test_a_view_that_may_not_list_pods_says_so(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> None:
+    kubeconfig = service_account_kubeconfig(api_client, namespace, "lv-nothing", [], tmp_path / "kc")
+    limited = connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        with LiveView(limited) as view:
+            watcher = _Watcher(view)
+            watcher.wait_for_widget(lambda value: "pod watch stopped" in value)
+        assert "forbidden" in view.snapshot().lower()
+    finally:
+        limited.close()
+    assert _view_threads() == []
