@@ -141,7 +141,9 @@ def _install_error_display() -> None:
         return
 
     def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
-        return [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        shell._showtraceback(etype, value, stb)  # the error output papermill and nbval read
+        return stb
 
     shell.set_custom_exc((TutorialError,), handler)
 

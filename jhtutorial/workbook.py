@@ -104,7 +104,11 @@ def run_series(args: argparse.Namespace) -> int:
             results.append(NotebookRun(notebook.stem, True, time.monotonic() - began))
         except papermill.PapermillExecutionError as err:
             cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
-            reason = f"{cell}: {err.ename}: {str(err.evalue).splitlines()[0] if err.evalue else ''}"
+            lines = str(err.evalue or "").splitlines()
+            reason = f"{cell}: {err.ename}: {lines[0] if lines else ''}"
+            fixes = [line.strip() for line in lines if line.strip().startswith("-> ")]
+            if fixes:  # a TutorialError says what to do: keep that line too
+                reason += f"\n       {fixes[-1]}"
             results.append(NotebookRun(notebook.stem, False, time.monotonic() - began, reason))
         print(results[-1].line(), flush=True)
         if not results[-1].ok:

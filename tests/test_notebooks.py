@@ -1,0 +1,243 @@
+"""The workbook itself: the series run headless with papermill, the committed outputs checked with nbval,
+a notebook run out of order, and what every committed notebook must carry.
+
+All of it runs against a real API server (the local cluster unless JHTUTORIAL_TEST_KUBECONFIG
+names another one), each in a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from kubernetes import client
+
+import jhtutorial
+from jhtutorial import notebook, workbook
+from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS, PVS, SECRETS, KubeApi
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+SERIES = ["00-introduction", "01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services",
+          "06-deployments", "07-login-and-spawn", "08-cleanup"]
+PARAMETERS = {"context": None, "namespace": None, "timeout": 180, "interactive": True}
+CREDENTIALS = {"username": "admin", "password": "admin"}
+
+pytestmark = pytest.mark.cluster
+
+
+def run(namespace: str, output: Path, only: list[str] | None = None, timeout: int = 120) -> int:
+    """`jhtutorial run --namespace NS [--only ...]`, in this process (papermill's Python API)."""
+    args = argparse.Namespace(context=None, namespace=namespace, timeout=timeout, output=str(output),
+                              notebooks=str(NOTEBOOKS), only=only)
+    return workbook.run_series(args)
+
+
+def outputs_text(path: Path) -> str:
+    """Every output of every cell of an executed notebook, as one string (widget state included)."""
+    document = nbformat.read(path, as_version=4)
+    parts = [json.dumps(cell.get("outputs", [])) for cell in document.cells]
+    parts.append(json.dumps(document.metadata.get("widgets", {})))
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def use_cluster(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The kernels papermill starts inherit this environment: point it at the cluster under test."""
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    return kubeconfig
+
+
+# --- the series, headless ------------------------------------------------------------------------
+
+
+def test_series_runs_headless_converges_and_leaves_nothing(
+    use_cluster: Path, api_client: client.ApiClient, namespace: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kube = KubeApi(api_client)
+    # 00..07: everything deployed and a user logged in
+    assert run(namespace, tmp_path / "first", only=SERIES[:8]) == 0, capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[:8]] == [["ok", key] for key in SERIES[:8]], lines
+    secret = kube.get(SECRETS.path(namespace, "hub-secret"))
+    token = base64.b64decode(secret["data"]["proxy.token"]).decode()
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    user_pod = kube.get(PODS.path(namespace, "jupyter-admin"))
+    assert user_pod["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
+    assert kube.get(PVCS.path(namespace, "claim-admin"))["status"]["phase"] == "Bound"
+
+    # running notebooks again converges: same token, same objects, every check passes again
+    assert run(namespace, tmp_path / "again", only=["03", "05", "06", "07"]) == 0, capsys.readouterr().out
+    again = kube.get(SECRETS.path(namespace, "hub-secret"))
+    assert again["data"]["proxy.token"] == secret["data"]["proxy.token"]
+    capsys.readouterr()
+
+    # the token (or its base64) appears in no output of any run
+    for executed in [*(tmp_path / "first").glob("*.ipynb"), *(tmp_path / "again").glob("*.ipynb")]:
+        text = outputs_text(executed)
+        assert token not in text and secret["data"]["proxy.token"] not in text, executed.name
+
+    # 08 removes everything, and says there is nothing to do the second time
+    volumes = [pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]
+               if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace]
+    assert len(volumes) == 2  # hub-db-dir and claim-admin
+    assert run(namespace, tmp_path / "cleanup", only=["08"]) == 0, capsys.readouterr().out
+    assert run(namespace, tmp_path / "cleanup-again", only=["08"]) == 0, capsys.readouterr().out
+    assert "nothing to remove" in outputs_text(tmp_path / "cleanup-again" / "08-cleanup.ipynb")
+    conn = jhtutorial.connect(namespace=namespace, kubeconfig=use_cluster, create_namespace=False)
+    try:
+        assert jhtutorial.leftovers(conn) == []
+    finally:
+        conn.close()
+    assert kube.get(PODS.path(namespace))["items"] == []
+    assert kube.get(PVCS.path(namespace))["items"] == []
+    remaining = {pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]}
+    assert not remaining & set(volumes)
+
+
+@pytest.mark.parametrize("applied, missing", [([], "01-rbac"), (["rbac", "configmaps", "secret"], "04-pvc")])
+def test_a_notebook_run_out_of_order_stops_in_its_first_cell_naming_the_missing_step(
+    use_cluster: Path, api_client: client.ApiClient, other_namespace: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], applied: list[str], missing: str,
+) -> None:
+    if applied:
+        conn = jhtutorial.connect(namespace=other_namespace, kubeconfig=use_cluster)
+        try:
+            for step in applied:
+                jhtutorial.apply(step, conn=conn)
+        finally:
+            conn.close()
+    assert run(other_namespace, tmp_path, only=["05"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED 05-services" in printed and "StepOutOfOrder" in printed
+    assert f"needs step {missing} first" in printed and f"run notebooks/{missing}.ipynb first" in printed
+
+    executed = nbformat.read(tmp_path / "05-services.ipynb", as_version=4)
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    failed = [cell for cell in code if any(o.output_type == "error" for o in cell.get("outputs", []))]
+    assert len(failed) == 1 and "nb.begin(" in failed[0].source
+    # the cells before it are the parameters and the ones papermill injected
+    before = code[:code.index(failed[0])]
+    assert all({"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])) for cell in before)
+    # and nothing of step 05 was created
+    services = KubeApi(api_client).get(f"/api/v1/namespaces/{other_namespace}/services")["items"]
+    assert services == []
+
+
+# --- the committed notebooks ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(bool(os.environ.get("JHTUTORIAL_TEST_KUBECONFIG")),
+                    reason="the committed outputs come from the local simulated cluster; another cluster differs")
+def test_committed_outputs_match_a_fresh_run_with_nbval(kubeconfig: Path, api_client: client.ApiClient) -> None:
+    fresh = f"jhtutorial-nbval-{secrets.token_hex(3)}"  # tests/nbval_sanitize.cfg maps this to "jhtutorial"
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "JHTUTORIAL_NAMESPACE": fresh}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "--nbval", "--nbval-sanitize-with", str(SANITIZE),
+             "-p", "no:cacheprovider", "-q", "--timeout", "300", str(NOTEBOOKS)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+        )
+    finally:
+        kube = KubeApi(api_client)
+        if kube.get_or_none(NAMESPACES.path(name=fresh)) is not None:
+            kube.call("DELETE", NAMESPACES.path(name=fresh))
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]
+    assert done.returncode == 0, (
+        f"nbval: {summary}\n{done.stdout[-6000:]}\n"
+        "If a manifest or a helper changed on purpose, refresh the outputs: python -m jhtutorial.workbook refresh"
+    )
+    passed = int(re.search(r"(\d+) passed", summary).group(1))  # type: ignore[union-attr]
+    cells = sum(1 for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+                for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    assert passed == cells, summary  # every code cell of every notebook ran and compared
+
+
+def committed() -> list[tuple[str, nbformat.NotebookNode]]:
+    return [(path.stem, nbformat.read(path, as_version=4)) for path in sorted(NOTEBOOKS.glob("*.ipynb"))]
+
+
+def test_the_series_is_complete_and_in_order() -> None:
+    assert [name for name, _ in committed()] == SERIES
+    assert [path.stem for path in workbook.notebooks(NOTEBOOKS)] == SERIES
+
+
+@pytest.mark.parametrize("name, document", committed(), ids=[name for name, _ in committed()])
+def test_committed_notebook_carries_the_conventions(name: str, document: nbformat.NotebookNode) -> None:
+    code = [cell for cell in document.cells if cell.cell_type == "code"]
+    # the parameters cell: exactly the agreed names and defaults
+    tagged = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1 and code[0] is tagged[0]
+    values: dict[str, object] = {}
+    exec(tagged[0].source, {}, values)  # noqa: S102 - our own committed file
+    expected = {**PARAMETERS, **(CREDENTIALS if name in ("00-introduction", "07-login-and-spawn") else {})}
+    assert values == expected
+    # the first cell after it connects and checks the earlier steps
+    assert f'nb.begin("{name}", context=context, namespace=namespace)' in code[1].source
+    # no namespace or context is written into any cell
+    for cell in code:
+        assert not re.search(r"namespace\s*=\s*['\"]", cell.source), cell.source
+        assert "kwok-jhtutorial" not in cell.source
+    # outputs of one clean run, in order, without errors
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    outputs = [o for cell in code for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    text = json.dumps(outputs)
+    assert not re.search(r"\b[0-9a-f]{64}\b", text), "something like a token is in the outputs"
+    # a live widget never reaches nbval's comparison, and a notebook that starts one stops it at the end
+    for cell in code:
+        if "view.start()" in cell.source:
+            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT")
+    if any("view.start()" in cell.source for cell in code):
+        assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
+    # and the last cell checks
+    assert "nb.check" in code[-1].source
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_namespace_parameter_then_environment_then_context_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "a",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u", "namespace": "from-context"}},
+                     {"name": "b", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    assert notebook.resolve_namespace() == "from-context"
+    assert notebook.resolve_namespace("b") == "jhtutorial"
+    monkeypatch.setenv("JHTUTORIAL_NAMESPACE", "from-env")
+    assert notebook.resolve_namespace() == "from-env"
+    assert notebook.resolve_namespace("b", "given") == "given"
+
+
+def test_tables_line_up_like_kubectl() -> None:
+    assert notebook.table([("hub", "ClusterIP"), ("proxy-public", "NodePort")], ["NAME", "TYPE"]) == (
+        "NAME           TYPE\n"
+        "hub            ClusterIP\n"
+        "proxy-public   NodePort"
+    )
+
+
+def test_check_says_what_failed() -> None:
+    with pytest.raises(AssertionError, match="the hub may not read Secrets: NO"):
+        notebook.check(False, "the hub may not read Secrets")
