@@ -588,9 +588,10 @@ def _explain(result: LoginResult, local: LocalHub | None) -> None:
                         "the notebook server cannot start on a simulated node: no container runs")
     if result.hub_said_ready and not result.server_answered:
         warning = next((_log_message(line) for line in local.log() if "no version header" in line), None)
+        seen = f" ({result.server_answer})" if result.server_answer else ""
         result.notes.append(
             "JupyterHub counted the server as started because something on this machine's network answered at "
-            f"the pod's simulated address ({result.server_answer}); no notebook server ran"
+            f"the pod's simulated address{seen}; no notebook server ran"
             + (f". The hub's log noticed: {warning!r}" if warning else ""))
     if result.hub_failed:
         result.notes.append(f"JupyterHub gave up on the server: {result.hub_failed}")
