@@ -1,0 +1,132 @@
+"""Clean-up: everything the tutorial and its hub made goes, nothing else does, and twice is harmless.
+
+The user pod and PVC come from the real KubeSpawner (through login()), so
+their labels are the ones KubeSpawner 7 really sets; the fallback by name is
+checked with objects that carry no labels at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from jhtutorial import STEPS, apply
+from jhtutorial.cleanup import clean_up, leftovers
+from jhtutorial.connect import Connection, connect
+from jhtutorial.errors import Forbidden
+from jhtutorial.kubeapi import NAMESPACES, KubeApi
+from jhtutorial.login import login
+from tests.kubehelpers import service_account_kubeconfig
+
+pytestmark = pytest.mark.cluster
+
+PAUSE = "registry.k8s.io/pause:3.10"
+TUTORIAL_OBJECTS = 15  # what the twelve manifest files define
+
+
+def _deploy(conn: Connection) -> None:
+    for step in STEPS:
+        if step.files:
+            apply(step, conn=conn)
+            step.wait(conn)
+
+
+@pytest.fixture(scope="module")
+def conn(kubeconfig: Path, namespace: str) -> Iterator[Connection]:
+    connection = connect(namespace=namespace, kubeconfig=kubeconfig)
+    yield connection
+    connection.close()
+
+
+def test_after_login_everything_goes_and_a_second_run_removes_nothing(
+    conn: Connection, api_client: client.ApiClient
+) -> None:
+    _deploy(conn)
+    login(conn=conn, proxy="none", server_wait=1)  # the hub makes jupyter-admin and claim-admin
+    core = client.CoreV1Api(api_client)
+    unrelated = {"metadata": {"name": "not-the-tutorials"},
+                 "spec": {"containers": [{"name": "c", "image": PAUSE}]}}
+    core.create_namespaced_pod(conn.namespace, unrelated)
+    found = leftovers(conn)
+    assert "Pod/jupyter-admin" in found and "PersistentVolumeClaim/claim-admin" in found
+    assert len(found) == TUTORIAL_OBJECTS + 2
+
+    result = clean_up(conn)
+    assert len(result.removed) == TUTORIAL_OBJECTS + 2 and not result.left
+    assert set(result.from_hub) == {"Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin"}
+    assert result.removed[:2] == ["Deployment/hub", "Deployment/proxy"]  # the hub goes first
+    assert "nothing of the tutorial is left" in str(result)
+    assert "Pod/jupyter-admin (created by the hub)" in str(result)
+    # verified by the API server, not by our own bookkeeping: only the unrelated pod remains
+    assert [p.metadata.name for p in core.list_namespaced_pod(conn.namespace).items] == ["not-the-tutorials"]
+    assert core.list_namespaced_persistent_volume_claim(conn.namespace).items == []
+    assert leftovers(conn) == []
+    assert KubeApi(conn.api).get_or_none(NAMESPACES.path(name=conn.namespace)) is not None  # kept
+
+    again = clean_up(conn)
+    assert again.nothing_to_do and again.removed == []
+    assert str(again).startswith(f"nothing to remove in namespace {conn.namespace}")
+    core.delete_namespaced_pod("not-the-tutorials", conn.namespace, grace_period_seconds=0)
+
+
+def test_user_objects_are_found_by_label_and_by_name(conn: Connection, api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    labelled = {"app.kubernetes.io/managed-by": "kubespawner", "component": "singleuser-server"}
+    pvc = {"metadata": {"name": "claim-bob", "labels": {"component": "singleuser-storage"}},
+           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    core.create_namespaced_persistent_volume_claim(conn.namespace, pvc)
+    core.create_namespaced_pod(conn.namespace, {
+        "metadata": {"name": "user-pod-renamed", "labels": labelled},  # found by its labels
+        "spec": {"containers": [{"name": "c", "image": PAUSE}],
+                 # the PVC is in use: it can only go once this pod has gone (pvc-protection)
+                 "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-bob"}}]},
+    })
+    core.create_namespaced_pod(conn.namespace, {  # no labels: found by its name
+        "metadata": {"name": "jupyter-carol"}, "spec": {"containers": [{"name": "c", "image": PAUSE}]}})
+    result = clean_up(conn)
+    assert set(result.from_hub) == {"Pod/user-pod-renamed", "Pod/jupyter-carol", "PersistentVolumeClaim/claim-bob"}
+    assert result.removed == ["Pod/jupyter-carol", "Pod/user-pod-renamed", "PersistentVolumeClaim/claim-bob"]
+    assert core.list_namespaced_pod(conn.namespace).items == []
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_persistent_volume_claim("claim-bob", conn.namespace)
+    assert gone.value.status == 404
+
+
+def test_credentials_that_may_not_delete_are_refused_and_nothing_is_claimed(
+    conn: Connection, api_client: client.ApiClient, tmp_path: Path
+) -> None:
+    apply("rbac", conn=conn)
+    reader_rules = [{"apiGroups": ["", "apps", "rbac.authorization.k8s.io"], "resources": ["*"],
+                     "verbs": ["get", "list", "watch"]}]
+    kubeconfig = service_account_kubeconfig(api_client, conn.namespace, "cleanup-reader", reader_rules,
+                                            tmp_path / "kc")
+    reader = connect(namespace=conn.namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        with pytest.raises(Forbidden) as caught:
+            clean_up(reader)
+        assert caught.value.exit_code == 6
+        assert "cannot delete" in caught.value.problem
+    finally:
+        reader.close()
+    assert "ServiceAccount/hub" in leftovers(conn)  # still there: nothing was deleted
+    clean_up(conn)
+
+
+def test_the_namespace_goes_only_when_asked(kubeconfig: Path, api_client: client.ApiClient) -> None:
+    name = f"jht-cleanup-ns-{secrets.token_hex(3)}"
+    own = connect(namespace=name, kubeconfig=kubeconfig)
+    try:
+        apply("rbac", conn=own)
+        result = clean_up(own, delete_namespace=True)
+        assert result.namespace_deleted and len(result.removed) == 4
+        assert f"namespace {name} deleted" in str(result)
+        with pytest.raises(ApiException) as gone:
+            client.CoreV1Api(api_client).read_namespace(name)
+        assert gone.value.status == 404
+    finally:
+        own.close()
