@@ -213,3 +213,31 @@ def test_lock_holder_thread_does_not_block_status(local_cluster) -> None:
         reader.start()
         reader.join(timeout=30)
     assert result == ["running"]
+
+
+@pytest.mark.cluster
+def test_a_cluster_without_a_default_storage_class_is_reported_by_connect(scratch_state: Path) -> None:
+    # on a throw-away cluster, so the shared one keeps its default class
+    from jhtutorial import NoDefaultStorageClass, apply, connect
+
+    cluster = _quiet()
+    cluster.up()
+    subprocess.run([str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig), "annotate",
+                    "storageclass", "standard", "storageclass.kubernetes.io/is-default-class-"],
+                   check=True, capture_output=True)
+    conn = connect(kubeconfig=cluster.kubeconfig, namespace="no-default-class")
+    try:
+        assert conn.storage_checked and conn.default_storage_class is None
+        with pytest.raises(NoDefaultStorageClass) as err:
+            conn.require_default_storage_class()
+        assert "kubectl patch storageclass" in str(err.value)
+        for step in ("rbac", "configmaps", "secret"):
+            apply(step, conn=conn)
+        with pytest.raises(NoDefaultStorageClass):
+            apply("pvc", conn=conn)  # refused before a claim is made that could never bind
+        claims = subprocess.run([str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig), "get",
+                                 "pvc", "-n", "no-default-class", "-o", "name"],
+                                check=True, capture_output=True, text=True).stdout
+        assert claims.strip() == ""
+    finally:
+        conn.close()
