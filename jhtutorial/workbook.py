@@ -76,10 +76,30 @@ def parameters(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
-def run_series(args: argparse.Namespace) -> int:
-    """`jhtutorial run`: execute every notebook headless; 0 when all passed."""
+def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> NotebookRun:
+    """Execute one notebook headless with papermill into ``output``; never raises for a failing cell."""
     import papermill
 
+    began = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output / notebook.name), parameters=params,
+            cwd=str(notebook.parent), progress_bar=False, log_output=False,
+            extra_arguments=KERNEL_ARGUMENTS,
+        )
+    except papermill.PapermillExecutionError as err:
+        cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
+        lines = str(err.evalue or "").splitlines()
+        reason = f"{cell}: {err.ename}: {lines[0] if lines else ''}"
+        fixes = [line.strip() for line in lines if line.strip().startswith("-> ")]
+        if fixes:  # a TutorialError says what to do: keep that line too
+            reason += f"\n       {fixes[-1]}"
+        return NotebookRun(notebook.stem, False, time.monotonic() - began, reason)
+    return NotebookRun(notebook.stem, True, time.monotonic() - began)
+
+
+def run_series(args: argparse.Namespace) -> int:
+    """`jhtutorial run`: execute every notebook headless; 0 when all passed."""
     kubeconfig = ensure_cluster(args.context)
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)  # the kernels inherit it
@@ -94,22 +114,7 @@ def run_series(args: argparse.Namespace) -> int:
     started = time.monotonic()
     results: list[NotebookRun] = []
     for notebook in series:
-        began = time.monotonic()
-        try:
-            papermill.execute_notebook(
-                str(notebook), str(output / notebook.name), parameters=parameters(args),
-                cwd=str(notebook.parent), progress_bar=False, log_output=False,
-                extra_arguments=KERNEL_ARGUMENTS,
-            )
-            results.append(NotebookRun(notebook.stem, True, time.monotonic() - began))
-        except papermill.PapermillExecutionError as err:
-            cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
-            lines = str(err.evalue or "").splitlines()
-            reason = f"{cell}: {err.ename}: {lines[0] if lines else ''}"
-            fixes = [line.strip() for line in lines if line.strip().startswith("-> ")]
-            if fixes:  # a TutorialError says what to do: keep that line too
-                reason += f"\n       {fixes[-1]}"
-            results.append(NotebookRun(notebook.stem, False, time.monotonic() - began, reason))
+        results.append(run_notebook(notebook, output, parameters(args)))
         print(results[-1].line(), flush=True)
         if not results[-1].ok:
             print(f"stopped at {notebook.name}; the executed copy is {output / notebook.name}", flush=True)
