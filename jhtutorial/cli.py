@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     lab = commands.add_parser("lab", parents=[common], help="open the notebooks in JupyterLab")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="anything else is passed on to jupyter lab")
     lab.set_defaults(handler=_lab)
 
     cluster = commands.add_parser("cluster", help="the local simulated cluster (real control plane, kwok nodes)")
@@ -354,7 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # exits with 2 on wrong usage
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # exits with 2 on wrong usage
+    if extra:
+        if args.command != "lab":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # `jhtutorial lab --port 9999`: options jhtutorial does not know belong to JupyterLab
+        args.lab_args = [*extra, *args.lab_args]
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -1,0 +1,146 @@
+"""The `jhtutorial` command, run as a learner or a script runs it: a separate process, its exit code, its output.
+
+Exit codes are the contract (0 ok, 1 not done, 2 usage, 4 connection, 5 step,
+9 hub unreachable); each is produced by the real situation, against the real
+API server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jhtutorial.cli import _still_waiting, context_namespace, resolve_namespace
+from tests.kubehelpers import free_port, kubeconfig_file
+
+pytestmark = pytest.mark.cluster
+
+
+def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "JHTUTORIAL_NAMESPACE"}
+    environment.update({"KUBECONFIG": str(kubeconfig), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "jhtutorial.cli", *args], capture_output=True, text=True,
+                          env=environment, timeout=timeout)
+
+
+def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) -> None:
+    ns = ["--namespace", namespace]
+    status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
+    assert status.returncode == 1, status.stderr
+    assert "step 01 (rbac) is NOT done" in status.stdout
+
+    partial = jhtutorial("up", "--through", "pvc", *ns, kubeconfig=kubeconfig)
+    assert partial.returncode == 0, partial.stderr
+    assert "steps up to 04-pvc applied" in partial.stdout and "PVC hub-db-dir bound" in partial.stdout
+
+    early = jhtutorial("url", *ns, kubeconfig=kubeconfig)
+    assert early.returncode == 5
+    assert "step 05-services is missing" in early.stderr
+
+    full = jhtutorial(*ns, "up", kubeconfig=kubeconfig)  # the option before the command works too
+    assert full.returncode == 0, full.stderr
+    assert "Deployment hub available" in full.stdout and "applied in namespace" in full.stdout
+    assert jhtutorial("status", *ns, kubeconfig=kubeconfig).returncode == 0
+
+    url = jhtutorial("url", *ns, kubeconfig=kubeconfig)
+    assert url.returncode == 9 and url.stdout == ""  # scripts reading $(jhtutorial url) get nothing
+    assert "no container runs" in url.stderr and "jhtutorial login" in url.stderr
+
+    wrong = jhtutorial("login", "--password", "nope", *ns, kubeconfig=kubeconfig)
+    assert wrong.returncode == 9 and "Invalid username or password" in wrong.stderr
+
+    logged_in = jhtutorial("login", "--proxy", "none", *ns, kubeconfig=kubeconfig)
+    assert logged_in.returncode == 0, logged_in.stderr
+    assert "pod jupyter-admin created by KubeSpawner" in logged_in.stdout
+    assert "the hub ran here as a local process standing in for its container" in logged_in.stdout
+
+    down = jhtutorial("down", *ns, kubeconfig=kubeconfig)
+    assert down.returncode == 0, down.stderr
+    assert "removed 17 objects" in down.stdout and "Pod/jupyter-admin (created by the hub)" in down.stdout
+    again = jhtutorial("down", *ns, kubeconfig=kubeconfig)
+    assert again.returncode == 0 and again.stdout.startswith(f"nothing to remove in namespace {namespace}")
+    assert jhtutorial("status", *ns, kubeconfig=kubeconfig).returncode == 1
+
+
+def test_the_namespace_comes_from_the_option_the_variable_or_the_context(kubeconfig: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load(kubeconfig.read_text())
+    for context in config["contexts"]:
+        context["context"]["namespace"] = "from-the-context"
+    with_namespace = tmp_path / "kubeconfig"
+    with_namespace.write_text(yaml.safe_dump(config))
+
+    def shown(*args: str, env: dict[str, str] | None = None) -> str:
+        result = jhtutorial("status", *args, kubeconfig=with_namespace, env=env)
+        assert result.returncode == 1, result.stderr  # nothing deployed in any of them
+        return result.stdout.splitlines()[0].split()[1]
+
+    assert shown() == "from-the-context"
+    assert shown(env={"JHTUTORIAL_NAMESPACE": "from-the-variable"}) == "from-the-variable"
+    assert shown("-n", "from-the-option", env={"JHTUTORIAL_NAMESPACE": "from-the-variable"}) == "from-the-option"
+    assert jhtutorial("status", kubeconfig=kubeconfig).stdout.split()[1] == "jhtutorial"  # no namespace anywhere
+
+
+def test_wrong_usage_exits_2(kubeconfig: Path) -> None:
+    for args in (["--namespace", "Not_Valid", "status"], ["status", "-n", "x" * 64], ["frobnicate"],
+                 ["status", "--bogus"], ["url", "--method", "ftp"]):
+        result = jhtutorial(*args, kubeconfig=kubeconfig)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "usage: jhtutorial" in result.stderr
+    invalid = jhtutorial("status", "-n", "Not_Valid", kubeconfig=kubeconfig)
+    assert "'Not_Valid' is not a valid namespace name" in invalid.stderr and "'not-valid'" in invalid.stderr
+
+
+def test_connection_problems_exit_4(kubeconfig: Path, tmp_path: Path) -> None:
+    wrong_context = jhtutorial("--context", "no-such-context", "status", kubeconfig=kubeconfig)
+    assert wrong_context.returncode == 4
+    assert "has no context 'no-such-context'" in wrong_context.stderr
+    nobody = kubeconfig_file(tmp_path / "nobody", f"https://127.0.0.1:{free_port()}", {"token": "x"}, ca=None)
+    unreachable = jhtutorial("status", kubeconfig=nobody)
+    assert unreachable.returncode == 4 and "no answer from the Kubernetes API server" in unreachable.stderr
+    missing = jhtutorial("status", kubeconfig=tmp_path / "does-not-exist")
+    assert missing.returncode == 4 and "KUBECONFIG is set to" in missing.stderr
+
+
+def test_an_unknown_step_exits_5(kubeconfig: Path, namespace: str) -> None:
+    result = jhtutorial("up", "--through", "99", "-n", namespace, kubeconfig=kubeconfig)
+    assert result.returncode == 5 and "there is no step '99'" in result.stderr
+
+
+def test_run_and_lab_hand_over_to_the_workbook(kubeconfig: Path) -> None:
+    nothing = jhtutorial("run", "--only", "99", kubeconfig=kubeconfig)
+    assert nothing.returncode == 1 and "no notebooks to run" in nothing.stderr
+    lab = jhtutorial("lab", "--version", kubeconfig=kubeconfig)  # unknown options go to JupyterLab
+    assert lab.returncode == 0 and lab.stdout.strip()[0].isdigit(), lab.stderr
+
+
+def test_long_waits_print_progress_lines_and_stop_printing(capsys: pytest.CaptureFixture[str]) -> None:
+    with _still_waiting("the hub Deployment", every=0.05):
+        time.sleep(0.3)
+    err = capsys.readouterr().err
+    assert err.count("... still waiting") >= 3 and "the hub Deployment" in err
+    assert not [t for t in threading.enumerate() if t.name == "jhtutorial-cli-progress"]
+    time.sleep(0.15)
+    assert capsys.readouterr().err == ""
+
+
+def test_context_namespace_reads_merged_kubeconfigs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = tmp_path / "a"
+    first.write_text(yaml.safe_dump({"current-context": "two", "contexts": [
+        {"name": "one", "context": {"namespace": "ns-one"}}]}))
+    second = tmp_path / "b"
+    second.write_text(yaml.safe_dump({"contexts": [{"name": "two", "context": {"namespace": "ns-two"}},
+                                                   {"name": "bare", "context": {}}]}))
+    monkeypatch.setenv("KUBECONFIG", f"{first}{os.pathsep}{second}")
+    monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    assert context_namespace(None) == "ns-two"  # the current context is set in the first file
+    assert context_namespace("one") == "ns-one"
+    assert context_namespace("bare") is None
+    assert resolve_namespace("bare", None) == "jhtutorial"
