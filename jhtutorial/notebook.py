@@ -18,17 +18,13 @@ the package; nothing here prints a Secret's value.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import manifests
-from .connect import DEFAULT_NAMESPACE, NAMESPACE_ENV, Connection, _kubeconfig_files, _local_cluster_kubeconfig, connect
+from .connect import Connection, connect
 from .errors import StepOutOfOrder, TutorialError
 from .kubeapi import (
     CONFIGMAPS,
@@ -59,30 +55,11 @@ PART_OF = "app.kubernetes.io/part-of=jhtutorial"
 
 def resolve_namespace(context: str | None = None, namespace: str | None = None) -> str:
     """The namespace a notebook works in, first match wins: the ``namespace`` parameter,
-    ``$JHTUTORIAL_NAMESPACE``, the kubeconfig context's own namespace, ``jhtutorial``."""
-    if namespace:
-        return namespace
-    if os.environ.get(NAMESPACE_ENV):
-        return os.environ[NAMESPACE_ENV]
-    return _context_namespace(context) or DEFAULT_NAMESPACE
+    ``$JHTUTORIAL_NAMESPACE``, the kubeconfig context's own namespace, ``jhtutorial``
+    (the rule of the ``jhtutorial`` command, so a notebook and the CLI pick the same one)."""
+    from .cli import resolve_namespace as cli_rule
 
-
-def _context_namespace(context: str | None) -> str | None:
-    try:
-        files = _kubeconfig_files(None) or _local_cluster_kubeconfig(context)
-    except TutorialError:
-        return None  # connect() will explain what is missing
-    current, entries = None, {}
-    for path in files:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            return None
-        current = current or data.get("current-context")
-        for entry in data.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") not in entries:  # the first file wins, as in kubectl
-                entries[entry.get("name")] = (entry.get("context") or {}).get("namespace")
-    return entries.get(context or current)
+    return cli_rule(context, namespace)
 
 
 def begin(notebook: str, *, context: str | None = None, namespace: str | None = None) -> Connection:
