@@ -143,6 +143,9 @@ class LiveView:
         self._threads: list[threading.Thread] = []
         self._reflectors: list[Reflector] = []
         self._last_render = 0.0
+        self._render_lock = threading.Lock()
+        self._listed = threading.Event()  # the pods' first list is in
+        self._events_listed = threading.Event()  # the events' first list is in (or they cannot be read)
         self.widget = ipywidgets.HTML(value=self._html([], live=False, note="not started"))
 
     # --- lifecycle -----------------------------------------------------------------
@@ -151,8 +154,12 @@ class LiveView:
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
-    def start(self) -> LiveView:
-        """Start the background watches (a no-op if running). Stops another view of the same namespace."""
+    def start(self, wait: float = 10.0) -> LiveView:
+        """Start the background watches (a no-op if running). Stops another view of the same namespace.
+
+        Returns once the first lists are in (at most ``wait`` seconds), so a view
+        displayed right away shows the pods that exist, not an empty table.
+        """
         if self.running:
             return self
         key = (self.conn.server, self.namespace)
@@ -162,6 +169,10 @@ class LiveView:
         if previous is not None and previous is not self:
             previous.stop()
         self._stop.clear()
+        self._listed.clear()
+        self._events_listed.clear()
+        if not self.watch_events:
+            self._events_listed.set()
         self._state = _State()
         pods = Reflector(self.conn.api, PODS, self.namespace)
         self._reflectors = [pods]
@@ -177,6 +188,10 @@ class LiveView:
                                               name=f"jhtutorial-liveview-draw-{self.namespace}", daemon=True))
         for thread in self._threads:
             thread.start()
+        deadline = time.monotonic() + wait
+        self._listed.wait(wait)
+        self._events_listed.wait(max(0.0, deadline - time.monotonic()))
+        self._render(live=True)
         return self
 
     def stop(self, timeout: float = JOIN_SECONDS) -> None:
@@ -253,6 +268,7 @@ class LiveView:
                         # the cache is complete now: take it whole (a relist after 410 may have dropped pods)
                         self._state.pods = {_uid(p): p for p in reflector.cache.values()}
                         self._state.synced = True
+                        self._listed.set()
                     elif event.type == "DELETED":
                         self._state.pods.pop(_uid(event.object), None)
                         self._state.events.pop(_uid(event.object), None)
@@ -266,10 +282,14 @@ class LiveView:
             with self._lock:
                 self._state.error = f"the pod watch stopped: {err.problem}"
             self._mark_dirty()
+        finally:
+            self._listed.set()  # whoever waits in start() must not wait for a list that will not come
 
     def _follow_events(self, reflector: Reflector) -> None:
         try:
             for event in reflector.events():
+                if event.type == "SYNCED":
+                    self._events_listed.set()
                 if event.type not in ("ADDED", "MODIFIED"):
                     continue  # an expired Event object says nothing new about its pod
                 involved = event.object.get("involvedObject") or {}
@@ -291,6 +311,8 @@ class LiveView:
             with self._lock:
                 self._state.events_error = f"events not shown: {err.problem}"
             self._mark_dirty()
+        finally:
+            self._events_listed.set()
 
     def _mark_dirty(self) -> None:
         with self._dirty:
@@ -316,14 +338,15 @@ class LiveView:
             self._render(live=True)
 
     def _render(self, *, live: bool) -> None:
-        started = time.monotonic()
-        rows = self.rows()
-        value = self._html(rows, live=live)
-        if value != self.widget.value:
-            self.widget.value = value  # from this thread: ipywidgets sends the change to the browser
-            self.stats.renders += 1
-        self._last_render = time.monotonic()
-        self.stats.render_seconds += self._last_render - started
+        with self._render_lock:  # start() and stop() draw too, from the caller's thread
+            started = time.monotonic()
+            rows = self.rows()
+            value = self._html(rows, live=live)
+            if value != self.widget.value:
+                self.widget.value = value  # from this thread: ipywidgets sends the change to the browser
+                self.stats.renders += 1
+            self._last_render = time.monotonic()
+            self.stats.render_seconds += self._last_render - started
 
     def _list_once(self) -> None:
         """For a view that never ran: one list of the pods and events, no watch."""

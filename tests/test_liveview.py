@@ -165,8 +165,8 @@ def test_pods_created_and_deleted_show_up_and_disappear(view: LiveView, core: cl
 
 def test_the_widget_changes_from_a_background_thread(view: LiveView, core: client.CoreV1Api,
                                                      conn: Connection) -> None:
-    watcher = _Watcher(view)
     view.start()
+    watcher = _Watcher(view)  # from here on, only the drawing thread may change the widget
     core.create_namespaced_pod(conn.namespace, _pod("lv-thread"))
     watcher.wait_for(lambda rows: any(r.name == "lv-thread" for r in rows))
     watcher.wait_for_widget(lambda value: "lv-thread" in value)
@@ -174,6 +174,17 @@ def test_the_widget_changes_from_a_background_thread(view: LiveView, core: clien
     assert threads and all(name.startswith("jhtutorial-liveview-draw") for name in threads), threads
     assert threading.current_thread().name not in threads
     core.delete_namespaced_pod("lv-thread", conn.namespace, grace_period_seconds=0)
+
+
+def test_a_view_shows_the_existing_pods_as_soon_as_it_is_started(conn: Connection, core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod(conn.namespace, _pod("lv-early"))
+    view = live_view(conn)  # what a notebook cell displays right away
+    try:
+        assert ">lv-early<" in view.widget.value
+        assert "lv-early" in view._repr_mimebundle_()["text/plain"]
+    finally:
+        view.stop()
+        core.delete_namespaced_pod("lv-early", conn.namespace, grace_period_seconds=0)
 
 
 def test_stop_leaves_no_thread_and_freezes_the_table(view: LiveView, core: client.CoreV1Api,
