@@ -390,7 +390,11 @@ def service_account_client(conn: Connection, name: str, *, seconds: int = 600) -
     configuration = copy.copy(conn.api.configuration)
     configuration.api_key = {"authorization": "Bearer " + answer["status"]["token"]}
     configuration.api_key_prefix = {}
-    configuration.cert_file = configuration.key_file = None  # drop the admin's client certificate
+    # nothing of the kubeconfig's user may come along: not its client certificate, and not the hook that
+    # refreshes its token (exec plugins, cloud logins) and would put that token back in place of ours
+    configuration.cert_file = configuration.key_file = None
+    configuration.refresh_api_key_hook = None
+    configuration.username = configuration.password = None
     return KubeApi(ApiClient(configuration))
 
 
