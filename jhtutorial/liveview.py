@@ -146,7 +146,9 @@ class LiveView:
         self._render_lock = threading.Lock()
         self._listed = threading.Event()  # the pods' first list is in
         self._events_listed = threading.Event()  # the events' first list is in (or they cannot be read)
-        self.widget = ipywidgets.HTML(value=self._html([], live=False, note="not started"))
+        # overflow: a notebook narrower than the table scrolls it sideways instead of cutting it off
+        self.widget = ipywidgets.HTML(value=self._html([], live=False, note="not started"),
+                                      layout=ipywidgets.Layout(overflow="auto"))
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -384,11 +386,22 @@ class LiveView:
             lines.append(f"<div><i>{html.escape(extra)}</i></div>")
         if rows:
             cell = "padding:1px 8px;text-align:left"
-            lines.append("<table style='font-family:monospace'><thead><tr>"
-                         + "".join(f"<th style='{cell}'>{html.escape(h)}</th>" for h in head)
+            table = "font-family:monospace"
+            styles = [cell] * len(head)
+            if not stable:
+                # In the widget: ipywidgets' HTML control sets the line height of a one-line
+                # control (28px), and in a notebook narrower than the table the browser broke
+                # pod and node names at their hyphens. Only the event text wraps, in a column
+                # wide enough to read.
+                table += ";line-height:1.4"
+                cell += ";vertical-align:top"
+                styles = [cell + ";white-space:nowrap"] * (len(head) - 1) + [cell + ";min-width:28ch"]
+            lines.append(f"<table style='{table}'><thead><tr>"
+                         + "".join(f"<th style='{st}'>{html.escape(h)}</th>" for st, h in zip(styles, head))
                          + "</tr></thead><tbody>")
             for values in body:
-                lines.append("<tr>" + "".join(f"<td style='{cell}'>{html.escape(v)}</td>" for v in values) + "</tr>")
+                lines.append("<tr>" + "".join(f"<td style='{st}'>{html.escape(v)}</td>" for st, v in zip(styles, values))
+                             + "</tr>")
             lines.append("</tbody></table>")
         else:
             lines.append("<div>no pods</div>")

@@ -264,6 +264,25 @@ def test_representations_for_papermill_nbval_and_static_pages(view: LiveView) ->
     assert "widget" in " ".join(bundle)  # a live kernel renders the widget itself
 
 
+def test_the_widget_table_keeps_names_on_one_line_and_scrolls_when_narrow(view: LiveView) -> None:
+    # Seen in JupyterLab at 1280 px with the file browser open: names and nodes broke at their
+    # hyphens ("proxy-68bcddb54c-" / "9fp6g"), rows 28 px per line (the widget's line height).
+    row = PodRow(name="proxy-68bcddb54c-9fp6g", stable_name="proxy-<hash>-<id>", phase="Running", ready="2/2",
+                 restarts=0, age="42s", node="kwok-node-1", event_reason="Scheduled",
+                 event_text="Scheduled: Successfully assigned ns/proxy-68bcddb54c-9fp6g to kwok-node-1")
+    live = view._html([row], live=True)
+    cells = re.findall(r"<td style='([^']*)'>([^<]*)</td>", live)
+    assert [value for _, value in cells][0] == "proxy-68bcddb54c-9fp6g"
+    assert all("white-space:nowrap" in style for style, _ in cells[:-1])
+    assert "white-space:nowrap" not in cells[-1][0]  # only the event text wraps
+    assert "line-height" in live
+    assert view.widget.layout.overflow == "auto"  # a narrow notebook scrolls the table instead of cutting it off
+    # the deterministic HTML kept by papermill and nbviewer is unchanged
+    stable = view._html([row], live=False, stable=True)
+    assert "nowrap" not in stable and "line-height" not in stable
+    assert "<table style='font-family:monospace'>" in stable
+
+
 def test_a_second_view_of_the_namespace_replaces_the_first(conn: Connection) -> None:
     first = live_view(conn)
     second = live_view(conn)
