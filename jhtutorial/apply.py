@@ -15,9 +15,19 @@ How it works, and why:
   field manager): the API server merges the file into the live object and
   records which fields jhtutorial owns, so a re-run changes nothing and never
   fails with AlreadyExists;
-- **a dry run first** (``dryRun=All``) of every object of the step: missing
-  permissions, an invalid field or a missing namespace show up before
-  anything is written, so a failed step leaves nothing half-applied;
+- **a dry run first** (``dryRun=All``) of every object of the step, in file
+  order: missing permissions, an invalid field or a missing namespace show up
+  before anything is written, so a failed step leaves nothing half-applied.
+  One check cannot be made in advance: a RoleBinding whose Role is created by
+  the same step. A dry run stores nothing, so the Role does not exist yet, and
+  a learner without the ``bind`` verb (a namespace ``admin``) may only grant a
+  Role the API server can read, to check that they hold every permission in
+  it. Such a RoleBinding is checked by its real apply, right after its Role's;
+- **undone on a refusal**: if the server still refuses an object during the
+  real apply (that RoleBinding, or a change made by someone else in between),
+  the objects this call created are deleted again, the last first, and the
+  error says so. Objects that already existed and were only changed are left
+  as they are (the error names them; running the step again converges);
 - **steps in order**: each earlier step's objects must exist (a Deployment
   whose ConfigMap is missing would only fail later, and less clearly);
 - **the proxy token** in secret-hub.yaml is a placeholder: the first apply puts
@@ -104,8 +114,9 @@ def apply(step: int | str | Step, *, conn: Connection | None = None, check_order
         check_order: refuse to run before the earlier steps (StepOutOfOrder); on by default.
 
     Raises: ManifestError (a broken file), StepOutOfOrder, NoDefaultStorageClass,
-    Forbidden (missing permissions; nothing is applied), ApplyRejected (the
-    server refused an object; nothing is applied), ClusterUnreachable.
+    Forbidden (missing permissions), ApplyRejected (the server refused an
+    object), ClusterUnreachable. After a Forbidden or ApplyRejected nothing of
+    the step is left that this call created (see the module's notes).
 
     Example::
 
@@ -131,17 +142,14 @@ def apply(step: int | str | Step, *, conn: Connection | None = None, check_order
     prepared = [(source, _prepare(kube, conn, obj, secret_values)) for source, obj in planned]
     try:
         # Everything is tried first without being stored, so a refusal leaves nothing behind.
-        dry = [_server_side_apply(kube, conn, source, obj, resource, dry_run=True)
-               for source, (obj, resource) in prepared]
+        dry = _dry_run(kube, conn, prepared)
         applied: list[AppliedObject] = []
         for (source, (obj, resource)), before in zip(prepared, dry, strict=True):
             try:
-                after = _server_side_apply(kube, conn, source, obj, resource, dry_run=False)
-            except TutorialError as err:
-                if applied:
-                    done = ", ".join(f"{a.kind}/{a.name}" for a in applied)
-                    err.problem += f" (already applied in this run: {done}; running the step again converges)"
-                raise
+                after = _send(kube, conn, obj, resource, dry_run=False)
+            except KubeApiError as err:
+                raise _refusal(err, conn, source, obj, dry_run=False,
+                               undone=_roll_back(kube, conn, applied, prepared)) from None
             applied.append(_result(obj, before, after))
     except TutorialError as err:
         _scrub(err, secret_values)
@@ -224,53 +232,137 @@ def _encode(text: str) -> str:
 # --- talking to the server ----------------------------------------------------------------------
 
 
-def _server_side_apply(kube: KubeApi, conn: Connection, source: str, obj: Obj, resource: Resource,
-                       *, dry_run: bool) -> tuple[int, Obj]:
+def _dry_run(kube: KubeApi, conn: Connection,
+             prepared: list[tuple[str, tuple[Obj, Resource]]]) -> list[tuple[int, Obj] | None]:
+    """Dry-run every object in order; None for a RoleBinding that can only be checked once its Role exists."""
+    answers: list[tuple[int, Obj] | None] = []
+    new_roles: set[tuple[str, str]] = set()  # (kind, name) of roles of this step that do not exist yet
+    for source, (obj, resource) in prepared:
+        try:
+            status, live = _send(kube, conn, obj, resource, dry_run=True)
+        except KubeApiError as err:
+            if err.status == 404 and _role_ref(obj) in new_roles:
+                # The API server looked for the Role to see whether you hold all of its permissions,
+                # and the dry run above did not store it: the real apply checks this binding.
+                answers.append(None)
+                continue
+            raise _refusal(err, conn, source, obj, dry_run=True) from None
+        if obj["kind"] in ("Role", "ClusterRole") and status == 201:
+            new_roles.add((obj["kind"], obj["metadata"]["name"]))
+        answers.append((status, live))
+    return answers
+
+
+def _role_ref(obj: Obj) -> tuple[str, str] | None:
+    """(kind, name) of the role a RoleBinding or ClusterRoleBinding grants."""
+    if obj.get("kind") not in ("RoleBinding", "ClusterRoleBinding"):
+        return None
+    ref = obj.get("roleRef") or {}
+    return str(ref.get("kind")), str(ref.get("name"))
+
+
+def _send(kube: KubeApi, conn: Connection, obj: Obj, resource: Resource, *, dry_run: bool) -> tuple[int, Obj]:
+    """One server-side apply; raises the KubeApiError (or Forbidden) the server answered."""
     name = obj["metadata"]["name"]
     query: dict[str, Any] = {"fieldManager": FIELD_MANAGER, "force": True}
     if dry_run:
         query["dryRun"] = "All"
-    what = f"{obj['kind']}/{name}"
+    response = kube.open("PATCH", resource.path(conn.namespace, name), query=query, body=obj,
+                         content_type=APPLY_CONTENT_TYPE)
     try:
-        response = kube.open("PATCH", resource.path(conn.namespace, name), query=query, body=obj,
-                             content_type=APPLY_CONTENT_TYPE)
-        try:
-            data = response.data
-        finally:
-            response.release_conn()
-        raise_for_status(response.status, data, what=f"apply {what}")
-    except Forbidden as err:
-        raise Forbidden(
-            f"not allowed to apply {what} (from {source}) in namespace {conn.namespace}: {err.problem}"
-            + ("; nothing was applied" if dry_run else ""),
-            fix=err.fix,
+        data = response.data
+    finally:
+        response.release_conn()
+    raise_for_status(response.status, data, what=f"apply {obj['kind']}/{name}")
+    return response.status, json.loads(data)
+
+
+def _refusal(err: KubeApiError, conn: Connection, source: str, obj: Obj, *, dry_run: bool,
+             undone: str = "") -> TutorialError:
+    """The error a learner sees for a refused object: the real cause, and what became of the rest."""
+    what = f"{obj['kind']}/{obj['metadata']['name']}"
+    after = "; nothing was applied" if dry_run else undone
+    if isinstance(err, Forbidden):
+        return Forbidden(
+            f"not allowed to apply {what} (from {source}) in namespace {conn.namespace}: {err.problem}{after}",
+            fix=_forbidden_fix(err, conn),
             status=403,
             reason=err.reason,
-        ) from None
-    except KubeApiError as err:
-        raise ApplyRejected(
-            f"the API server refused {what} from {source} (HTTP {err.status} {err.reason}): {err.problem}"
-            + ("; nothing was applied" if dry_run else ""),
-            fix=_rejection_fix(err, conn),
-        ) from None
-    return response.status, json.loads(data)
+        )
+    ref = _role_ref(obj)
+    if err.status == 404 and ref is not None and "namespaces" not in err.problem:
+        # The server's words ("rolebindings ... not found") name the binding, but the binding is not what
+        # is missing: without the `bind` verb, the server must read the role to check that you hold every
+        # permission it grants, and it could not find that role.
+        kind, name = ref
+        return ApplyRejected(
+            f"{what} (from {source}) grants {kind}/{name}, which does not exist in namespace {conn.namespace}: "
+            f"the API server must read that {kind} to check that you hold every permission it grants "
+            f"(you lack the `bind` verb that would skip the check), and answered HTTP 404 "
+            f"({err.problem}){after}",
+            fix=f"create {kind}/{name} first (apply the file that defines it, or the whole step again), "
+            f"then the binding; `kubectl get {kind.lower()} {name} -n {conn.namespace}` shows whether it exists",
+        )
+    return ApplyRejected(
+        f"the API server refused {what} from {source} (HTTP {err.status} {err.reason}): {err.problem}{after}",
+        fix=_rejection_fix(err, conn),
+    )
+
+
+def _forbidden_fix(err: Forbidden, conn: Connection) -> str:
+    if "attempting to grant RBAC permissions not currently held" in err.problem:
+        return ("RBAC lets you grant only permissions you hold yourself (or roles you may `bind`): ask your "
+                f"instructor or a cluster admin for those rights in namespace {conn.namespace}")
+    return (f"ask your instructor or a cluster admin for a Role in namespace {conn.namespace} that allows this "
+            "(`kubectl auth can-i --list -n NS` shows what you may do), or work in a namespace you own: "
+            "the notebooks' `namespace` parameter, `--namespace` on the command line")
+
+
+def _roll_back(kube: KubeApi, conn: Connection, applied: list[AppliedObject],
+               prepared: list[tuple[str, tuple[Obj, Resource]]]) -> str:
+    """Delete what this call created, the last first; say what happened, for the error message."""
+    if not applied:
+        return "; nothing was applied"
+    resources = {(obj["kind"], obj["metadata"]["name"]): resource for _, (obj, resource) in prepared}
+    created = [a for a in applied if a.action == "created"]
+    kept = [f"{a.kind}/{a.name}" for a in applied if a.action != "created"]
+    deleted, failed = [], []
+    for item in reversed(created):
+        try:
+            kube.call("DELETE", resources[(item.kind, item.name)].path(conn.namespace, item.name))
+            deleted.append(f"{item.kind}/{item.name}")
+        except KubeApiError as err:
+            if err.status == 404:
+                deleted.append(f"{item.kind}/{item.name}")
+            else:
+                failed.append(f"{item.kind}/{item.name} ({err.problem})")
+    parts = []
+    if deleted:
+        parts.append(f"this call had created {', '.join(reversed(deleted))} and deleted them again")
+    if failed:
+        parts.append(f"could not delete again what this call created: {'; '.join(failed)}")
+    if kept:
+        parts.append(f"already there and changed by this call, left as they are: {', '.join(kept)} "
+                     "(running the step again converges)")
+    return "; " + "; ".join(parts)
 
 
 def _rejection_fix(err: KubeApiError, conn: Connection) -> str:
     if err.status == 404 and "namespaces" in err.problem:
-        return f"the namespace {conn.namespace!r} does not exist: connect() creates it (connect(namespace=...))"
+        return (f"the namespace {conn.namespace!r} does not exist: check the namespace you gave, or create it "
+                "(notebook 00, or `jhtutorial up`, creates it)")
     if err.status == 422:
         return "the message names the field; correct it in the manifest file and apply again"
     return "`kubectl apply --server-side --dry-run=server -f FILE` shows the same answer"
 
 
-def _result(obj: Obj, before: tuple[int, Obj], after: tuple[int, Obj]) -> AppliedObject:
+def _result(obj: Obj, before: tuple[int, Obj] | None, after: tuple[int, Obj]) -> AppliedObject:
     status, live = after
     if status == 201:
         action = "created"
-    elif (before[1].get("metadata") or {}).get("resourceVersion") == (live.get("metadata") or {}).get(
-        "resourceVersion"
-    ):
+    elif before is not None and (before[1].get("metadata") or {}).get("resourceVersion") == (
+        live.get("metadata") or {}
+    ).get("resourceVersion"):
         # the dry run showed the stored version; an apply that changed nothing keeps it
         action = "unchanged"
     else:

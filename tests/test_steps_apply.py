@@ -24,7 +24,7 @@ from jhtutorial.errors import (
     UnknownStep,
 )
 from jhtutorial.steps import STEPS, get_step
-from kubehelpers import service_account_kubeconfig
+from kubehelpers import namespace_admin_kubeconfig, service_account_kubeconfig
 
 PLACEHOLDER = manifests.PROXY_TOKEN_PLACEHOLDER
 
@@ -179,6 +179,69 @@ def test_missing_permissions_fail_clearly_and_apply_nothing(
         assert missing.value.status == 404
 
 
+@pytest.mark.cluster
+def test_a_namespace_admin_applies_every_step_and_a_rerun_converges(
+    api_client: client.ApiClient, other_namespace: str, tmp_path: Path
+) -> None:
+    """The workshop setup: the built-in admin ClusterRole bound in the learner's namespace, no `bind` verb.
+
+    The dry run of RoleBinding/hub cannot find Role/hub (a dry run stores nothing), so it is checked by its
+    real apply, right after the Role's."""
+    kubeconfig = namespace_admin_kubeconfig(api_client, other_namespace, tmp_path / "learner")
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        assert not _can(conn, "bind", "roles") and not _can(conn, "escalate", "roles")  # what makes it hard
+        first = apply("rbac", conn=conn)
+        assert [(f"{o.kind}/{o.name}", o.action) for o in first.objects] == [
+            ("ServiceAccount/hub", "created"), ("ServiceAccount/proxy", "created"),
+            ("Role/hub", "created"), ("RoleBinding/hub", "created")]
+        for step in STEPS[1:6]:
+            assert {o.action for o in apply(step, conn=conn).objects} == {"created"}, step.key
+            step.wait(conn, timeout=60)
+            assert step.check(conn).done, step.key
+        for step in STEPS[:6]:
+            assert {o.action for o in apply(step, conn=conn).objects} == {"unchanged"}, step.key
+    finally:
+        conn.close()
+    binding = client.RbacAuthorizationV1Api(api_client).read_namespaced_role_binding("hub", other_namespace)
+    assert binding.role_ref.name == "hub" and binding.subjects[0].name == "hub"
+
+
+def _can(conn: Connection, verb: str, resource: str) -> bool:
+    from jhtutorial.notebook import can_i
+
+    return can_i(conn, verb, resource, group="rbac.authorization.k8s.io")
+
+
+@pytest.mark.cluster
+def test_a_binding_refused_after_its_role_was_made_undoes_what_the_call_created(
+    api_client: client.ApiClient, other_namespace: str, tmp_path: Path
+) -> None:
+    """This user may create any Role (escalate) but may grant none of them: the binding can only be refused
+    by its real apply, after the ServiceAccounts and the Role exist. The call deletes them again."""
+    kubeconfig = service_account_kubeconfig(api_client, other_namespace, "escalate-only", [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch", "delete"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
+         "verbs": ["get", "create", "patch", "delete", "escalate"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"],
+         "verbs": ["get", "create", "patch", "delete"]},
+    ], tmp_path / "kc")
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    with pytest.raises(Forbidden) as caught:
+        apply("rbac", conn=conn)
+    err = caught.value
+    assert "RoleBinding/hub" in err.problem and "not currently held" in err.problem  # the server's real reason
+    assert ("this call had created ServiceAccount/hub, ServiceAccount/proxy, Role/hub and deleted them again"
+            in err.problem), err.problem
+    assert "grant only permissions you hold" in err.fix
+    core = client.CoreV1Api(api_client)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    assert [sa.metadata.name for sa in core.list_namespaced_service_account(other_namespace).items
+            if sa.metadata.name in ("hub", "proxy")] == []
+    assert [r.metadata.name for r in rbac.list_namespaced_role(other_namespace).items] == ["escalate-only"]
+    assert [b.metadata.name for b in rbac.list_namespaced_role_binding(other_namespace).items] == ["escalate-only"]
+
+
 @pytest.fixture
 def manifest_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of manifests/ that a test may break."""
@@ -216,6 +279,28 @@ def test_an_object_the_server_rejects_leaves_the_step_unapplied(
     assert "nothing was applied" in caught.value.problem
     names = {cm.metadata.name for cm in client.CoreV1Api(api_client).list_namespaced_config_map(other_namespace).items}
     assert not names & {"hub-config", "nginx-routes"}  # the two valid ones were not applied either
+
+
+@pytest.mark.cluster
+def test_a_binding_to_a_role_that_is_nowhere_names_the_role_not_the_binding(
+    api_client: client.ApiClient, other_namespace: str, tmp_path: Path, manifest_copy: Path
+) -> None:
+    path = manifest_copy / "rbac.yaml"
+    text = path.read_text()
+    head, binding = text.split("kind: RoleBinding", 1)
+    path.write_text(head + "kind: RoleBinding" + binding.replace("  name: hub\n# The proxy", "  name: hub-elsewhere\n"
+                                                                 "# The proxy", 1))
+    assert "name: hub-elsewhere" in path.read_text()
+    kubeconfig = namespace_admin_kubeconfig(api_client, other_namespace, tmp_path / "learner")
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    with pytest.raises(ApplyRejected) as caught:
+        apply("rbac", conn=conn)
+    problem = caught.value.problem
+    assert problem.startswith("RoleBinding/hub (from rbac.yaml) grants Role/hub-elsewhere, which does not exist")
+    assert "`bind`" in problem and "nothing was applied" in problem
+    assert "create Role/hub-elsewhere first" in caught.value.fix
+    assert client.CoreV1Api(api_client).list_namespaced_service_account(
+        other_namespace, field_selector="metadata.name=hub").items == []
 
 
 @pytest.mark.cluster
