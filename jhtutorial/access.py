@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connect import Connection, current_connection
-from .errors import AccessError, StepOutOfOrder
+from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NODES, PODS, SERVICES, KubeApi
 from .steps import STEPS, get_step
 from .waits import pod_ready
@@ -228,7 +228,11 @@ def _minikube(conn: Connection, timeout: float) -> Access:
 def _node_port(conn: Connection, kube: KubeApi, node_port: int | None, timeout: float) -> Access:
     if not node_port:
         raise AccessError(f"Service {SERVICE} has no node port (type is not NodePort?)")
-    nodes = kube.get(NODES.path()).get("items", [])
+    try:
+        nodes = kube.get(NODES.path()).get("items", [])
+    except Forbidden:
+        raise AccessError("not allowed to list nodes (a cluster-wide read) to find a node address "
+                          "for the node port") from None
     addresses = []
     for node in nodes:
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"

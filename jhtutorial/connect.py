@@ -349,6 +349,11 @@ def _cluster_kind(kube: KubeApi, context: str | None, version: str, notes: list[
     try:
         nodes = kube.get(NODES.path(), limit=20).get("items", [])
     except Forbidden:
+        # A learner limited to a namespace may not list nodes: the local cluster is still known by its
+        # address (its API server listens on this machine only), anything else by the context's name.
+        if _is_local_server(kube.server):
+            notes.append("not allowed to list nodes: this is the local cluster's API server (same address)")
+            return "local"
         nodes = []
         notes.append("not allowed to list nodes: the cluster kind is guessed from the context name")
     for node in nodes:
@@ -374,6 +379,18 @@ def _cluster_kind(kube: KubeApi, context: str | None, version: str, notes: list[
     if name.startswith("k3d-") or ("+k3s" in version and name.startswith("k3d")):
         return "k3d"
     return "other"
+
+
+def _is_local_server(server: str) -> bool:
+    """Is ``server`` the address of the local simulated cluster's API server (from its kubeconfig)?"""
+    local = LocalCluster(progress=lambda _message: None).kubeconfig
+    try:
+        data = yaml.safe_load(local.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    servers = {str((entry.get("cluster") or {}).get("server", "")).rstrip("/")
+               for entry in (data.get("clusters") or []) if isinstance(entry, dict)} if isinstance(data, dict) else set()
+    return server.rstrip("/") in servers - {""}
 
 
 def _inspect_storage(kube: KubeApi, conn: Connection) -> None:
@@ -412,8 +429,9 @@ def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: fl
     except Forbidden as err:
         raise Forbidden(
             f"namespace {name!r} does not exist and you may not create it: {err.problem}",
-            fix="ask a cluster admin to create it (`kubectl create namespace " + name + "`) and give you a Role "
-            "in it, or connect to a namespace you already own: connect(namespace=...)",
+            fix="ask your instructor or a cluster admin to create it (`kubectl create namespace " + name + "`) "
+            "and give you a Role in it, or use a namespace you already own: the notebooks' `namespace` "
+            "parameter (`JHTUTORIAL_NAMESPACE`, `--namespace` on the command line)",
             status=403,
             reason="Forbidden",
         ) from None
@@ -436,6 +454,6 @@ def _wait_until_deleted(kube: KubeApi, name: str, timeout: float) -> None:
     raise ConnectError(
         f"namespace {name!r} is still being deleted after {time.monotonic() - start:.0f} s "
         "(an earlier clean-up); no new objects can be created in it until it is gone",
-        fix=f"watch it go with `kubectl get namespace {name} --watch`, then connect again; "
-        "or use another namespace: connect(namespace=...)",
+        fix=f"watch it go with `kubectl get namespace {name} --watch`, then run the cell again; "
+        "or use another namespace: the notebooks' `namespace` parameter (`--namespace` on the command line)",
     )

@@ -253,14 +253,25 @@ def raise_for_status(status: int, data: bytes | None, *, what: str) -> None:
             "(or regenerate the kubeconfig; for the local cluster: `jhtutorial cluster up`)",
         )
     if status == 403:
-        raise Forbidden(
-            message,
-            fix="ask a cluster admin for a Role that allows this in the namespace, "
-            "or work in a namespace you own: connect(namespace=...)",
-            status=403,
-            reason=reason or "Forbidden",
-        )
+        raise Forbidden(message, fix=forbidden_fix(what), status=403, reason=reason or "Forbidden")
     raise KubeApiError(message, status=status, reason=reason)
+
+
+def forbidden_fix(what: str) -> str:
+    """What to do about a 403, for a request described as "METHOD PATH" (or "apply Kind/name")."""
+    path = what.split(" ", 1)[-1].split("?", 1)[0]
+    if path.startswith("/") and not _is_namespace_object(path) and "/namespaces/" not in path:
+        return ("this needs a cluster-wide permission, which only a ClusterRole bound by a ClusterRoleBinding "
+                "gives (a Role in your namespace cannot): ask your instructor or a cluster admin")
+    return ("ask your instructor or a cluster admin for a Role in your namespace that allows this "
+            "(`kubectl auth can-i --list -n NS` shows what you may do), or work in a namespace you own: "
+            "the notebooks' `namespace` parameter, `--namespace` on the command line")
+
+
+def _is_namespace_object(path: str) -> bool:
+    """``/api/v1/namespaces/NAME``: the Namespace object itself, which a Role in it can let you read."""
+    parts = path.strip("/").split("/")
+    return len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"]
 
 
 def tls_failure(server: str, detail: object) -> ClusterUnreachable:

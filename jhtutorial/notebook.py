@@ -25,12 +25,13 @@ from typing import Any
 
 from . import manifests
 from .connect import Connection, connect
-from .errors import StepOutOfOrder, TutorialError
+from .errors import Forbidden, StepOutOfOrder, TutorialError
 from .kubeapi import (
     CONFIGMAPS,
     DEPLOYMENTS,
     ENDPOINT_SLICES,
     EVENTS,
+    NODES,
     PODS,
     PVCS,
     PVS,
@@ -132,15 +133,27 @@ NEEDED_PERMISSIONS = (
     ("create", "secrets", ""), ("create", "persistentvolumeclaims", ""), ("create", "services", ""),
     ("create", "deployments", "apps"), ("delete", "pods", ""), ("watch", "pods", ""),
 )
+# cluster-wide rights a few cells use to show more; a learner limited to a namespace lacks them, and those
+# cells say so and go on: (verb, resource, API group, how the prerequisites table names it)
+OPTIONAL_PERMISSIONS = (
+    ("list", "nodes", "", "you may list nodes (cluster-wide; 00's exercise)"),
+    ("list", "storageclasses", "storage.k8s.io", "you may list storageclasses (cluster-wide; 04)"),
+    ("list", "persistentvolumes", "", "you may list persistentvolumes (cluster-wide; 04, 08)"),
+    ("create", "subjectaccessreviews", "authorization.k8s.io",
+     "you may ask about all namespaces (cluster-wide; 01)"),
+)
 
 
-def prerequisites(conn: Connection) -> list[tuple[str, str, bool]]:
-    """(what, what was found, ok) for each thing the tutorial needs from the cluster."""
-    found: list[tuple[str, str, bool]] = []
+def prerequisites(conn: Connection) -> list[tuple[str, str, bool | None]]:
+    """(what, what was found, ok) for each thing the tutorial needs from the cluster.
+
+    ``ok`` is None where nothing is wrong but nothing could be checked either: an optional cluster-wide
+    right you lack (the cells that use it say so and go on), or a check that needs one."""
+    found: list[tuple[str, str, bool | None]] = []
     minor = _minor(conn.server_version)
     found.append(("Kubernetes 1.28 or newer", conn.server_version, minor is None or minor >= 28))
     if not conn.storage_checked:
-        found.append(("a default StorageClass", "not allowed to look (step 04 will tell)", True))
+        found.append(("a default StorageClass", "not allowed to look (step 04 will tell)", None))
     elif conn.default_storage_class:
         found.append(("a default StorageClass",
                       f"{conn.default_storage_class} ({conn.volume_binding_mode})", True))
@@ -150,13 +163,24 @@ def prerequisites(conn: Connection) -> list[tuple[str, str, bool]]:
         allowed = can_i(conn, verb, resource, group=group)
         found.append((f"you may {verb} {resource}", "yes" if allowed else "no", allowed))
     try:
-        nodes = kube(conn).get("/api/v1/nodes").get("items", [])
+        nodes = kube(conn).get(NODES.path()).get("items", [])
         ready = sum(1 for n in nodes for c in (n.get("status") or {}).get("conditions") or []
                     if c.get("type") == "Ready" and c.get("status") == "True")
         found.append(("at least one Ready node", f"{ready}/{len(nodes)} Ready", ready > 0))
-    except TutorialError:
-        found.append(("at least one Ready node", "not allowed to list nodes", True))
+    except Forbidden:
+        found.append(("at least one Ready node", "not allowed to list nodes (06 will tell)", None))
+    for verb, resource, group, what in OPTIONAL_PERMISSIONS:
+        if can_i(conn, verb, resource, group=group, namespace=""):
+            found.append((what, "yes", True))
+        else:
+            found.append((what, "no (not needed: those cells say so)", None))
     return found
+
+
+def prerequisites_table(found: list[tuple[str, str, bool | None]]) -> str:
+    """The prerequisites as a table: OK is yes, NO (the workbook cannot work), or "-" (not needed)."""
+    marks = {True: "yes", False: "NO", None: "-"}
+    return table([(what, text, marks[ok]) for what, text, ok in found], ["CHECK", "FOUND", "OK"])
 
 
 def _minor(version: str) -> int | None:
@@ -224,6 +248,44 @@ def table(rows: Iterable[Iterable[Any]], headers: Iterable[str]) -> str:
 
 def kube(conn: Connection) -> KubeApi:
     return KubeApi(conn.api)
+
+
+# --- reads that need cluster-wide rights ----------------------------------------------------------
+#
+# Nodes, StorageClasses and PersistentVolumes belong to no namespace: listing them needs a ClusterRole,
+# which a learner limited to their own namespace does not have. The cells that show them use these
+# helpers, which say so in one line instead of stopping the notebook.
+
+CLUSTER_WIDE_NAMES = {
+    NODES: "nodes (`kubectl get nodes`)",
+    STORAGE_CLASSES: "StorageClasses (`kubectl get storageclass`)",
+    PVS: "PersistentVolumes (`kubectl get pv`)",
+}
+
+
+def not_allowed(needs: str) -> str:
+    """The line a cell prints instead of what a learner's credentials may not read."""
+    return f"not allowed to look: needs {needs}; ask your instructor; the rest of the step does not need it"
+
+
+def cluster_items(conn: Connection, resource: Resource, *, quiet: bool = False) -> list[Obj] | None:
+    """Every object of a cluster-scoped kind (nodes, StorageClasses, PersistentVolumes), sorted by name,
+    or None when your credentials may not list them (and, unless ``quiet``, a line saying so)."""
+    try:
+        return items(conn, resource)
+    except Forbidden:
+        if not quiet:
+            print(not_allowed(f"cluster-wide read of {CLUSTER_WIDE_NAMES.get(resource, resource.plural)}"))
+        return None
+
+
+def claimed_volumes(conn: Connection, *, quiet: bool = False) -> list[Obj] | None:
+    """The PersistentVolumes bound to claims of this namespace (PVs belong to no namespace: their claimRef
+    says whose they are), or None when you may not list PersistentVolumes."""
+    volumes = cluster_items(conn, PVS, quiet=quiet)
+    if volumes is None:
+        return None
+    return [pv for pv in volumes if ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace") == conn.namespace]
 
 
 def items(conn: Connection, resource: Resource, *, selector: str | None = None,
@@ -334,6 +396,11 @@ def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects:
                 for s in services]
         return table(rows, ("SERVICE", "ENDPOINTS")) if rows else "No resources found."
     resource, headers, row = _COLUMNS[kind]
+    if objects is None and not resource.namespaced:
+        try:
+            objects = items(conn, resource, selector=selector)
+        except Forbidden:
+            return not_allowed(f"cluster-wide read of {CLUSTER_WIDE_NAMES.get(resource, resource.plural)}")
     found = objects if objects is not None else items(conn, resource, selector=selector)
     if not found:
         return f"No resources found in {conn.namespace} namespace." if resource.namespaced else "No resources found."
@@ -353,11 +420,13 @@ def events(conn: Connection, kind: str, name: str) -> str:
 
 
 def can_i(conn: Connection, verb: str, resource: str, *, service_account: str | None = None,
-          group: str = "", namespace: str | None = None) -> bool:
+          group: str = "", namespace: str | None = None) -> bool | None:
     """Ask the API server's authorizer, like ``kubectl auth can-i VERB RESOURCE [--as=system:serviceaccount:NS:SA]``.
 
     ``namespace=""`` asks about all namespaces (a cluster-wide permission).
-    Without ``service_account`` it asks about you (the kubeconfig's user).
+    Without ``service_account`` it asks about you (the kubeconfig's user): anyone may ask that.
+    A question about an account in all namespaces is a SubjectAccessReview, a cluster-wide right
+    that a learner limited to a namespace lacks: then the answer is None (not allowed to ask).
     """
     where = conn.namespace if namespace is None else namespace
     attributes = {"verb": verb, "resource": resource, "group": group, "namespace": where}
@@ -374,7 +443,18 @@ def can_i(conn: Connection, verb: str, resource: str, *, service_account: str | 
                       else ("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews"))
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec,
             "metadata": {"namespace": where} if kind.startswith("Local") else {}}
-    return bool((kube(conn).call("POST", path, body=body).get("status") or {}).get("allowed"))
+    try:
+        answer = kube(conn).call("POST", path, body=body)
+    except Forbidden:
+        if kind != "SubjectAccessReview":
+            raise
+        return None
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+def yes_no(answer: bool | None) -> str:
+    """A can_i answer as a table cell: yes, no, or ? (not allowed to ask)."""
+    return "?" if answer is None else ("yes" if answer else "no")
 
 
 def service_account_client(conn: Connection, name: str, *, seconds: int = 600) -> KubeApi:
@@ -475,6 +555,11 @@ def check(condition: Any, what: str, detail: str = "") -> None:
     if not condition:
         raise AssertionError(f"{what}: NO" + (f" ({detail})" if detail else ""))
     print(f"ok  {what}")
+
+
+def skip(what: str, why: str) -> None:
+    """One line of a check cell for something not checked, and why: ``--  what: why``."""
+    print(f"--  {what}: {why}")
 
 
 def check_step(conn: Connection, step: str | int | Step) -> None:

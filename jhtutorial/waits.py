@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connect import Connection, current_connection
-from .errors import TutorialError, WaitTimeout
+from .errors import Forbidden, TutorialError, WaitTimeout
 from .kubeapi import (
     DEPLOYMENTS,
     ENDPOINT_SLICES,
@@ -404,7 +404,10 @@ def _diagnose_pvc(kube: KubeApi, namespace: str, name: str, pvc: Obj | None) -> 
     )
     _add_events(kube, namespace, {("PersistentVolumeClaim", name)}, diagnosis)
     if spec.get("storageClassName") and not diagnosis.fix:
-        exists = kube.get_or_none(STORAGE_CLASSES.path(name=spec["storageClassName"]))
+        try:
+            exists: Obj | None = kube.get_or_none(STORAGE_CLASSES.path(name=spec["storageClassName"]))
+        except Forbidden:  # a cluster-wide read a learner limited to a namespace lacks: the events must do
+            exists = {}
         if exists is None:
             diagnosis.lines.append(f"StorageClass {spec['storageClassName']!r} does not exist")
             diagnosis.reasons.append("StorageClassNotFound")

@@ -270,3 +270,18 @@ def test_connect_waits_for_a_terminating_namespace_then_recreates_it(
     finally:
         releaser.join()
         core.delete_namespace(name)
+
+
+def test_a_forbidden_answer_suggests_what_can_help() -> None:
+    from jhtutorial.kubeapi import forbidden_fix
+
+    for cluster_wide in ("GET /api/v1/nodes", "GET /apis/storage.k8s.io/v1/storageclasses", "POST /api/v1/namespaces",
+                         "POST /apis/authorization.k8s.io/v1/subjectaccessreviews"):
+        fix = forbidden_fix(cluster_wide)
+        assert "ClusterRoleBinding" in fix and "a Role in your namespace cannot" in fix, cluster_wide
+    for namespaced in ("GET /api/v1/namespaces/alice/secrets", "GET /api/v1/namespaces/alice",
+                       "PATCH /apis/apps/v1/namespaces/alice/deployments/hub?dryRun=All"):
+        fix = forbidden_fix(namespaced)
+        assert "Role in your namespace" in fix and "the notebooks' `namespace` parameter" in fix, namespaced
+    assert not [what for what in ("GET /api/v1/nodes", "GET /api/v1/namespaces/a/pods")
+                if "connect(" in forbidden_fix(what)]  # Python is no help in a terminal or a parameter cell

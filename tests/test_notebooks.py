@@ -23,7 +23,8 @@ from kubernetes import client
 
 import jhtutorial
 from jhtutorial import notebook, workbook
-from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS, PVS, SECRETS, KubeApi
+from jhtutorial.kubeapi import NAMESPACES, NODES, PODS, PVCS, PVS, SECRETS, STORAGE_CLASSES, KubeApi
+from tests.kubehelpers import namespace_admin_kubeconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -134,6 +135,91 @@ def test_a_notebook_run_out_of_order_stops_in_its_first_cell_naming_the_missing_
     # and nothing of step 05 was created
     services = KubeApi(api_client).get(f"/api/v1/namespaces/{other_namespace}/services")["items"]
     assert services == []
+
+
+# --- a learner limited to their namespace ----------------------------------------------------------
+
+NOT_ALLOWED = "not allowed to look: needs cluster-wide read of"
+
+
+@pytest.fixture
+def learner(api_client: client.ApiClient, other_namespace: str, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The normal workshop account: the built-in admin ClusterRole bound in the learner's own namespace
+    (made beforehand by the instructor), a ServiceAccount token, and nothing cluster-wide. The kernels
+    papermill starts inherit this KUBECONFIG."""
+    kubeconfig = namespace_admin_kubeconfig(api_client, other_namespace, tmp_path / "learner-kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    monkeypatch.delenv("JHTUTORIAL_CONTEXT", raising=False)
+    return kubeconfig
+
+
+def test_cluster_wide_reads_say_not_allowed_for_a_learner_and_the_steps_still_apply(
+    learner: Path, other_namespace: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    conn = jhtutorial.connect(namespace=other_namespace, kubeconfig=learner, create_namespace=False)
+    try:
+        assert conn.cluster_kind == "local"  # known by its address, although nodes may not be listed
+        with pytest.raises(jhtutorial.Forbidden) as caught:  # what the helpers below turn into one line
+            notebook.kube(conn).get(NODES.path())
+        assert "cluster-wide permission" in caught.value.fix and "ClusterRoleBinding" in caught.value.fix
+        assert "connect(" not in caught.value.fix and "Role that allows" not in caught.value.fix
+
+        assert notebook.cluster_items(conn, NODES) is None
+        assert notebook.claimed_volumes(conn) is None
+        assert notebook.get(conn, "storageclasses", selector=None).startswith(f"{NOT_ALLOWED} StorageClasses")
+        printed = capsys.readouterr().out.splitlines()
+        assert printed == [f"{NOT_ALLOWED} nodes (`kubectl get nodes`); ask your instructor; the rest of the "
+                           "step does not need it",
+                           f"{NOT_ALLOWED} PersistentVolumes (`kubectl get pv`); ask your instructor; the rest "
+                           "of the step does not need it"]
+        assert notebook.can_i(conn, "list", "pods", namespace="", service_account="hub") is None
+        assert notebook.can_i(conn, "create", "pods", service_account="hub") is False  # in the namespace: asked
+
+        found = {what: (text, ok) for what, text, ok in notebook.prerequisites(conn)}
+        assert all(ok for what, (_, ok) in found.items() if what.startswith("you may create")), found
+        assert found["you may list persistentvolumes (cluster-wide; 04, 08)"] == (
+            "no (not needed: those cells say so)", None)
+        assert found["you may ask about all namespaces (cluster-wide; 01)"][1] is None
+        assert found["at least one Ready node"][1] is None and found["a default StorageClass"][1] is None
+        assert "   -" in notebook.prerequisites_table(list(notebook.prerequisites(conn)))
+
+        for step in jhtutorial.STEPS[:6]:  # the whole deployment, with the same credentials
+            jhtutorial.apply(step, conn=conn)
+            step.wait(conn, timeout=60)
+            assert step.check(conn).done, step.key
+    finally:
+        conn.close()
+
+
+def test_cluster_wide_reads_show_everything_to_an_admin(kubeconfig: Path, other_namespace: str) -> None:
+    conn = jhtutorial.connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        assert [n["metadata"]["name"] for n in notebook.cluster_items(conn, NODES) or []]
+        assert "(default)" in notebook.get(conn, "storageclasses", selector=None)
+        assert notebook.claimed_volumes(conn, quiet=True) == []  # nothing claimed in this namespace yet
+        assert notebook.can_i(conn, "list", "pods", namespace="", service_account="hub") is False
+        assert {ok for _, _, ok in notebook.prerequisites(conn)} == {True}
+    finally:
+        conn.close()
+
+
+def test_the_series_runs_for_a_learner_limited_to_their_namespace(
+    learner: Path, other_namespace: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(other_namespace, tmp_path, only=SERIES) == 0, capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[:9]] == [["ok", key] for key in SERIES], lines
+    shown = {name: outputs_text(tmp_path / f"{name}.ipynb") for name in SERIES}
+    assert f"{NOT_ALLOWED} nodes" in shown["00-introduction"]
+    assert "the cluster-wide right to create SubjectAccessReviews" in shown["01-rbac"]
+    assert f"{NOT_ALLOWED} StorageClasses" in shown["04-pvc"]
+    assert f"{NOT_ALLOWED} PersistentVolumes" in shown["04-pvc"]
+    assert f"{NOT_ALLOWED} PersistentVolumes" in shown["08-cleanup"]
+    assert "the hub has no rights outside its namespace: not checked" in shown["01-rbac"]
+    assert "pod jupyter-admin created by KubeSpawner" in shown["07-login-and-spawn"]
+    assert all("Forbidden:" not in text.replace("403 Forbidden:", "") for text in shown.values())
 
 
 # --- the committed notebooks ---------------------------------------------------------------------
