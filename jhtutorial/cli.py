@@ -15,9 +15,12 @@
     $ jhtutorial cluster down
 
 Global options (before or after the command): ``--context NAME`` picks a
-kubeconfig context (as ``kubectl --context``); ``--namespace NS`` the namespace,
-which otherwise comes from ``$JHTUTORIAL_NAMESPACE``, then the context's own
-namespace, then ``jhtutorial``.
+kubeconfig context (as ``kubectl --context``), which otherwise comes from
+``$JHTUTORIAL_CONTEXT``, then the kubeconfig's current context; ``--namespace NS``
+the namespace, which otherwise comes from ``$JHTUTORIAL_NAMESPACE``, then the
+context's own namespace, then ``jhtutorial``. The notebooks follow the same rule
+with their ``context`` and ``namespace`` parameters, and ``jhtutorial lab``
+hands its options to them through those two variables.
 
 Output: results on stdout (``url`` prints only the URL, for ``$(jhtutorial url)``),
 progress lines during long waits on stderr.
@@ -90,9 +93,10 @@ def _cluster_kubeconfig(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace, *, create_namespace: bool = False):  # -> Connection
-    from .connect import connect
+    from .connect import connect, resolve_context
 
-    return connect(args.context, resolve_namespace(args.context, args.namespace), create_namespace=create_namespace)
+    context = resolve_context(args.context)
+    return connect(context, resolve_namespace(context, args.namespace), create_namespace=create_namespace)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -204,10 +208,12 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def resolve_namespace(context: str | None, explicit: str | None) -> str:
-    """``--namespace``, else ``$JHTUTORIAL_NAMESPACE``, else the context's namespace, else ``jhtutorial``."""
-    from .connect import DEFAULT_NAMESPACE, NAMESPACE_ENV
+    """``--namespace``, else ``$JHTUTORIAL_NAMESPACE``, else the namespace of the context (``--context``, else
+    ``$JHTUTORIAL_CONTEXT``, else the current one), else ``jhtutorial``."""
+    from .connect import DEFAULT_NAMESPACE, NAMESPACE_ENV, resolve_context
 
-    return explicit or os.environ.get(NAMESPACE_ENV) or context_namespace(context) or DEFAULT_NAMESPACE
+    return (explicit or os.environ.get(NAMESPACE_ENV) or context_namespace(resolve_context(context))
+            or DEFAULT_NAMESPACE)
 
 
 def context_namespace(context: str | None) -> str | None:
@@ -277,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 tutorial problem, 2 usage, 3 local cluster, 4 connection, 5 step, "
         "6 forbidden, 7 wait timed out, 8 API error, 9 hub unreachable or login refused, 130 interrupted",
     )
-    parser.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
+    parser.add_argument("--context", default=None,
+                        help="kubeconfig context (default: $JHTUTORIAL_CONTEXT, or the current one)")
     parser.add_argument("--namespace", "-n", type=_namespace_arg, default=None,
                         help="namespace (default: $JHTUTORIAL_NAMESPACE, the context's, or 'jhtutorial')")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -326,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the project's)")
     run.set_defaults(handler=_run)
 
-    lab = commands.add_parser("lab", parents=[common], help="open the notebooks in JupyterLab")
+    lab = commands.add_parser("lab", parents=[common],
+                              help="open the notebooks in JupyterLab (--namespace/--context reach the notebooks)")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="anything else is passed on to jupyter lab")
     lab.set_defaults(handler=_lab)
 

@@ -54,6 +54,7 @@ from .localcluster import LocalCluster
 
 DEFAULT_NAMESPACE = "jhtutorial"
 NAMESPACE_ENV = "JHTUTORIAL_NAMESPACE"
+CONTEXT_ENV = "JHTUTORIAL_CONTEXT"  # `jhtutorial lab --context` hands its choice to the notebooks this way
 # RFC 1123 label: what the API server accepts as a namespace name.
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE_MAX = 63
@@ -159,7 +160,8 @@ def connect(
     """Connect to the cluster and make sure the tutorial's namespace exists.
 
     Args:
-        context: a kubeconfig context (``kubectl config get-contexts``); default: the current one.
+        context: a kubeconfig context (``kubectl config get-contexts``); default: ``$JHTUTORIAL_CONTEXT``,
+            else the kubeconfig's current one (with an explicit ``kubeconfig``, always its current one).
         namespace: where the tutorial's objects go; default ``$JHTUTORIAL_NAMESPACE`` or ``jhtutorial``.
         kubeconfig: a kubeconfig file to use instead of the usual search.
         timeout: seconds to wait for the server's first answer.
@@ -175,6 +177,8 @@ def connect(
         conn = connect("minikube", "jhub")      # like: kubectl --context minikube -n jhub ...
     """
     global _current
+    if kubeconfig is None:
+        context = resolve_context(context)
     namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
     validate_namespace(namespace)  # before any network traffic: a typo costs nothing
 
@@ -204,6 +208,12 @@ def connect(
         raise
     _current = conn
     return conn
+
+
+def resolve_context(explicit: str | None = None) -> str | None:
+    """The kubeconfig context to use: the one given (``context`` parameter, ``--context``), else
+    ``$JHTUTORIAL_CONTEXT``, else None (the kubeconfig's current context, as for kubectl)."""
+    return explicit or os.environ.get(CONTEXT_ENV) or None
 
 
 def current_connection() -> Connection:

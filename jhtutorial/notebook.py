@@ -54,10 +54,19 @@ PART_OF = "app.kubernetes.io/part-of=jhtutorial"
 # --- the first cell ---------------------------------------------------------------------------
 
 
+def resolve_context(context: str | None = None) -> str | None:
+    """The kubeconfig context a notebook uses: the ``context`` parameter, ``$JHTUTORIAL_CONTEXT``
+    (set by ``jhtutorial lab --context``), else None: the kubeconfig's current context."""
+    from .connect import resolve_context as rule
+
+    return rule(context)
+
+
 def resolve_namespace(context: str | None = None, namespace: str | None = None) -> str:
     """The namespace a notebook works in, first match wins: the ``namespace`` parameter,
-    ``$JHTUTORIAL_NAMESPACE``, the kubeconfig context's own namespace, ``jhtutorial``
-    (the rule of the ``jhtutorial`` command, so a notebook and the CLI pick the same one)."""
+    ``$JHTUTORIAL_NAMESPACE`` (set by ``jhtutorial lab --namespace``), the namespace of the kubeconfig
+    context (see :func:`resolve_context`), ``jhtutorial`` (the rule of the ``jhtutorial`` command, so a
+    notebook and the CLI pick the same one)."""
     from .cli import resolve_namespace as cli_rule
 
     return cli_rule(context, namespace)
@@ -69,6 +78,7 @@ def begin(notebook: str, *, context: str | None = None, namespace: str | None = 
     ``notebook`` is the notebook's key ("05-services"); the steps before it must be done.
     """
     _install_error_display()
+    context = resolve_context(context)
     conn = connect(context, resolve_namespace(context, namespace))
     print(f"connected to {_kind(conn)}, Kubernetes {conn.server_version}")
     print(f"  context:    {conn.context or '(in-cluster service account)'}")

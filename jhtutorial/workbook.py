@@ -100,7 +100,9 @@ def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> Not
 
 def run_series(args: argparse.Namespace) -> int:
     """`jhtutorial run`: execute every notebook headless; 0 when all passed."""
-    kubeconfig = ensure_cluster(args.context)
+    from .connect import resolve_context
+
+    kubeconfig = ensure_cluster(resolve_context(args.context))
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)  # the kernels inherit it
     series = notebooks(Path(getattr(args, "notebooks", None) or NOTEBOOK_DIR))
@@ -166,16 +168,39 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     return 0
 
 
-def lab(args: argparse.Namespace) -> int:
-    """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster."""
-    kubeconfig = ensure_cluster(args.context)
-    env = dict(os.environ)
+def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
+                    base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment JupyterLab and its kernels get: ``--namespace`` and ``--context`` travel as
+    ``JHTUTORIAL_NAMESPACE`` and ``JHTUTORIAL_CONTEXT``, which the notebooks read when their
+    ``namespace`` and ``context`` parameters are None (the CLI's own rule)."""
+    from .connect import CONTEXT_ENV, NAMESPACE_ENV
+
+    env = dict(os.environ if base is None else base)
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
-        print(f"notebooks will use the local cluster (KUBECONFIG={kubeconfig})", flush=True)
+    if getattr(args, "namespace", None):
+        env[NAMESPACE_ENV] = args.namespace
+    if getattr(args, "context", None):
+        env[CONTEXT_ENV] = args.context
+    return env
+
+
+def lab(args: argparse.Namespace) -> int:
+    """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster and namespace."""
+    from .cli import resolve_namespace
+    from .connect import resolve_context
+
+    context = resolve_context(args.context)
+    kubeconfig = ensure_cluster(context)
+    os.environ.update(lab_environment(args, kubeconfig))  # this process becomes JupyterLab below
+    if kubeconfig is not None:
+        print(f"notebooks will use the local cluster (KUBECONFIG={kubeconfig})", file=sys.stderr, flush=True)
+    namespace = resolve_namespace(context, args.namespace)
+    print(f"notebooks will use namespace {namespace}" + (f", context {context}" if context else "")
+          + " (unless a notebook's own parameters say otherwise)", file=sys.stderr, flush=True)
     command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}",
                *getattr(args, "lab_args", [])]
-    os.execvpe(command[0], command, env)
+    os.execvpe(command[0], command, os.environ)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.cluster
 
 def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "JHTUTORIAL_NAMESPACE"}
+    environment = {k: v for k, v in os.environ.items() if k not in ("JHTUTORIAL_NAMESPACE", "JHTUTORIAL_CONTEXT")}
     environment.update({"KUBECONFIG": str(kubeconfig), **(env or {})})
     return subprocess.run([sys.executable, "-m", "jhtutorial.cli", *args], capture_output=True, text=True,
                           env=environment, timeout=timeout)
@@ -112,6 +112,47 @@ def test_connection_problems_exit_4(kubeconfig: Path, tmp_path: Path) -> None:
 def test_an_unknown_step_exits_5(kubeconfig: Path, namespace: str) -> None:
     result = jhtutorial("up", "--through", "99", "-n", namespace, kubeconfig=kubeconfig)
     assert result.returncode == 5 and "there is no step '99'" in result.stderr
+
+
+def test_the_context_comes_from_the_option_or_the_variable(kubeconfig: Path, namespace: str,
+                                                           tmp_path: Path) -> None:
+    """The current context points nowhere; JHTUTORIAL_CONTEXT (what `jhtutorial lab --context` sets for the
+    notebooks) picks the working one, and the namespace comes from that context."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    real = config["contexts"][0]
+    config["clusters"].append({"name": "nowhere", "cluster": {"server": f"https://127.0.0.1:{free_port()}"}})
+    config["contexts"] = [{"name": "nowhere", "context": {**real["context"], "cluster": "nowhere"}},
+                          {"name": "chosen", "context": {**real["context"], "namespace": namespace}}]
+    config["current-context"] = "nowhere"
+    two = tmp_path / "kubeconfig"
+    two.write_text(yaml.safe_dump(config))
+
+    assert jhtutorial("status", kubeconfig=two).returncode == 4  # the current context: no answer
+    chosen = jhtutorial("status", kubeconfig=two, env={"JHTUTORIAL_CONTEXT": "chosen"})
+    assert chosen.returncode == 1 and chosen.stdout.split()[1] == namespace, chosen.stderr
+    option = jhtutorial("status", "--context", "chosen", kubeconfig=two, env={"JHTUTORIAL_CONTEXT": "nowhere"})
+    assert option.returncode == 1 and option.stdout.split()[1] == namespace, option.stderr
+
+
+def test_lab_hands_its_namespace_and_context_to_the_notebooks(kubeconfig: Path, tmp_path: Path) -> None:
+    """JupyterLab (and so every kernel it starts) receives JHTUTORIAL_NAMESPACE and JHTUTORIAL_CONTEXT.
+    A sitecustomize on PYTHONPATH records what each Python process of the command sees: first the
+    `jhtutorial` command itself, then, in the same process after exec, JupyterLab."""
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    record = tmp_path / "seen"
+    (spy / "sitecustomize.py").write_text(
+        "import os\n"
+        f"with open({str(record)!r}, 'a') as out:\n"
+        "    out.write(repr((os.environ.get('JHTUTORIAL_NAMESPACE'), os.environ.get('JHTUTORIAL_CONTEXT'))) + '\\n')\n"
+    )
+    context = yaml.safe_load(kubeconfig.read_text())["current-context"]
+    lab = jhtutorial("lab", "-n", "alice", "--context", context, "--version", kubeconfig=kubeconfig,
+                     env={"PYTHONPATH": str(spy)})
+    assert lab.returncode == 0 and lab.stdout.strip()[0].isdigit(), lab.stderr
+    seen = record.read_text().splitlines()
+    assert seen[0] == "(None, None)" and seen[-1] == repr(("alice", context)), seen
+    assert f"notebooks will use namespace alice, context {context}" in lab.stderr
 
 
 def test_run_and_lab_hand_over_to_the_workbook(kubeconfig: Path) -> None:

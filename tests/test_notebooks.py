@@ -57,6 +57,7 @@ def use_cluster(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The kernels papermill starts inherit this environment: point it at the cluster under test."""
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    monkeypatch.delenv("JHTUTORIAL_CONTEXT", raising=False)
     return kubeconfig
 
 
@@ -309,8 +310,15 @@ def test_namespace_parameter_then_environment_then_context_then_default(
     }))
     monkeypatch.setenv("KUBECONFIG", str(config))
     monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    monkeypatch.delenv("JHTUTORIAL_CONTEXT", raising=False)
+    assert notebook.resolve_context() is None  # the kubeconfig's current context, as for kubectl
     assert notebook.resolve_namespace() == "from-context"
     assert notebook.resolve_namespace("b") == "jhtutorial"
+    # `jhtutorial lab --context b` hands the context over as JHTUTORIAL_CONTEXT; a parameter still wins
+    monkeypatch.setenv("JHTUTORIAL_CONTEXT", "b")
+    assert notebook.resolve_context() == "b" and notebook.resolve_context("a") == "a"
+    assert notebook.resolve_namespace() == "jhtutorial"
+    assert notebook.resolve_namespace("a") == "from-context"
     monkeypatch.setenv("JHTUTORIAL_NAMESPACE", "from-env")
     assert notebook.resolve_namespace() == "from-env"
     assert notebook.resolve_namespace("b", "given") == "given"
