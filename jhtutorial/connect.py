@@ -44,6 +44,7 @@ from .errors import (
     Forbidden,
     InvalidNamespace,
     KubeApiError,
+    NamespaceNotFound,
     NoDefaultStorageClass,
     NoKubeconfig,
     NotConnected,
@@ -450,6 +451,29 @@ def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: fl
             raise
         return False
     return True
+
+
+def require_namespace(conn: Connection, *, fix: str | None = None) -> None:
+    """Raise NamespaceNotFound unless the connection's namespace exists (``kubectl get namespace NS``).
+
+    For the steps after the first: they work in the namespace notebook 00 made and never create one,
+    so a mistyped name stops at once instead of becoming a new, empty namespace. Credentials that may not
+    read the Namespace object are taken at their word (their admin made it)."""
+    kube = KubeApi(conn.api)
+    try:
+        found = kube.get_or_none(NAMESPACES.path(name=conn.namespace))
+    except Forbidden:
+        return
+    if found is None:
+        raise NamespaceNotFound(
+            f"namespace {conn.namespace} does not exist",
+            fix=fix or f"check the namespace you gave (or create it: `jhtutorial up -n {conn.namespace}`)",
+        )
+    if (found.get("status") or {}).get("phase") == "Terminating":
+        raise NamespaceNotFound(
+            f"namespace {conn.namespace} is being deleted (an earlier clean-up): nothing can be created in it",
+            fix=fix or f"wait until `kubectl get namespace {conn.namespace}` finds nothing, then start again",
+        )
 
 
 def _wait_until_deleted(kube: KubeApi, name: str, timeout: float) -> None:

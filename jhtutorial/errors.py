@@ -82,6 +82,10 @@ class InvalidNamespace(ConnectError):
     """The namespace name is not a valid Kubernetes name (RFC 1123 label)."""
 
 
+class NamespaceNotFound(ConnectError):
+    """The namespace does not exist, and this notebook or command does not create it (only notebook 00 does)."""
+
+
 class NoDefaultStorageClass(ConnectError):
     """A PVC needs a StorageClass and the cluster has no default one (or not the one named)."""
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import manifests
-from .connect import Connection, connect
+from .connect import Connection, connect, require_namespace
 from .errors import Forbidden, StepOutOfOrder, TutorialError
 from .kubeapi import (
     CONFIGMAPS,
@@ -75,11 +75,16 @@ def resolve_namespace(context: str | None = None, namespace: str | None = None) 
 def begin(notebook: str, *, context: str | None = None, namespace: str | None = None) -> Connection:
     """Connect, print where we are, and stop with the missing step named if an earlier one is not done.
 
-    ``notebook`` is the notebook's key ("05-services"); the steps before it must be done.
+    ``notebook`` is the notebook's key ("05-services"); the steps before it must be done. Only the first
+    notebook (00) creates the namespace; the others stop with NamespaceNotFound if it does not exist, so a
+    mistyped ``namespace`` parameter is an error, not a new, empty namespace.
     """
     _install_error_display()
     context = resolve_context(context)
-    conn = connect(context, resolve_namespace(context, namespace))
+    first = notebook.startswith("00")
+    conn = connect(context, resolve_namespace(context, namespace), create_namespace=first)
+    if not first:
+        require_namespace(conn, fix="check the `namespace` parameter (or run 00 first, which creates it)")
     print(f"connected to {_kind(conn)}, Kubernetes {conn.server_version}")
     print(f"  context:    {conn.context or '(in-cluster service account)'}")
     print(f"  namespace:  {conn.namespace}{' (created)' if conn.namespace_created else ''}")

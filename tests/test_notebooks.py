@@ -138,6 +138,25 @@ def test_a_notebook_run_out_of_order_stops_in_its_first_cell_naming_the_missing_
     assert services == []
 
 
+@pytest.mark.parametrize("only", ["05", "08"])
+def test_a_mistyped_namespace_stops_the_first_cell_and_creates_nothing(
+    use_cluster: Path, api_client: client.ApiClient, tmp_path: Path, capsys: pytest.CaptureFixture[str], only: str,
+) -> None:
+    """Only notebook 00 creates the namespace: 05 with a typo must not make an empty one, and 08 must not pass."""
+    typo = f"jht-typo-{secrets.token_hex(3)}"
+    kube = KubeApi(api_client)
+    try:
+        assert run(typo, tmp_path, only=[only]) == 1
+        printed = capsys.readouterr().out
+        assert f"FAILED {only}-" in printed and "NamespaceNotFound" in printed, printed
+        assert f"namespace {typo} does not exist" in printed
+        assert "check the `namespace` parameter (or run 00 first" in printed
+        assert kube.get_or_none(NAMESPACES.path(name=typo)) is None
+    finally:
+        if kube.get_or_none(NAMESPACES.path(name=typo)) is not None:
+            kube.call("DELETE", NAMESPACES.path(name=typo))
+
+
 # --- a learner limited to their namespace ----------------------------------------------------------
 
 NOT_ALLOWED = "not allowed to look: needs cluster-wide read of"
