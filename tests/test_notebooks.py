@@ -311,6 +311,12 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
         assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
     # and the last cell checks
     assert "nb.check" in code[-1].source
+    # the exercise's answer: one cell, code and output folded in JupyterLab so they do not show at a glance
+    answers = [cell for cell in code if "answer" in cell.metadata.get("tags", [])]
+    assert len(answers) == 1
+    assert answers[0].metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
+    assert answers[0].get("outputs"), "the committed answer has its output (folded)"
+    assert not [cell for cell in code if cell.metadata.get("jupyter") and cell is not answers[0]]
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
