@@ -7,7 +7,7 @@
       ServiceAccount/proxy    created
       Role/hub                created
       RoleBinding/hub         created
-      the same by hand: kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
+      the same by hand (in the project folder): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
 
 How it works, and why:
 
@@ -48,7 +48,7 @@ from . import manifests
 from .connect import Connection, current_connection
 from .errors import ApplyRejected, Forbidden, KubeApiError, StepError, StepOutOfOrder, TutorialError
 from .kubeapi import KubeApi, Resource, raise_for_status
-from .steps import Step, get_step, steps_before
+from .steps import Step, by_hand, get_step, steps_before
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "jhtutorial"
@@ -90,7 +90,7 @@ class ApplyResult:
         out = [f"step {self.step.number:02d} ({self.step.slug}) applied to namespace {self.namespace}"]
         width = max((len(f"{o.kind}/{o.name}") for o in self.objects), default=0)
         out += [f"  {f'{o.kind}/{o.name}':<{width}}  {o.action}" for o in self.objects]
-        out.append(f"  the same by hand: {self.kubectl}")
+        out.append(f"  {by_hand(self.kubectl)}")
         return out
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@
       Deployment/hub, Deployment/proxy
       Pod/jupyter-admin (created by the hub), PersistentVolumeClaim/claim-admin (created by the hub)
       ...
-      the same by hand: kubectl delete -n jhtutorial -f manifests/ --ignore-not-found && ...
+      the same by hand (in the project folder): kubectl delete -n jhtutorial deployment hub proxy ... && ...
     >>> print(clean_up())                     # doctest: +SKIP
     nothing to remove in namespace jhtutorial: none of the tutorial's objects is there
 
@@ -36,7 +36,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import KubeApiError, WaitTimeout
 from .kubeapi import NAMESPACES, PODS, PVCS, KubeApi, Resource
-from .steps import MANIFEST_FOLDER, STEPS
+from .steps import STEPS, by_hand, cleanup_commands
 from .waits import wait_deleted
 
 Obj = dict[str, Any]
@@ -75,7 +75,7 @@ class CleanupResult:
             out += [f"  {name}{' (created by the hub)' if name in self.from_hub else ''}" for name in self.removed]
         if self.namespace_deleted:
             out.append(f"  namespace {self.namespace} deleted")
-        out.append(f"  the same by hand: {self.kubectl}")
+        out.append(f"  {by_hand(self.kubectl)}")
         return out
 
     def __str__(self) -> str:
@@ -201,8 +201,4 @@ def _delete(kube: KubeApi, resource: Resource, namespace: str | None, name: str,
 
 
 def _kubectl(namespace: str, delete_namespace: bool) -> str:
-    text = (f"kubectl delete -n {namespace} -f {MANIFEST_FOLDER}/ --ignore-not-found && "
-            f"kubectl delete -n {namespace} pod,pvc -l app.kubernetes.io/managed-by=kubespawner")
-    if delete_namespace:
-        text += f" && kubectl delete namespace {namespace}"
-    return text
+    return " && ".join(cleanup_commands(namespace, delete_namespace=delete_namespace))

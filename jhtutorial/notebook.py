@@ -239,8 +239,14 @@ def show_manifest(*names: str) -> None:
 
 
 def show_kubectl(*commands: str) -> None:
-    """Show the command(s) a learner would type in a terminal, instead of running this cell."""
-    text = "\n".join(f"$ {command}" for command in commands)
+    """Show the command(s) a learner would type in a terminal, instead of running this cell.
+
+    Commands that name files in manifests/ get a first line saying where to type them: a JupyterLab
+    terminal starts in notebooks/, one folder below."""
+    from .steps import MANIFEST_FOLDER, WHERE_TO_TYPE
+
+    where = [f"# {WHERE_TO_TYPE}"] if any(f"{MANIFEST_FOLDER}/" in command for command in commands) else []
+    text = "\n".join([*where, *(f"$ {command}" for command in commands)])
     _display(f"```console\n{text}\n```", text)
 
 

@@ -40,6 +40,27 @@ from .waits import (
 
 Obj = dict[str, Any]
 MANIFEST_FOLDER = "manifests"  # how a learner's shell, at the repository root, names the folder
+# where such a command works: JupyterLab (`jhtutorial lab`) opens its terminals in notebooks/
+WHERE_TO_TYPE = "in the project folder, the one holding manifests/ (a JupyterLab terminal starts in notebooks/: cd .. first)"
+
+
+def cleanup_commands(namespace: str, *, delete_namespace: bool = False) -> list[str]:
+    """The clean-up by hand, in the order clean_up() and notebook 08 follow: the Deployments first (and their
+    pods with them), so no hub is left to start a user pod; then what the hub made; then the files' objects."""
+    commands = [
+        f"kubectl delete -n {namespace} deployment hub proxy --cascade=foreground --ignore-not-found",
+        f"kubectl delete -n {namespace} pod,pvc -l app.kubernetes.io/managed-by=kubespawner",
+        f"kubectl delete -n {namespace} -f {MANIFEST_FOLDER}/ --ignore-not-found",
+    ]
+    if delete_namespace:
+        commands.append(f"kubectl delete namespace {namespace}")
+    return commands
+
+
+def by_hand(command: str) -> str:
+    """The "the same by hand" line for a command: where to type it when it names files in manifests/."""
+    where = " (in the project folder)" if f"{MANIFEST_FOLDER}/" in command else ""
+    return f"the same by hand{where}: {command}"
 
 
 @dataclass
@@ -209,8 +230,7 @@ STEPS: tuple[Step, ...] = (
          command="kubectl get pods -n {namespace} --watch"),
     Step(8, "cleanup", "Clean up",
          (), "the tutorial's objects, the user pods and their PVCs are gone",
-         command=(f"kubectl delete -n {{namespace}} -f {MANIFEST_FOLDER}/ && "
-                  "kubectl delete -n {namespace} pod/jupyter-admin pvc/claim-admin")),
+         command=" && ".join(cleanup_commands("{namespace}"))),
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def kubeconfig(local_cluster: LocalCluster | None) -> Path:
     if local_cluster is None:
         return Path(os.environ["JHTUTORIAL_TEST_KUBECONFIG"])
     return local_cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def kubectl(local_cluster: LocalCluster | None) -> Path:
+    """A kubectl for the cluster under test: the local cluster's own, else the one on PATH."""
+    if local_cluster is not None:
+        from jhtutorial.localcluster import ensure_binaries
+
+        return Path(ensure_binaries().kubectl)
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip("no kubectl on PATH for the cluster under test")
+    return Path(found)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ checked with objects that carry no labels at all.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +18,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jhtutorial import STEPS, apply
+from jhtutorial import cleanup as cleanup_module
 from jhtutorial.cleanup import clean_up, leftovers
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, KubeApi
 from jhtutorial.login import login
+from jhtutorial.steps import cleanup_commands
 from tests.kubehelpers import service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
@@ -130,3 +134,28 @@ def test_the_namespace_goes_only_when_asked(kubeconfig: Path, api_client: client
         assert gone.value.status == 404
     finally:
         own.close()
+
+
+def test_the_clean_up_by_hand_deletes_the_deployments_first_and_leaves_nothing(
+    kubectl: Path, kubeconfig: Path, other_namespace: str
+) -> None:
+    """The line clean_up() and `jhtutorial down` print, typed in the project folder as notebook 08 shows it."""
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        _deploy(conn)
+        line = cleanup_module._kubectl(other_namespace, False)  # what CleanupResult.kubectl holds
+        commands = cleanup_commands(other_namespace)
+        assert line == " && ".join(commands)
+        assert commands[0].startswith(f"kubectl delete -n {other_namespace} deployment hub proxy")
+        assert "-f manifests/" in commands[-1]
+        root = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+               "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(["bash", "-c", line], cwd=root, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith('deployment.apps "hub" deleted'), lines  # the hub goes first
+        assert leftovers(conn) == []
+        assert STEPS[-1].kubectl(other_namespace) == line  # step 08's command is the same
+    finally:
+        conn.close()

@@ -65,6 +65,8 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) ->
     down = jhtutorial("down", *ns, kubeconfig=kubeconfig)
     assert down.returncode == 0, down.stderr
     assert "removed 17 objects" in down.stdout and "Pod/jupyter-admin (created by the hub)" in down.stdout
+    assert (f"the same by hand (in the project folder): kubectl delete -n {namespace} deployment hub proxy "
+            in down.stdout)  # the Deployments first, as clean_up() and notebook 08 do
     again = jhtutorial("down", *ns, kubeconfig=kubeconfig)
     assert again.returncode == 0 and again.stdout.startswith(f"nothing to remove in namespace {namespace}")
     assert jhtutorial("status", *ns, kubeconfig=kubeconfig).returncode == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +64,43 @@ def test_kubectl_commands_a_learner_would_type() -> None:
     assert "openssl rand -hex 32" in secret and PLACEHOLDER in secret and secret.endswith("-n jhub -f -")
 
 
+def test_commands_that_name_manifest_files_say_where_to_type_them() -> None:
+    from jhtutorial.steps import WHERE_TO_TYPE, by_hand
+
+    assert by_hand(get_step("rbac").kubectl("jhub")).startswith("the same by hand (in the project folder): kubectl")
+    assert by_hand("kubectl get pods -n jhub --watch") == "the same by hand: kubectl get pods -n jhub --watch"
+    assert "cd .." in WHERE_TO_TYPE and "notebooks/" in WHERE_TO_TYPE
+
+
 # --- against the cluster ----------------------------------------------------------------------------
+
+
+@pytest.mark.cluster
+def test_the_step_commands_work_from_the_project_folder_and_not_from_notebooks(
+    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+) -> None:
+    """What the notebooks show is typed in a shell: in the project folder it applies the step; in notebooks/,
+    where a JupyterLab terminal starts, the same line finds no file (hence the shown 'cd ..' line)."""
+    root = manifests.MANIFEST_DIR.parent
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
+    command = get_step("rbac").kubectl(other_namespace)
+    wrong = subprocess.run(["bash", "-c", command], cwd=root / "notebooks", env=env, capture_output=True, text=True)
+    assert wrong.returncode != 0 and "manifests/rbac.yaml" in wrong.stderr
+    shown = STEPS[:3] if shutil.which("openssl") else STEPS[:2]  # 03 is a pipeline with sed and openssl
+    for step in shown:
+        done = subprocess.run(["bash", "-c", step.kubectl(other_namespace)], cwd=root, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, (step.key, done.stderr)
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        assert all(step.check(conn).done for step in shown)
+    finally:
+        conn.close()
+    if len(shown) == 3:
+        token = read_token(api_client, other_namespace)
+        assert len(token) == 64 and token != PLACEHOLDER
+
+
 
 
 @pytest.fixture(scope="module")
