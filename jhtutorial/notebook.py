@@ -317,6 +317,22 @@ def items(conn: Connection, resource: Resource, *, selector: str | None = None,
     return sorted(found, key=lambda obj: obj["metadata"]["name"])
 
 
+def memory(value: Any) -> str:
+    """A memory quantity as kubectl users write it: ``1073741824`` (bytes, as KubeSpawner sets limits) is
+    ``1Gi``, ``268435456`` is ``256Mi``; a quantity with a unit already stays as it is."""
+    text = str(value).strip()
+    if not text.isdigit():
+        return text
+    number = int(text)
+    for unit, size in (("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if number >= size and number % size == 0:
+            return f"{number // size}{unit}"
+    for unit, size in (("Gi", 1 << 30), ("Mi", 1 << 20)):
+        if number >= size:
+            return f"{number / size:.1f}{unit}"
+    return text
+
+
 def _name(obj: Obj) -> str:
     return obj["metadata"]["name"]
 

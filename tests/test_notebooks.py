@@ -8,6 +8,7 @@ names another one), each in a namespace of its own.
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import json
 import os
@@ -242,6 +243,10 @@ def test_the_series_runs_for_a_learner_limited_to_their_namespace(
     for name in ("01-rbac", "04-pvc", "08-cleanup"):  # commands naming manifests/ say where to type them
         assert "# in the project folder, the one holding manifests/" in shown[name], name
     assert "the same by hand (in the project folder): kubectl apply" in shown["01-rbac"]
+    # the shown commands carry this run's namespace and timeout (120 s in run())
+    assert f"kubectl wait -n {other_namespace} pvc/hub-db-dir" in shown["04-pvc"] and "--timeout=120s" in shown["04-pvc"]
+    assert f"kubectl rollout status -n {other_namespace} deployment/hub --timeout=120s" in shown["06-deployments"]
+    assert "limits:        cpu 1, memory 1Gi" in shown["07-login-and-spawn"]  # not 1073741824
     assert all("Forbidden:" not in text.replace("403 Forbidden:", "") for text in shown.values())
 
 
@@ -295,6 +300,11 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
     assert values == expected
     # the first cell after it connects and checks the earlier steps
     assert f'nb.begin("{name}", context=context, namespace=namespace)' in code[1].source
+    # no later cell overwrites a parameter (a re-run of a cell would then use the wrong value)
+    for cell in code[1:]:
+        stored = {node.id for node in ast.walk(ast.parse(cell.source))
+                  if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        assert not stored & set(values), (stored & set(values), cell.source)
     # no namespace or context is written into any cell
     for cell in code:
         assert not re.search(r"namespace\s*=\s*['\"]", cell.source), cell.source
@@ -350,6 +360,12 @@ def test_namespace_parameter_then_environment_then_context_then_default(
     monkeypatch.setenv("JHTUTORIAL_NAMESPACE", "from-env")
     assert notebook.resolve_namespace() == "from-env"
     assert notebook.resolve_namespace("b", "given") == "given"
+
+
+def test_memory_reads_like_kubectl_quantities() -> None:
+    assert notebook.memory("1073741824") == "1Gi" and notebook.memory(268435456) == "256Mi"
+    assert notebook.memory("1610612736") == "1536Mi" and notebook.memory("1000000000") == "953.7Mi"
+    assert notebook.memory("512Mi") == "512Mi" and notebook.memory("1G") == "1G" and notebook.memory("100") == "100"
 
 
 def test_tables_line_up_like_kubectl() -> None:
