@@ -47,7 +47,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NODES, PODS, SERVICES, KubeApi
-from .steps import STEPS, get_step
+from .steps import STEPS, and_join, get_step, up_command
 from .waits import pod_ready
 
 Obj = dict[str, Any]
@@ -178,20 +178,19 @@ def hub_access(
 def require_deployed(conn: Connection, *, through: str = "deployments") -> Obj:
     """The proxy-public Service, after checking that every step up to ``through`` is present.
 
-    Raises StepOutOfOrder naming the first step whose objects are missing.
+    Raises StepOutOfOrder naming every step whose objects are missing.
     """
     last = get_step(through)
-    for step in STEPS:
-        if step.number > last.number or not step.files:
-            continue
-        missing = step.missing(conn)
-        if missing:
-            raise StepOutOfOrder(
-                f"the hub is not deployed in namespace {conn.namespace}: step {step.key} is missing "
-                f"({', '.join(missing)})",
-                fix=f"apply the steps up to {last.key}: `jhtutorial up --through {last.number}` "
-                f"(from Python: jhtutorial.apply({step.slug!r}) and the ones after it)",
-            )
+    gaps = [(step, missing) for step in STEPS
+            if step.number <= last.number and step.files and (missing := step.missing(conn))]
+    if gaps:
+        named = and_join([f"{step.key} ({', '.join(missing)})" for step, missing in gaps])
+        raise StepOutOfOrder(
+            f"the hub is not deployed in namespace {conn.namespace}: step{'s' if len(gaps) > 1 else ''} "
+            f"{named} {'are' if len(gaps) > 1 else 'is'} missing",
+            fix=f"apply the steps up to {last.key}: `{up_command(last.number, conn.namespace)}` "
+            f"(from Python: jhtutorial.apply({gaps[0][0].slug!r}) and the ones after it)",
+        )
     service = KubeApi(conn.api).get_or_none(SERVICES.path(conn.namespace, SERVICE))
     if service is None:  # removed between the check and now
         raise StepOutOfOrder(f"Service {SERVICE} is missing in namespace {conn.namespace}",

@@ -48,7 +48,7 @@ from . import manifests
 from .connect import Connection, current_connection
 from .errors import ApplyRejected, Forbidden, KubeApiError, StepError, StepOutOfOrder, TutorialError
 from .kubeapi import KubeApi, Resource, raise_for_status
-from .steps import Step, by_hand, get_step, steps_before
+from .steps import Step, by_hand, get_step, steps_before, steps_named, up_command
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "jhtutorial"
@@ -178,15 +178,18 @@ def _plan(step: Step, conn: Connection) -> list[tuple[str, Obj]]:
 
 
 def _check_order(step: Step, conn: Connection) -> None:
-    for earlier in steps_before(step):
-        missing = earlier.missing(conn)
-        if missing:
-            raise StepOutOfOrder(
-                f"step {step.key} needs step {earlier.key} first: {', '.join(missing)} "
-                f"missing in namespace {conn.namespace}",
-                fix=f"apply step {earlier.key} first: jhtutorial.apply({earlier.slug!r}) "
-                f"(or: {earlier.kubectl(conn.namespace)})",
-            )
+    """Every earlier step's objects must exist; the error names every step that is missing something."""
+    gaps = [(earlier, missing) for earlier in steps_before(step) if (missing := earlier.missing(conn))]
+    if not gaps:
+        return
+    details = "; ".join(f"{earlier.key}: {', '.join(missing)}" for earlier, missing in gaps)
+    calls = ", ".join(f"jhtutorial.apply({earlier.slug!r})" for earlier, _ in gaps)
+    raise StepOutOfOrder(
+        f"step {step.key} needs {steps_named([earlier.key for earlier, _ in gaps])} first; missing in namespace "
+        f"{conn.namespace}: {details}",
+        fix=f"apply {'it' if len(gaps) == 1 else 'them in order'}: {calls} "
+        f"(or from a terminal: `{up_command(gaps[-1][0].number, conn.namespace)}`)",
+    )
 
 
 def _prepare(kube: KubeApi, conn: Connection, obj: Obj, secret_values: list[str]) -> tuple[Obj, Resource]:

@@ -172,8 +172,15 @@ def _login(args: argparse.Namespace) -> int:
         result = login(args.user, args.password, conn=conn, hub=args.hub, proxy=args.proxy,
                        timeout=args.timeout, progress=lambda line: print(line, flush=True))
     except TutorialError as err:
+        if isinstance(err, AccessError) and args.hub == "cluster" and conn.cluster_kind == "local":
+            raise AccessError(
+                f"--hub cluster: no hub can answer in namespace {conn.namespace} on the local simulated cluster: "
+                "the hub and proxy pods run on simulated nodes, where no container runs",
+                fix="run the hub on this machine instead: `jhtutorial login --hub local` "
+                "(what the default, --hub auto, does on this cluster)",
+            ) from None
         staged = getattr(err, "result", None)
-        if staged is not None:
+        if staged is not None and staged.notes:
             print("\n".join(staged.notes), flush=True)
         raise
     print(result.headline() + f" ({result.seconds:.1f} s)")

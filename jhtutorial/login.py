@@ -383,13 +383,13 @@ def _check_server(session: Any, base: str, user: str, result: LoginResult, clock
     # IPs are made up, and this machine sends no traffic beyond loopback.
     targets = [f"{base}/user/{user}/api"] if through_proxy else []
     for target in targets:
-        answered, text = _probe(session, target)
+        answered, text = _probe(session, target, user)
         result.server_answered = result.server_answered or answered
         result.server_answer = result.server_answer or text
         clock.stage(f"{target}: {text}", ok=answered or result.simulated)
 
 
-def _probe(session: Any, url: str) -> tuple[bool, str]:
+def _probe(session: Any, url: str, user: str) -> tuple[bool, str]:
     import requests
 
     try:
@@ -402,6 +402,12 @@ def _probe(session: Any, url: str) -> tuple[bool, str]:
         version = None
     if version:
         return True, f"a Jupyter server answered (version {version})"
+    where = _path(answer.headers.get("Location", ""))
+    if answer.status_code in (301, 302, 303, 307, 308) and where.startswith("/hub/"):
+        # The proxy has a route for /user/NAME/ only while the server runs: without one the request reached
+        # the hub, which sends the browser back to itself (to wait for the server, or to start it).
+        return False, (f"HTTP {answer.status_code} -> {where}: no server of {user} is running, so the hub "
+                       "answered instead and redirected the request")
     server = answer.headers.get("Server") or "unknown"
     return False, (f"HTTP {answer.status_code} from a server calling itself {server!r}: not a Jupyter server "
                    "(no version in the answer)")

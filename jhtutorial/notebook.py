@@ -73,7 +73,7 @@ def resolve_namespace(context: str | None = None, namespace: str | None = None) 
 
 
 def begin(notebook: str, *, context: str | None = None, namespace: str | None = None) -> Connection:
-    """Connect, print where we are, and stop with the missing step named if an earlier one is not done.
+    """Connect, print where we are, and stop, naming every earlier step that is not done.
 
     ``notebook`` is the notebook's key ("05-services"); the steps before it must be done. Only the first
     notebook (00) creates the namespace; the others stop with NamespaceNotFound if it does not exist, so a
@@ -95,21 +95,24 @@ def begin(notebook: str, *, context: str | None = None, namespace: str | None = 
 
 
 def require_steps(conn: Connection, notebook: str) -> list:
-    """Check every step before ``notebook``; raise StepOutOfOrder naming the first one not done."""
+    """Check every step before ``notebook``; raise StepOutOfOrder naming every one that is not done."""
+    from .steps import and_join, steps_named, up_command
+
     number = int(notebook[:2])
-    statuses = []
-    for step in STEPS:
-        if step.number >= number or not step.files or notebook.startswith("08"):
-            continue
-        status = step.check(conn)
-        if not status.done:
-            raise StepOutOfOrder(
-                f"notebook {notebook} needs step {step.key} first, and it is not done in namespace "
-                f"{conn.namespace}:\n" + "\n".join(f"    {line}" for line in status.lines),
-                fix=f"run notebooks/{step.key}.ipynb first (or `jhtutorial.apply({step.slug!r})`), "
-                "then run this notebook again",
-            )
-        statuses.append(status)
+    statuses = [step.check(conn) for step in STEPS
+                if step.number < number and step.files and not notebook.startswith("08")]
+    behind = [status for status in statuses if not status.done]
+    if behind:
+        keys = [status.step.key for status in behind]
+        raise StepOutOfOrder(
+            f"notebook {notebook} needs {steps_named(keys)} first, and in namespace {conn.namespace} "
+            f"{'it is' if len(keys) == 1 else 'they are'} not done:\n"
+            + "\n".join(f"    {line}" for status in behind for line in str(status).splitlines()),
+            fix=f"run notebook{'s' if len(keys) > 1 else ''} {and_join(keys)} first"
+            + (", in order" if len(keys) > 1 else "")
+            + f" (or all at once from a terminal: `{up_command(behind[-1].step.number, conn.namespace)}`), "
+            "then run this notebook again",
+        )
     return statuses
 
 

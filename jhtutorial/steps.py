@@ -57,6 +57,21 @@ def cleanup_commands(namespace: str, *, delete_namespace: bool = False) -> list[
     return commands
 
 
+def and_join(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def steps_named(keys: list[str]) -> str:
+    """``step 01-rbac`` or ``steps 01-rbac, 02-configmaps and 03-secret``."""
+    return ("step " if len(keys) == 1 else "steps ") + and_join(keys)
+
+
+def up_command(through: int, namespace: str) -> str:
+    """The command that applies every step up to ``through`` in order, waiting for each."""
+    return f"jhtutorial up --through {through} -n {namespace}"
+
+
 def by_hand(command: str) -> str:
     """The "the same by hand" line for a command: where to type it when it names files in manifests/."""
     where = " (in the project folder)" if f"{MANIFEST_FOLDER}/" in command else ""

@@ -62,17 +62,19 @@ def fresh(kubeconfig: Path, other_namespace: str) -> Iterator[Connection]:
 
 
 def test_access_and_login_name_the_missing_step(fresh: Connection) -> None:
-    with pytest.raises(StepOutOfOrder, match=r"step 01-rbac is missing \(ServiceAccount/hub"):
+    with pytest.raises(StepOutOfOrder, match=r"steps 01-rbac \(ServiceAccount/hub") as nothing:
         hub_access(fresh)
+    assert "and 06-deployments (Deployment/hub, Deployment/proxy) are missing" in nothing.value.problem
     _deploy(fresh, through=4)
     with pytest.raises(StepOutOfOrder) as caught:
         login(conn=fresh)
-    assert "step 05-services is missing" in caught.value.problem
-    assert "Service/proxy-public" in caught.value.problem
-    assert "jhtutorial up --through 6" in caught.value.fix
+    assert "steps 05-services (Service/hub" in caught.value.problem
+    assert "Service/proxy-public) and 06-deployments (Deployment/hub, Deployment/proxy) are missing" in (
+        caught.value.problem)
+    assert f"jhtutorial up --through 6 -n {fresh.namespace}" in caught.value.fix
     assert caught.value.exit_code == 5
     _deploy(fresh, through=5)
-    with pytest.raises(StepOutOfOrder, match="step 06-deployments is missing"):
+    with pytest.raises(StepOutOfOrder, match=r"step 06-deployments \(Deployment/hub, Deployment/proxy\) is missing"):
         require_deployed(fresh)
 
 
@@ -258,3 +260,6 @@ def test_login_through_configurable_http_proxy(conn: Connection) -> None:
     # the request to the user's server went through the proxy's route to the pod's address
     assert any(re.match(r"http://127\.0\.0\.1:\d+/user/admin/api: ", s.text) for s in result.stages)
     assert not result.server_answered
+    # no route for the user yet: the hub answered, and the report says so plainly
+    assert re.fullmatch(r"HTTP 302 -> /hub/user/admin/api: no server of admin is running, so the hub answered "
+                        r"instead and redirected the request", result.server_answer), result.server_answer

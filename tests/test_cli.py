@@ -43,7 +43,8 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) ->
 
     early = jhtutorial("url", *ns, kubeconfig=kubeconfig)
     assert early.returncode == 5
-    assert "step 05-services is missing" in early.stderr
+    assert "steps 05-services (" in early.stderr and "and 06-deployments (" in early.stderr
+    assert f"jhtutorial up --through 6 -n {namespace}" in early.stderr
 
     full = jhtutorial(*ns, "up", kubeconfig=kubeconfig)  # the option before the command works too
     assert full.returncode == 0, full.stderr
@@ -53,6 +54,10 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) ->
     url = jhtutorial("url", *ns, kubeconfig=kubeconfig)
     assert url.returncode == 9 and url.stdout == ""  # scripts reading $(jhtutorial url) get nothing
     assert "no container runs" in url.stderr and "jhtutorial login" in url.stderr
+
+    in_cluster = jhtutorial("login", "--hub", "cluster", *ns, kubeconfig=kubeconfig)
+    assert in_cluster.returncode == 9 and "no container runs" in in_cluster.stderr
+    assert "`jhtutorial login --hub local`" in in_cluster.stderr and "login(" not in in_cluster.stderr
 
     wrong = jhtutorial("login", "--password", "nope", *ns, kubeconfig=kubeconfig)
     assert wrong.returncode == 9 and "Invalid username or password" in wrong.stderr

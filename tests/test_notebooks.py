@@ -110,7 +110,8 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     assert not remaining & set(volumes)
 
 
-@pytest.mark.parametrize("applied, missing", [([], "01-rbac"), (["rbac", "configmaps", "secret"], "04-pvc")])
+@pytest.mark.parametrize("applied, missing", [
+    ([], "steps 01-rbac, 02-configmaps, 03-secret and 04-pvc"), (["rbac", "configmaps", "secret"], "step 04-pvc")])
 def test_a_notebook_run_out_of_order_stops_in_its_first_cell_naming_the_missing_step(
     use_cluster: Path, api_client: client.ApiClient, other_namespace: str, tmp_path: Path,
     capsys: pytest.CaptureFixture[str], applied: list[str], missing: str,
@@ -125,7 +126,10 @@ def test_a_notebook_run_out_of_order_stops_in_its_first_cell_naming_the_missing_
     assert run(other_namespace, tmp_path, only=["05"]) == 1
     printed = capsys.readouterr().out
     assert "FAILED 05-services" in printed and "StepOutOfOrder" in printed
-    assert f"needs step {missing} first" in printed and f"run notebooks/{missing}.ipynb first" in printed
+    assert f"notebook 05-services needs {missing} first, and in namespace {other_namespace}" in printed
+    notebooks = missing.split(" ", 1)[1]
+    assert f"-> run notebook{'s' if applied == [] else ''} {notebooks} first" in printed  # every missing step
+    assert f"`jhtutorial up --through 4 -n {other_namespace}`" in printed
 
     executed = nbformat.read(tmp_path / "05-services.ipynb", as_version=4)
     code = [cell for cell in executed.cells if cell.cell_type == "code"]

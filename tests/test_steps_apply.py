@@ -182,11 +182,12 @@ def test_a_step_out_of_order_stops_and_names_the_missing_step(
     conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
     with pytest.raises(StepOutOfOrder) as caught:
         apply("deployments", conn=conn)
-    assert "needs step 01-rbac first" in caught.value.problem
-    assert "ServiceAccount/hub" in caught.value.problem
-    assert "jhtutorial.apply('rbac')" in caught.value.fix
+    assert "needs steps 01-rbac, 02-configmaps, 03-secret, 04-pvc and 05-services first" in caught.value.problem
+    assert "ServiceAccount/hub" in caught.value.problem and "Service/proxy-public" in caught.value.problem
+    assert "jhtutorial.apply('rbac'), jhtutorial.apply('configmaps')" in caught.value.fix
+    assert f"`jhtutorial up --through 5 -n {other_namespace}`" in caught.value.fix
     apply("rbac", conn=conn)
-    with pytest.raises(StepOutOfOrder, match="needs step 02-configmaps first"):
+    with pytest.raises(StepOutOfOrder, match="needs steps 02-configmaps and 03-secret first"):
         apply("pvc", conn=conn)
     apps = client.AppsV1Api(api_client)
     assert apps.list_namespaced_deployment(other_namespace).items == []  # nothing of the later step was made
