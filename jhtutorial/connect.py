@@ -362,7 +362,7 @@ def _cluster_kind(kube: KubeApi, context: str | None, version: str, notes: list[
     except Forbidden:
         # A learner limited to a namespace may not list nodes: the local cluster is still known by its
         # address (its API server listens on this machine only), anything else by the context's name.
-        if _is_local_server(kube.server):
+        if is_local_server(kube.server):
             notes.append("not allowed to list nodes: this is the local cluster's API server (same address)")
             return "local"
         nodes = []
@@ -392,8 +392,10 @@ def _cluster_kind(kube: KubeApi, context: str | None, version: str, notes: list[
     return "other"
 
 
-def _is_local_server(server: str) -> bool:
-    """Is ``server`` the address of the local simulated cluster's API server (from its kubeconfig)?"""
+def is_local_server(server: str) -> bool:
+    """Is ``server`` the address of this machine's local simulated cluster (``jhtutorial cluster up``)?
+
+    Compared with the server its kubeconfig names, so a kwok cluster elsewhere does not count."""
     local = LocalCluster(progress=lambda _message: None).kubeconfig
     try:
         data = yaml.safe_load(local.read_text()) or {}

@@ -126,7 +126,8 @@ def run_series(args: argparse.Namespace) -> int:
     return 0
 
 
-def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *, timeout: float = 600) -> int:
+def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *, timeout: float = 600,
+            yes: bool = False) -> int:
     """Re-execute the committed notebooks in place, in order, from a clean namespace.
 
     This is how the outputs in notebooks/ are made: namespace ``namespace`` is deleted
@@ -134,18 +135,29 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     JupyterLab; no papermill cell is injected) and is written back over itself. The
     first failure stops the refresh and leaves that notebook untouched.
 
-        $ python -m jhtutorial.workbook refresh
+    The committed outputs come from this machine's local simulated cluster. On any other
+    cluster (``KUBECONFIG`` or ``JHTUTORIAL_CONTEXT`` pointing elsewhere) it refuses, and
+    deletes nothing, unless ``yes`` (``--yes``) says that deleting the namespace there is meant.
+
+        $ python -m jhtutorial.workbook refresh [--yes]
     """
     import nbclient
     import nbformat
 
-    from .connect import connect
+    from .connect import connect, is_local_server
     from .kubeapi import NAMESPACES, KubeApi
 
     kubeconfig = ensure_cluster(None)
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)
     conn = connect(namespace=namespace, create_namespace=False)
+    if not is_local_server(conn.server) and not yes:
+        conn.close()
+        print(f"refusing to refresh: {conn.server} (context {conn.context}) is not this machine's local simulated "
+              f"cluster, and a refresh deletes namespace {namespace} there and re-runs every notebook in it.\n"
+              "  -> use the local cluster (export KUBECONFIG=$(jhtutorial cluster kubeconfig)), or add --yes if "
+              "that is really what you want", file=sys.stderr, flush=True)
+        return 2
     kube = KubeApi(conn.api)
     if kube.get_or_none(NAMESPACES.path(name=namespace)) is not None:
         print(f"deleting namespace {namespace} for a clean run", flush=True)
@@ -204,6 +216,7 @@ def lab(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["refresh"]:
-        sys.exit("usage: python -m jhtutorial.workbook refresh   (re-executes notebooks/ in place)")
-    sys.exit(refresh())
+    if sys.argv[1:2] != ["refresh"] or set(sys.argv[2:]) - {"--yes"}:
+        sys.exit("usage: python -m jhtutorial.workbook refresh [--yes]   (re-executes notebooks/ in place; "
+                 "--yes allows a cluster other than the local simulated one)")
+    sys.exit(refresh(yes="--yes" in sys.argv[2:]))

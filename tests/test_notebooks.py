@@ -283,6 +283,64 @@ def test_committed_outputs_match_a_fresh_run_with_nbval(kubeconfig: Path, api_cl
     assert passed == cells, summary  # every code cell of every notebook ran and compared
 
 
+@pytest.fixture
+def refresh_copy(tmp_path: Path, api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch):
+    """A throw-away namespace (which exists) and a copy of notebook 00 for workbook.refresh() to work on,
+    so that even a broken refusal could only touch these."""
+    import shutil
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS / "00-introduction.ipynb", folder)
+    name = f"jht-refresh-{secrets.token_hex(3)}"
+    kube = KubeApi(api_client)
+    kube.call("POST", NAMESPACES.path(), body={"metadata": {"name": name}})
+    monkeypatch.setenv("JHTUTORIAL_NAMESPACE", "restored-after-the-test")  # refresh() sets it
+    monkeypatch.delenv("JHTUTORIAL_CONTEXT", raising=False)
+    try:
+        yield name, folder
+    finally:
+        if kube.get_or_none(NAMESPACES.path(name=name)) is not None:
+            kube.call("DELETE", NAMESPACES.path(name=name))
+
+
+def test_refresh_refuses_a_cluster_that_is_not_the_local_one(
+    refresh_copy: tuple[str, Path], kubeconfig: Path, api_client: client.ApiClient, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    name, folder = refresh_copy
+    before = (folder / "00-introduction.ipynb").read_bytes()
+    kube = KubeApi(api_client)
+    uid = kube.get(NAMESPACES.path(name=name))["metadata"]["uid"]
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # the same API server, but not the one this machine's local cluster names: any other cluster, as far as
+    # refresh() can tell
+    monkeypatch.setenv("JHTUTORIAL_LOCAL_KUBECONFIG", str(tmp_path / "no-local-cluster-here"))
+    assert workbook.refresh(name, folder) == 2
+    err = capsys.readouterr().err
+    assert "refusing to refresh" in err and f"deletes namespace {name}" in err and "--yes" in err
+    assert kube.get(NAMESPACES.path(name=name))["metadata"]["uid"] == uid  # not deleted, not recreated
+    assert (folder / "00-introduction.ipynb").read_bytes() == before
+
+    # --yes: the person means it
+    assert workbook.refresh(name, folder, yes=True) == 0
+    assert kube.get(NAMESPACES.path(name=name))["metadata"]["uid"] != uid  # deleted, and made again by 00
+
+
+@pytest.mark.skipif(bool(os.environ.get("JHTUTORIAL_TEST_KUBECONFIG")), reason="needs the local cluster")
+def test_refresh_runs_on_the_local_cluster_without_asking(
+    refresh_copy: tuple[str, Path], kubeconfig: Path, api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name, folder = refresh_copy
+    uid = KubeApi(api_client).get(NAMESPACES.path(name=name))["metadata"]["uid"]
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    assert workbook.refresh(name, folder) == 0
+    assert KubeApi(api_client).get(NAMESPACES.path(name=name))["metadata"]["uid"] != uid
+    refreshed = nbformat.read(folder / "00-introduction.ipynb", as_version=4)
+    assert f"namespace:  {name} (created)" in outputs_text(folder / "00-introduction.ipynb")
+    assert refreshed.cells[-1].outputs  # the check cell ran
+
+
 def committed() -> list[tuple[str, nbformat.NotebookNode]]:
     return [(path.stem, nbformat.read(path, as_version=4)) for path in sorted(NOTEBOOKS.glob("*.ipynb"))]
 
