@@ -22,7 +22,6 @@ The same checks by hand (the second one asks the API server, stores nothing):
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ClusterUnreachable, KubeApiError, ManifestError
+from .errors import ManifestError
 
 Manifest = dict[str, Any]
 
@@ -308,59 +307,19 @@ class _KindCheck:
     def _discover(self, api_version: str) -> set[str] | None:
         if api_version in self._served:
             return self._served[api_version]
-        from kubernetes.client.exceptions import ApiException  # deferred: only needed with a cluster
-        from urllib3.exceptions import HTTPError
+        from .kubeapi import KubeApi  # deferred: only needed with a cluster
 
         path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        try:
-            body = _get_json(self._api, path)
-        except ApiException as exc:
-            if exc.status == 404:
-                self._served[api_version] = None
-                return None
-            raise KubeApiError(
-                f"the API server refused the discovery request GET {path}: {exc.status} {exc.reason}",
-                fix="check your access with: kubectl api-resources",
-                status=exc.status or 0,
-                reason=str(exc.reason or ""),
-            ) from None
-        except HTTPError as exc:
-            raise ClusterUnreachable(
-                f"could not ask the API server which kinds it serves ({exc})",
-                fix="check the connection with: kubectl cluster-info",
-            ) from None
+        # None: the group/version is not served; other failures raise the package's own
+        # errors (Forbidden, ClusterUnreachable, ...) with their fixes
+        body = KubeApi(self._api).get_or_none(path)
+        if body is None:
+            self._served[api_version] = None
+            return None
         # Sub-resources ("pods/log") share their parent's kind; only top-level ones count.
         kinds = {r["kind"] for r in body.get("resources", []) if "/" not in r.get("name", "")}
         self._served[api_version] = kinds
         return kinds
-
-
-def _get_json(api: Any, path: str) -> dict[str, Any]:
-    """GET a path of the API server with the client's own credentials, as a dict.
-
-    Works with both request styles of the ``kubernetes`` package: the newer
-    ``param_serialize`` + ``call_api(method, url)`` and the older
-    ``call_api(path, method, ...)``.
-    """
-    from kubernetes.client.exceptions import ApiException
-
-    headers = {"Accept": "application/json"}
-    if hasattr(api, "param_serialize"):
-        method, url, headers, body, post = api.param_serialize("GET", path, header_params=headers, auth_settings=["BearerToken"])
-        response = api.call_api(method, url, headers, body, post, _request_timeout=30)
-        response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
-        return json.loads(response.data)
-    return api.call_api(
-        path,
-        "GET",
-        header_params=headers,
-        auth_settings=["BearerToken"],
-        response_type="object",
-        _return_http_data_only=True,
-        _request_timeout=30,
-    )
 
 
 def _hint(kind: str, api_version: str) -> str:
