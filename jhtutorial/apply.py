@@ -48,6 +48,7 @@ from . import manifests
 from .connect import Connection, current_connection
 from .errors import ApplyRejected, Forbidden, KubeApiError, StepError, StepOutOfOrder, TutorialError
 from .kubeapi import KubeApi, Resource, raise_for_status
+from .readable import Readable
 from .steps import Step, by_hand, get_step, steps_before, steps_named, up_command
 
 Obj = dict[str, Any]
@@ -74,7 +75,7 @@ class AppliedObject:
 
 
 @dataclass
-class ApplyResult:
+class ApplyResult(Readable):
     """What ``apply`` did: the objects and the kubectl command a learner would type."""
 
     step: Step
@@ -92,13 +93,6 @@ class ApplyResult:
         out += [f"  {f'{o.kind}/{o.name}':<{width}}  {o.action}" for o in self.objects]
         out.append(f"  {by_hand(self.kubectl)}")
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        # what a notebook cell shows when this is its last expression: the readable lines
-        printer.text(repr(self) if cycle else str(self))
 
     def __repr__(self) -> str:
         actions = ", ".join(f"{o.kind}/{o.name} {o.action}" for o in self.objects)

@@ -52,6 +52,7 @@ from .errors import (
 )
 from .kubeapi import NAMESPACES, NODES, STORAGE_CLASSES, KubeApi
 from .localcluster import LocalCluster
+from .readable import Readable
 
 DEFAULT_NAMESPACE = "jhtutorial"
 NAMESPACE_ENV = "JHTUTORIAL_NAMESPACE"
@@ -80,7 +81,7 @@ _current: Connection | None = None
 
 
 @dataclass(repr=False)
-class Connection:
+class Connection(Readable):
     """A checked connection: the client, the namespace, and what the cluster is like."""
 
     api: ApiClient
@@ -106,13 +107,6 @@ class Connection:
             out.append(f"  kubectl:       export KUBECONFIG={self.kubeconfig}")
         out.extend(f"  note:          {note}" for note in self.notes)
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        # what a notebook cell shows when this is its last expression: the readable lines
-        printer.text(repr(self) if cycle else str(self))
 
     def __repr__(self) -> str:
         return (

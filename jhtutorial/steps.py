@@ -28,6 +28,7 @@ from . import manifests
 from .connect import Connection, current_connection
 from .errors import UnknownStep
 from .kubeapi import KubeApi
+from .readable import Readable
 from .waits import (
     Verdict,
     WaitResult,
@@ -79,7 +80,7 @@ def by_hand(command: str) -> str:
 
 
 @dataclass
-class StepStatus:
+class StepStatus(Readable):
     """The state of one step in the cluster: done or not, and one line per object."""
 
     step: Step
@@ -93,10 +94,6 @@ class StepStatus:
     def __str__(self) -> str:
         head = f"step {self.step.number:02d} ({self.step.slug}) is {'done' if self.done else 'NOT done'}"
         return "\n".join([head, *(f"  {line}" for line in self.lines)])
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        # what a notebook cell shows when this is its last expression: the readable lines
-        printer.text(repr(self) if cycle else str(self))
 
     def __repr__(self) -> str:
         return f"StepStatus({self.step.key}, done={self.done}, missing={self.missing})"
