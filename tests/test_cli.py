@@ -22,7 +22,6 @@ from kubernetes import client
 
 from tests.kubehelpers import foreign_user_server, free_port, kubeconfig_file
 
-pytestmark = pytest.mark.cluster
 
 
 def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
