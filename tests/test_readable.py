@@ -11,7 +11,9 @@ import pytest
 from IPython.lib.pretty import pretty
 
 from jhtutorial.access import Access
+from jhtutorial.apply import ApplyResult
 from jhtutorial.cleanup import CleanupResult
+from jhtutorial.connect import Connection
 from jhtutorial.localcluster.cluster import ClusterStatus
 from jhtutorial.login import LoginResult
 from jhtutorial.readable import Readable
@@ -23,6 +25,10 @@ RESULTS = [
     ClusterStatus(state="absent", kubeconfig=Path("/nowhere/kubeconfig")),
     Access(url=None, how="simulated", kubectl="kubectl port-forward -n learner-1 svc/proxy-public 8080:80"),
     LoginResult(user="admin", namespace="learner-1", hub="local process"),
+    ApplyResult(STEPS[0], "learner-1", objects=[], kubectl="kubectl apply --server-side -n learner-1 -f manifests/rbac.yaml"),
+    Connection(api=None, namespace="learner-1", context="kwok-jhtutorial", server="https://127.0.0.1:6443",  # type: ignore[arg-type]
+               server_version="v1.36.3", cluster_kind="local", default_storage_class="standard",
+               volume_binding_mode="Immediate", storage_checked=True, namespace_created=False, kubeconfig=None),
 ]
 
 
