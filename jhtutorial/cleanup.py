@@ -45,6 +45,7 @@ from .connect import Connection, current_connection
 from .errors import KubeApiError, WaitTimeout
 from .kubeapi import DEPLOYMENTS, NAMESPACES, PVCS, KubeApi, Resource
 from .manifests import PART_OF
+from .readable import Readable
 from .steps import CLEANUP_RESOURCES, STEPS, by_hand, cleanup_commands
 from .waits import wait_deleted
 
@@ -66,7 +67,7 @@ class Found:
 
 
 @dataclass
-class CleanupResult:
+class CleanupResult(Readable):
     """What clean_up() removed and checked."""
 
     namespace: str
@@ -96,9 +97,6 @@ class CleanupResult:
             out.append(f"  namespace {self.namespace} deleted")
         out.append(f"  {by_hand(self.kubectl)}")
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
 
     def _made_by(self, name: str) -> str:
         if name not in self.from_hub:

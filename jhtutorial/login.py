@@ -52,6 +52,7 @@ from .connect import Connection, current_connection
 from .errors import AccessError, LoginFailed, TutorialError
 from .kubeapi import PODS, PVCS, KubeApi
 from .localhub import LocalHub
+from .readable import Readable
 from .watching import Reflector
 
 Obj = dict[str, Any]
@@ -75,7 +76,7 @@ class Stage:
 
 
 @dataclass
-class LoginResult:
+class LoginResult(Readable):
     """What login() saw, stage by stage, and what it means."""
 
     user: str
@@ -126,9 +127,6 @@ class LoginResult:
         out += [f"  {note}" for note in self.notes]
         out.append(f"  watch it yourself: {self.kubectl}")
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
 
 
 def login(

@@ -107,15 +107,15 @@ class StepStatus(Readable):
 
     step: Step
     done: bool
-    lines: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # one line per object: "Deployment hub: 1/1 available"
     missing: list[str] = field(default_factory=list)  # "Kind/name" of objects that do not exist
 
     def __bool__(self) -> bool:
         return self.done
 
-    def __str__(self) -> str:
+    def lines(self) -> list[str]:
         head = f"step {self.step.number:02d} ({self.step.slug}) is {'done' if self.done else 'NOT done'}"
-        return "\n".join([head, *(f"  {line}" for line in self.lines)])
+        return [head, *(f"  {line}" for line in self.details)]
 
     def __repr__(self) -> str:
         return f"StepStatus({self.step.key}, done={self.done}, missing={self.missing})"
@@ -174,18 +174,18 @@ class Step:
             if live is None:
                 status.done = False
                 status.missing.append(_label(obj))
-                status.lines.append(f"{_label(obj, ' ')}: missing")
+                status.details.append(f"{_label(obj, ' ')}: missing")
             else:
                 found.append(live)
         if self.check_objects is not None:
             for label, verdict in self.check_objects(conn, found):
                 status.done = status.done and verdict.done
-                status.lines.append(f"{label}: {verdict.summary}")
+                status.details.append(f"{label}: {verdict.summary}")
         else:
-            status.lines.extend(f"{_label(obj, ' ')}: exists" for obj in found)
+            status.details.extend(f"{_label(obj, ' ')}: exists" for obj in found)
         if not self.files:
             status.done = False
-            status.lines.append("this step has no manifests; its notebook shows what to do")
+            status.details.append("this step has no manifests; its notebook shows what to do")
         return status
 
     def wait(self, conn: Connection | None = None, *, timeout: float = 180) -> list[WaitResult]:
