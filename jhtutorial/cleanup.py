@@ -98,6 +98,16 @@ class CleanupResult(Readable):
         out.append(f"  {by_hand(self.kubectl)}")
         return out
 
+    def changes(self) -> list[str]:
+        """What went, one line per object and who made it, without the time it took or the command: for a
+        notebook that showed the commands just above, and whose saved output must not change with the clock."""
+        if self.nothing_to_do:
+            return [f"nothing to remove in namespace {self.namespace}: none of the tutorial's objects is there"]
+        out = [f"deleted {name}{self._made_by(name)}" for name in self.removed]
+        if self.namespace_deleted:
+            out.append(f"deleted namespace {self.namespace}")
+        return out
+
     def _made_by(self, name: str) -> str:
         if name not in self.from_hub:
             return ""
@@ -178,8 +188,14 @@ def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, 
 def leftovers(conn: Connection | None = None) -> list[str]:
     """``Kind/name`` of every object of the tutorial still in the namespace: the manifests' in step order,
     then the user pods and PVCs the hub made (``kubectl get ... -l app.kubernetes.io/part-of=jhtutorial``)."""
+    return [found.label for found in tutorial_objects(conn)]
+
+
+def tutorial_objects(conn: Connection | None = None) -> list[Found]:
+    """Every object of the tutorial in the namespace, in step order, with who made it: a manifest, or the hub
+    (KubeSpawner) for which user."""
     conn = conn or current_connection()
-    return [found.label for found in _tutorial_objects(KubeApi(conn.api), conn.namespace)]
+    return _tutorial_objects(KubeApi(conn.api), conn.namespace)
 
 
 # --- helpers ----------------------------------------------------------------------------------

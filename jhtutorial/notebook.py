@@ -341,102 +341,36 @@ def _name(obj: Obj) -> str:
     return obj["metadata"]["name"]
 
 
-def _ports(service: Obj) -> str:
-    out = []
-    for port in (service.get("spec") or {}).get("ports") or []:
-        node = f":{port['nodePort']}" if port.get("nodePort") else ""
-        out.append(f"{port['port']}{node}/{port.get('protocol', 'TCP')}")
-    return ",".join(out)
-
-
 def _ready(pod: Obj) -> str:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    total = len((pod.get("spec") or {}).get("containers") or [])
-    return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
+    from .printers import pod_ready
+
+    return pod_ready(pod)
 
 
-def _pod_status(pod: Obj) -> str:
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return "Terminating"
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        reason = ((status.get("state") or {}).get("waiting") or {}).get("reason")
-        if reason:
-            return reason
-    return (pod.get("status") or {}).get("phase", "Pending")
+def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects: list[Obj] | None = None,
+        wide: bool = False, columns: dict[str, str] | None = None) -> str:
+    """What ``kubectl get KIND -n NS -l SELECTOR`` prints, without the columns that hold a moment in time
+    (AGE, CREATED AT, a restart's "(5m ago)"); or kubectl's "No resources found ..." line.
 
+    ``wide=True``: the columns ``-o wide`` adds (pods: IP, NODE; services: SELECTOR; rolebindings: USERS,
+    GROUPS, SERVICEACCOUNTS). ``columns={"NAME": ".metadata.name", ...}``: ``-o custom-columns=NAME:PATH,...``
+    instead, for what kubectl has no column for. ``objects``: these objects instead of a list request.
+    Kinds: pods, services, endpointslices, deployments, replicasets, pvc, pv, storageclasses, configmaps,
+    secrets, serviceaccounts, roles, rolebindings (and kubectl's short names: svc, sa, cm, ...).
 
-def _default_class(storage_class: Obj) -> str:
-    annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
-    default = annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
-    return _name(storage_class) + (" (default)" if default else "")
-
-
-def _endpoint_text(slices: list[Obj]) -> str:
-    out = []
-    for endpoint_slice in slices:
-        ports = [p.get("port") for p in endpoint_slice.get("ports") or []]
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready", True) is False:
-                continue
-            out.extend(f"{address}:{port}" for address in endpoint.get("addresses") or [] for port in ports)
-    return ",".join(sorted(out)) or "<none>"
-
-
-# kind -> (resource, headers, row function); the columns of `kubectl get`, minus AGE
-_COLUMNS: dict[str, tuple[Resource, tuple[str, ...], Callable[[Obj], tuple[Any, ...]]]] = {
-    "serviceaccounts": (SERVICE_ACCOUNTS, ("NAME", "AUTOMOUNT TOKEN"),
-                        lambda o: (_name(o), str(o.get("automountServiceAccountToken", True)).lower())),
-    "roles": (ROLES, ("NAME", "RULES"), lambda o: (_name(o), len(o.get("rules") or []))),
-    "rolebindings": (ROLE_BINDINGS, ("NAME", "ROLE", "SERVICEACCOUNTS"),
-                     lambda o: (_name(o), f"{o['roleRef']['kind']}/{o['roleRef']['name']}",
-                                ",".join(s["name"] for s in o.get("subjects") or []))),
-    "configmaps": (CONFIGMAPS, ("NAME", "DATA", "KEYS"),
-                   lambda o: (_name(o), len(o.get("data") or {}), ",".join(sorted(o.get("data") or {})))),
-    "secrets": (SECRETS, ("NAME", "TYPE", "DATA"),
-                lambda o: (_name(o), o.get("type", ""), len(o.get("data") or {}))),
-    "storageclasses": (STORAGE_CLASSES, ("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE"),
-                       lambda o: (_default_class(o), o.get("provisioner"), o.get("reclaimPolicy", "Delete"),
-                                  o.get("volumeBindingMode", "Immediate"))),
-    "pvc": (PVCS, ("NAME", "STATUS", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUME"),
-            lambda o: (_name(o), (o.get("status") or {}).get("phase", ""),
-                       ((o.get("status") or {}).get("capacity") or {}).get("storage", ""),
-                       ",".join(o["spec"].get("accessModes") or []), o["spec"].get("storageClassName", ""),
-                       o["spec"].get("volumeName", ""))),
-    "pv": (PVS, ("NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM"),
-           lambda o: (_name(o), (o["spec"].get("capacity") or {}).get("storage"),
-                      ",".join(o["spec"].get("accessModes") or []), o["spec"].get("persistentVolumeReclaimPolicy"),
-                      (o.get("status") or {}).get("phase"),
-                      "{namespace}/{name}".format(**(o["spec"].get("claimRef") or {"namespace": "", "name": ""})))),
-    "services": (SERVICES, ("NAME", "TYPE", "PORT(S)", "CLUSTER-IP"),
-                 lambda o: (_name(o), o["spec"].get("type"), _ports(o), o["spec"].get("clusterIP"))),
-    "deployments": (DEPLOYMENTS, ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "STRATEGY"),
-                    lambda o: (_name(o), f"{(o.get('status') or {}).get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
-                               (o.get("status") or {}).get("updatedReplicas", 0),
-                               (o.get("status") or {}).get("availableReplicas", 0),
-                               (o["spec"].get("strategy") or {}).get("type"))),
-    "replicasets": (REPLICASETS, ("NAME", "DESIRED", "CURRENT", "READY"),
-                    lambda o: (_name(o), o["spec"].get("replicas", 0), (o.get("status") or {}).get("replicas", 0),
-                               (o.get("status") or {}).get("readyReplicas", 0))),
-    "pods": (PODS, ("NAME", "READY", "STATUS", "RESTARTS", "IP"),
-             lambda o: (_name(o), _ready(o), _pod_status(o),
-                        sum(s.get("restartCount", 0) for s in (o.get("status") or {}).get("containerStatuses") or []),
-                        (o.get("status") or {}).get("podIP", "<none>"))),
-}
-
-
-def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects: list[Obj] | None = None) -> str:
-    """A table like ``kubectl get KIND -l SELECTOR`` (without AGE), or "No resources found."
-
-    Kinds: serviceaccounts, roles, rolebindings, configmaps, secrets, storageclasses, pvc, pv,
-    services, deployments, replicasets, pods, endpoints.
+        >>> print(nb.get(conn, "services"))                  # doctest: +SKIP
+        NAME           TYPE        CLUSTER-IP      EXTERNAL-IP   PORT(S)
+        hub            ClusterIP   10.96.94.94     <none>        8081/TCP
+        proxy-public   NodePort    10.96.102.82    <none>        80:32045/TCP
+        >>> print(nb.get(conn, "sa", columns={"NAME": ".metadata.name",
+        ...                                   "AUTOMOUNT": ".automountServiceAccountToken"}))   # doctest: +SKIP
+        NAME    AUTOMOUNT
+        hub     true
+        proxy   false
     """
-    if kind == "endpoints":
-        services = objects if objects is not None else items(conn, SERVICES, selector=selector)
-        rows = [(_name(s), _endpoint_text(items(conn, ENDPOINT_SLICES,
-                                                selector=f"kubernetes.io/service-name={_name(s)}")))
-                for s in services]
-        return table(rows, ("SERVICE", "ENDPOINTS")) if rows else "No resources found."
-    resource, headers, row = _COLUMNS[kind]
+    from . import printers
+
+    resource = printers.columns(kind).resource
     if objects is None and not resource.namespaced:
         try:
             objects = items(conn, resource, selector=selector)
@@ -444,8 +378,11 @@ def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects:
             return not_allowed(f"cluster-wide read of {CLUSTER_WIDE_NAMES.get(resource, resource.plural)}")
     found = objects if objects is not None else items(conn, resource, selector=selector)
     if not found:
-        return f"No resources found in {conn.namespace} namespace." if resource.namespaced else "No resources found."
-    return table([row(obj) for obj in found], headers)
+        return f"No resources found in {conn.namespace} namespace." if resource.namespaced else "No resources found"
+    if columns is not None:
+        return table([printers.custom_row(obj, columns) for obj in found], list(columns))
+    headers, rows = printers.table_rows(kind, found, wide=wide)
+    return table(rows, headers)
 
 
 def events(conn: Connection, kind: str, name: str) -> str:
@@ -569,23 +506,62 @@ def secret_env(deployments: list[Obj]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def security_settings(pod_spec: Obj) -> str:
-    """What each container of a pod may do, as a table: the non-root and least-privilege settings."""
+@dataclass(frozen=True)
+class ContainerSettings:
+    """What one container may do: its non-root and least-privilege settings, container over pod."""
+
+    where: str  # "component/container" (hub/hub, proxy/nginx) or the container's name
+    user: int | str  # runAsUser, or "(image)" when the image decides
+    non_root: bool
+    privilege_escalation: bool
+    capabilities_dropped: str
+    read_only_root: bool
+    seccomp: str
+
+
+def container_settings(pod_spec: Obj, owner: str = "") -> list[ContainerSettings]:
+    """The settings of every container of a pod spec; ``owner`` prefixes ``where`` (``hub/``)."""
     pod_context = pod_spec.get("securityContext") or {}
-    rows = []
+    found = []
     for container in pod_spec.get("containers") or []:
         context = container.get("securityContext") or {}
-        rows.append((
-            container["name"],
-            context.get("runAsUser", pod_context.get("runAsUser", "(image)")),
-            str(context.get("runAsNonRoot", pod_context.get("runAsNonRoot", False))).lower(),
-            str(context.get("allowPrivilegeEscalation", True)).lower(),
-            ",".join((context.get("capabilities") or {}).get("drop") or []) or "-",
-            str(context.get("readOnlyRootFilesystem", False)).lower(),
-            ((context.get("seccompProfile") or pod_context.get("seccompProfile")) or {}).get("type", "-"),
+        found.append(ContainerSettings(
+            where=f"{owner}/{container['name']}" if owner else container["name"],
+            user=context.get("runAsUser", pod_context.get("runAsUser", "(image)")),
+            non_root=bool(context.get("runAsNonRoot", pod_context.get("runAsNonRoot", False))),
+            privilege_escalation=bool(context.get("allowPrivilegeEscalation", True)),
+            capabilities_dropped=",".join((context.get("capabilities") or {}).get("drop") or []) or "-",
+            read_only_root=bool(context.get("readOnlyRootFilesystem", False)),
+            seccomp=((context.get("seccompProfile") or pod_context.get("seccompProfile")) or {}).get("type", "-"),
         ))
+    return found
+
+
+def security_settings(pod_spec: Obj) -> str:
+    """What each container of a pod may do, as a table: the non-root and least-privilege settings."""
+    rows = [(c.where, c.user, str(c.non_root).lower(), str(c.privilege_escalation).lower(), c.capabilities_dropped,
+             str(c.read_only_root).lower(), c.seccomp) for c in container_settings(pod_spec)]
     return table(rows, ("CONTAINER", "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT",
                         "SECCOMP"))
+
+
+def containers(conn: Connection) -> list[ContainerSettings]:
+    """The settings of every container of the workbook's running pods, named component/container."""
+    return [settings for pod in items(conn, PODS, selector=PART_OF)
+            for settings in container_settings(pod["spec"], (pod["metadata"].get("labels") or {}).get(
+                "app.kubernetes.io/component", _name(pod)))]
+
+
+def pod_security(conn: Connection) -> str:
+    """For each of the workbook's pods: its ServiceAccount, whether its token is mounted, and what each
+    container may do (the ``securityContext`` fields of ``kubectl get pod NAME -o yaml``)."""
+    parts = []
+    for pod in items(conn, PODS, selector=PART_OF):
+        spec = pod["spec"]
+        parts.append(f"pod {_name(pod)}, ServiceAccount {spec.get('serviceAccountName', 'default')}, "
+                     f"token mounted: {str(spec.get('automountServiceAccountToken', True)).lower()}\n"
+                     + security_settings(spec))
+    return "\n\n".join(parts)
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -634,6 +610,15 @@ class Replacement:
     def __str__(self) -> str:
         return "\n".join(f"{number}. pod {name} {what}"
                          for number, (what, name) in enumerate(self.milestones, 1))
+
+    def summary(self) -> str:
+        """Which pods went and which came, and who made the new ones (the same every run, unlike the
+        order of the milestones while a deleted pod's replacement is already starting)."""
+        replicaset = self.new[0].rsplit("-", 1)[0] if self.new else "?"
+        same = all(name.rsplit("-", 1)[0] == replicaset for name in self.old)
+        return (f"deleted:     pod {', '.join(self.old)}\n"
+                f"replacement: pod {', '.join(self.new)}, Ready, made by ReplicaSet {replicaset}"
+                + (" like the one before" if same else ""))
 
 
 def watch_replacement(conn: Connection, selector: str, action: Callable[[], Any], *,
@@ -698,3 +683,204 @@ def rollout_restart(conn: Connection, deployment: str) -> None:
     patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
     kube(conn).call("PATCH", DEPLOYMENTS.path(conn.namespace, deployment), body=patch,
                     content_type="application/strategic-merge-patch+json")
+
+
+
+# --- Services as a learner reads them ----------------------------------------------------------------
+
+COMPONENT = "app.kubernetes.io/component"
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One Service with what it selects: ``kubectl get service NAME -o wide`` plus its pods and endpoints."""
+
+    name: str
+    uid: str
+    type: str
+    cluster_ip: str
+    port: int
+    target_port: str | int
+    selector: str  # "key=value,..." as kubectl -o wide prints it
+    matching_pods: list[str]  # names of the pods its selector matches now
+    endpoints: list[str]  # addresses of its ready endpoints now
+
+    @property
+    def component(self) -> str:
+        """The ``app.kubernetes.io/component`` the selector asks for: hub or proxy."""
+        return dict(part.split("=", 1) for part in self.selector.split(",") if part).get(COMPONENT, "")
+
+
+def _service_view(conn: Connection, service: Obj) -> ServiceView:
+    from .waits import ready_endpoints
+
+    selector = ",".join(f"{key}={value}" for key, value in sorted(((service.get("spec") or {}).get("selector")
+                                                                   or {}).items()))
+    first_port = ((service.get("spec") or {}).get("ports") or [{}])[0]
+    slices = items(conn, ENDPOINT_SLICES, selector=f"kubernetes.io/service-name={_name(service)}")
+    return ServiceView(
+        name=_name(service), uid=service["metadata"]["uid"], type=service["spec"].get("type", "ClusterIP"),
+        cluster_ip=service["spec"].get("clusterIP", ""), port=first_port.get("port", 0),
+        target_port=first_port.get("targetPort", first_port.get("port", 0)), selector=selector,
+        # a Service without a selector selects nothing (its EndpointSlices are kept by hand)
+        matching_pods=[_name(pod) for pod in items(conn, PODS, selector=selector)] if selector else [],
+        endpoints=ready_endpoints(slices),
+    )
+
+
+def services(conn: Connection) -> list[ServiceView]:
+    """The workbook's Services, sorted by name, each with the pods it selects and its ready endpoints."""
+    return [_service_view(conn, service) for service in items(conn, SERVICES, selector=PART_OF)]
+
+
+def service(conn: Connection, name: str) -> ServiceView | None:
+    """One Service (``kubectl get service NAME``), or None when it does not exist."""
+    found = kube(conn).get_or_none(SERVICES.path(conn.namespace, name))
+    return None if found is None else _service_view(conn, found)
+
+
+def service_addresses(conn: Connection) -> str:
+    """How a program reaches each Service: by its bare name in the namespace, by its full DNS name anywhere."""
+    rows = [(f"http://{s.name}:{s.port}", f"http://{s.name}.{conn.namespace}.svc.cluster.local:{s.port}")
+            for s in services(conn)]
+    return table(rows, ["IN THIS NAMESPACE", "FROM ANY NAMESPACE"])
+
+
+def service_selectors(conn: Connection) -> str:
+    """A summary: which pods each Service selects (the component label; name and instance are the same for
+    all four), the port it forwards to, and how many pods and ready endpoints it has now."""
+    rows = [(s.name, f"component={s.component}", s.target_port, len(s.matching_pods), len(s.endpoints))
+            for s in services(conn)]
+    return table(rows, ["SERVICE", "SELECTS PODS WITH", "TARGET PORT", "MATCHING PODS", "ENDPOINTS"])
+
+
+def set_selector(conn: Connection, name: str, *, component: str, timeout: float = 60) -> str:
+    """``kubectl patch service NAME -p '{"spec":{"selector":{"app.kubernetes.io/component":COMPONENT}}}'``,
+    then wait until the Service's endpoints follow (none when no pod matches) and return what happened:
+    the command, the pods now selected and ``kubectl get endpointslices`` for the Service."""
+    from .waits import wait_service_endpoints, wait_service_without_endpoints
+
+    patch = {"spec": {"selector": {COMPONENT: component}}}
+    kube(conn).call("PATCH", SERVICES.path(conn.namespace, name), body=patch,
+                    content_type="application/merge-patch+json")
+    view = service(conn, name)
+    assert view is not None
+    if view.matching_pods:
+        wait_service_endpoints(name, conn=conn, timeout=timeout)
+    else:
+        wait_service_without_endpoints(name, conn=conn, timeout=timeout)
+    slices = f"kubernetes.io/service-name={name}"
+    command = ("kubectl patch service " + name + " -n " + conn.namespace
+               + " -p '{\"spec\":{\"selector\":{\"" + COMPONENT + "\":\"" + component + "\"}}}'")
+    return "\n".join([
+        f"$ {command}",
+        f"service/{name} patched: it selects {len(view.matching_pods)} pod(s) with component={component}",
+        f"$ kubectl get endpointslices -n {conn.namespace} -l {slices}",
+        get(conn, "endpointslices", selector=slices),
+    ])
+
+
+def recreate_service(conn: Connection, name: str, *, since: ServiceView, timeout: float = 60) -> None:
+    """The exercise of notebook 05, for a headless run: ``kubectl delete service NAME``, then apply its file
+    again. Does nothing (and says so) if the Service was already made again since ``since`` was read."""
+    from .apply import apply
+    from .waits import wait_deleted, wait_service_endpoints, wait_service_without_endpoints
+
+    now = service(conn, name)
+    if now is not None and now.uid != since.uid:
+        print(f"Service {name} was deleted and made again since (a new UID): nothing to do")
+        return
+    slices = f"kubernetes.io/service-name={name}"
+    if now is not None:
+        kube(conn).call("DELETE", SERVICES.path(conn.namespace, name))
+        wait_deleted(SERVICES, name, conn=conn, timeout=timeout)
+        wait_service_without_endpoints(name, conn=conn, timeout=timeout)  # its EndpointSlices go with it
+        print(f"$ kubectl delete service {name} -n {conn.namespace}\nservice \"{name}\" deleted")
+    print(f"$ kubectl get endpointslices -n {conn.namespace} -l {slices}\n"
+          f"{get(conn, 'endpointslices', selector=slices)}\n")
+    print("\n".join(apply("services", conn=conn).changes()))
+    after = service(conn, name)
+    assert after is not None
+    if after.matching_pods:  # run again after notebook 06: wait for the new Service's endpoints
+        wait_service_endpoints(name, conn=conn, timeout=timeout)
+    print(f"\ncluster IP before: {since.cluster_ip}, now: {after.cluster_ip}"
+          f" ({'a new one' if after.cluster_ip != since.cluster_ip else 'by chance the same'})")
+
+
+# --- Deployments, their pods and what the pods may do ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    name: str
+    replicas: int
+    strategy: str
+
+
+def deployments(conn: Connection) -> list[DeploymentView]:
+    """The workbook's Deployments: how many pods each keeps and how it replaces them."""
+    return [DeploymentView(_name(d), d["spec"].get("replicas", 1), (d["spec"].get("strategy") or {}).get("type", ""))
+            for d in items(conn, DEPLOYMENTS, selector=PART_OF)]
+
+
+def pods(conn: Connection, component: str | None = None) -> list[str]:
+    """Names of the workbook's pods (``kubectl get pods -l app.kubernetes.io/part-of=jhtutorial``), or of
+    one component's (``hub``, ``proxy``, ``singleuser-server``)."""
+    selector = PART_OF + (f",{COMPONENT}={component}" if component else "")
+    return [_name(pod) for pod in items(conn, PODS, selector=selector)]
+
+
+def owner_chains(conn: Connection) -> str:
+    """For each of the workbook's pods, its owner and its owner's owner (``metadata.ownerReferences``)."""
+    replicasets = {_name(rs): rs for rs in items(conn, REPLICASETS, selector=PART_OF)}
+    lines = []
+    for pod in items(conn, PODS, selector=PART_OF):
+        chain = [f"Pod {_name(pod)}"]
+        owner = _owner(pod)
+        while owner is not None:
+            chain.append(f"{owner['kind']} {owner['name']}")
+            owned = replicasets.get(owner["name"]) if owner["kind"] == "ReplicaSet" else None
+            owner = _owner(owned) if owned else None
+        lines.append("  <- ".join(chain))
+    return "\n".join(lines)
+
+
+def _owner(obj: Obj) -> Obj | None:
+    references = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((ref for ref in references if ref.get("controller")), references[0] if references else None)
+
+
+def delete_and_watch(conn: Connection, component: str, *, timeout: float = 180) -> Replacement:
+    """``kubectl delete pod -l app.kubernetes.io/component=COMPONENT`` while watching the component's pods,
+    until the replacements are Ready."""
+    selector = f"{PART_OF},{COMPONENT}={component}"
+    return watch_replacement(conn, selector, lambda: delete_pods(conn, pods(conn, component)), timeout=timeout)
+
+
+def restart_and_watch(conn: Connection, deployment: str, *, timeout: float = 180) -> Replacement:
+    """``kubectl rollout restart deployment/NAME`` while watching its pods, until the new pod is Ready."""
+    selector = f"{PART_OF},{COMPONENT}={deployment}"
+    return watch_replacement(conn, selector, lambda: rollout_restart(conn, deployment), timeout=timeout)
+
+
+# --- clean-up -----------------------------------------------------------------------------------------
+
+
+def workbook_objects(conn: Connection) -> str:
+    """Everything of the workbook in the namespace and who made it: the manifests, or the hub (KubeSpawner)
+    for a user (a summary of ``kubectl get ... -l app.kubernetes.io/part-of=jhtutorial``)."""
+    from .cleanup import tutorial_objects
+
+    rows = [(found.label, "the hub (KubeSpawner)" + (f", for user {found.user}" if found.user else "")
+             if found.from_hub else "manifests/") for found in tutorial_objects(conn)]
+    return table(rows, ["OBJECT", "MADE BY"]) if rows else "nothing of the workbook is here"
+
+
+def wait_volumes_gone(conn: Connection, volumes: list[Obj], *, timeout: float = 120) -> None:
+    """Wait until these PersistentVolumes are deleted (``kubectl wait --for=delete pv/NAME``): the volume
+    controller removes a volume whose reclaim policy is Delete once its claim is gone."""
+    from .waits import wait_deleted
+
+    for volume in volumes:
+        wait_deleted(PVS, _name(volume), conn=conn, timeout=timeout)
+    print(f"volumes deleted with their claims: {len(volumes)}")
