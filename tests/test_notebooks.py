@@ -385,12 +385,14 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
         assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
     # and the last cell checks
     assert "nb.check" in code[-1].source
-    # the exercise's answer: one cell, code and output folded in JupyterLab so they do not show at a glance
+    # the answers (of the exercises and of the "Your turn" steps): code and output folded in JupyterLab so
+    # they do not show at a glance, and only they
     answers = [cell for cell in code if "answer" in cell.metadata.get("tags", [])]
-    assert len(answers) == 1
-    assert answers[0].metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
-    assert answers[0].get("outputs"), "the committed answer has its output (folded)"
-    assert not [cell for cell in code if cell.metadata.get("jupyter") and cell is not answers[0]]
+    assert answers
+    for answer in answers:
+        assert answer.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
+        assert answer.get("outputs"), "the committed answer has its output (folded)"
+    assert not [cell for cell in code if cell.metadata.get("jupyter") and cell not in answers]
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
