@@ -41,8 +41,8 @@ from .waits import (
 
 Obj = dict[str, Any]
 MANIFEST_FOLDER = "manifests"  # how a learner's shell, at the repository root, names the folder
-# where such a command works: JupyterLab (`jhtutorial lab`) opens its terminals in notebooks/
-WHERE_TO_TYPE = "in the project folder, the one holding manifests/ (a JupyterLab terminal starts in notebooks/: cd .. first)"
+# where such a command works: `jhtutorial lab` opens its terminals in the working copy, which holds manifests/
+WHERE_TO_TYPE = "in the folder holding manifests/ (the working copy `jhtutorial lab` opened; its terminals start there)"
 
 
 def cleanup_commands(namespace: str, *, delete_namespace: bool = False) -> list[str]:
@@ -75,7 +75,7 @@ def up_command(through: int, namespace: str) -> str:
 
 def by_hand(command: str) -> str:
     """The "the same by hand" line for a command: where to type it when it names files in manifests/."""
-    where = " (in the project folder)" if f"{MANIFEST_FOLDER}/" in command else ""
+    where = " (in the folder holding manifests/)" if f"{MANIFEST_FOLDER}/" in command else ""
     return f"the same by hand{where}: {command}"
 
 
