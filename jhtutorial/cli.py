@@ -9,6 +9,9 @@
     $ jhtutorial run                       # run the notebooks headless
     $ jhtutorial lab                       # a working copy of them in JupyterLab (./jhtutorial-workbook)
 
+    $ jhtutorial classroom up --learners 20   # a namespace, a kubeconfig and a quota per learner
+    $ jhtutorial classroom status          # one row per learner, one column per step
+
     $ jhtutorial cluster up                # the local simulated cluster (built on first use)
     $ jhtutorial cluster status
     $ jhtutorial cluster kubeconfig        # prints the path, for `export KUBECONFIG=...`
@@ -194,7 +197,8 @@ def _down(args: argparse.Namespace) -> int:
 
     conn = _connect(args)
     with _still_waiting(f"removing the tutorial from namespace {conn.namespace}"):
-        result = clean_up(conn, delete_namespace=args.delete_namespace, timeout=args.timeout)
+        result = clean_up(conn, delete_namespace=args.delete_namespace, timeout=args.timeout,
+                          progress=lambda line: print(line, flush=True))
     print(str(result))
     return 0
 
@@ -347,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "files already there are kept, only missing ones are copied")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="anything else is passed on to jupyter lab")
     lab.set_defaults(handler=_lab)
+
+    from .classroom.command import add_commands as add_classroom_commands  # its own module: jhtutorial/classroom
+
+    add_classroom_commands(commands, common)
 
     cluster = commands.add_parser("cluster", help="the local simulated cluster (real control plane, kwok nodes)")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")

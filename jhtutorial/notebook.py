@@ -46,6 +46,7 @@ from .kubeapi import (
     Resource,
 )
 from .steps import STEPS, Step, get_step
+from .yourturn import apply_step, wait_step  # noqa: F401  (nb.apply_step, nb.wait_step)
 
 Obj = dict[str, Any]
 PART_OF = "app.kubernetes.io/part-of=jhtutorial"

@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ClusterBusy, LocalClusterError, PortInUse
+from ..readable import Readable
 from . import paths, versions
 from .build import Binaries, Progress, ensure_binaries, say
 
@@ -59,7 +60,7 @@ KWOKCTL_TIMEOUT_SECONDS = 90
 
 
 @dataclass
-class ClusterStatus:
+class ClusterStatus(Readable):
     """What `jhtutorial cluster status` reports."""
 
     state: str  # "running", "stopped" (processes gone, state kept) or "absent"
