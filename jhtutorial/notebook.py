@@ -869,10 +869,10 @@ def restart_and_watch(conn: Connection, deployment: str, *, timeout: float = 180
 def workbook_objects(conn: Connection) -> str:
     """Everything of the workbook in the namespace and who made it: the manifests, or the hub (KubeSpawner)
     for a user (a summary of ``kubectl get ... -l app.kubernetes.io/part-of=jhtutorial``)."""
-    from .cleanup import tutorial_objects
+    from .cleanup import inventory
 
     rows = [(found.label, "the hub (KubeSpawner)" + (f", for user {found.user}" if found.user else "")
-             if found.from_hub else "manifests/") for found in tutorial_objects(conn)]
+             if found.from_hub else "manifests/") for found in inventory(conn)]
     return table(rows, ["OBJECT", "MADE BY"]) if rows else "nothing of the workbook is here"
 
 
