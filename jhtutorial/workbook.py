@@ -199,8 +199,7 @@ def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
 
 def lab(args: argparse.Namespace) -> int:
     """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster and namespace."""
-    from .cli import resolve_namespace
-    from .connect import resolve_context
+    from .connect import resolve_context, resolve_namespace
 
     context = resolve_context(args.context)
     kubeconfig = ensure_cluster(context)

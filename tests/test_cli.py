@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jhtutorial.cli import _still_waiting, context_namespace, resolve_namespace
+from jhtutorial.cli import _still_waiting
+from jhtutorial.connect import context_namespace, resolve_namespace
 from tests.kubehelpers import free_port, kubeconfig_file
 
 pytestmark = pytest.mark.cluster
