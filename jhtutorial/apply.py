@@ -270,7 +270,7 @@ def _send(kube: KubeApi, conn: Connection, obj: Obj, resource: Resource, *, dry_
         data = response.data
     finally:
         response.release_conn()
-    raise_for_status(response.status, data, what=f"apply {obj['kind']}/{name}")
+    raise_for_status(response.status, data, what=f"apply {obj['kind']}/{name}", token=kube.token)
     return response.status, json.loads(data)
 
 
