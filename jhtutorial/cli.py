@@ -193,7 +193,8 @@ def _down(args: argparse.Namespace) -> int:
 
     conn = _connect(args)
     with _still_waiting(f"removing the tutorial from namespace {conn.namespace}"):
-        result = clean_up(conn, delete_namespace=args.delete_namespace, timeout=args.timeout)
+        result = clean_up(conn, delete_namespace=args.delete_namespace, timeout=args.timeout,
+                          progress=lambda line: print(line, flush=True))
     print(str(result))
     return 0
 

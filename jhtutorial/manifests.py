@@ -49,6 +49,10 @@ MANIFEST_FILES: tuple[str, ...] = (
     "deploy-proxy.yaml",
 )
 
+#: The label selector that finds everything the tutorial made and nothing else: every object of the files
+#: carries the label, and the hub config gives it to the user pods and PVCs KubeSpawner creates.
+PART_OF = "app.kubernetes.io/part-of=jhtutorial"
+
 #: The value of ``proxy.token`` in secret-hub.yaml. It is not a token: whoever
 #: creates the Secret replaces it with a fresh random one per install.
 PROXY_TOKEN_PLACEHOLDER = "REPLACE_ME_WITH_OPENSSL_RAND_HEX_32"

@@ -84,3 +84,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def foreign_user_server(api_client: client.ApiClient, namespace: str, user: str = "bob") -> tuple[str, str]:
+    """A user pod and home PVC as ANOTHER JupyterHub's KubeSpawner makes them (its generic labels and
+    annotations, no label of this tutorial's): what a clean-up of the tutorial must leave alone.
+    Returns the pod's and the PVC's names."""
+    core = client.CoreV1Api(api_client)
+    annotations = {"hub.jupyter.org/username": user}
+    common = {"app.kubernetes.io/managed-by": "kubespawner", "app.kubernetes.io/name": "jupyterhub",
+              "app": "jupyterhub", "heritage": "jupyterhub", "hub.jupyter.org/username": user}
+    pvc, pod = f"claim-{user}", f"jupyter-{user}"
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": pvc, "annotations": annotations,
+                     "labels": {**common, "component": "singleuser-storage"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    })
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": pod, "annotations": annotations,
+                     "labels": {**common, "component": "singleuser-server"}},
+        "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}],
+                 "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": pvc}}]},
+    })
+    return pod, pvc

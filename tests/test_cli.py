@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from jhtutorial.cli import _still_waiting
 from jhtutorial.connect import context_namespace, resolve_namespace
-from tests.kubehelpers import free_port, kubeconfig_file
+from tests.kubehelpers import foreign_user_server, free_port, kubeconfig_file
 
 
 
@@ -31,7 +32,7 @@ def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
                           env=environment, timeout=timeout)
 
 
-def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) -> None:
+def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, api_client: client.ApiClient) -> None:
     ns = ["--namespace", namespace]
     status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
     assert status.returncode == 1, status.stderr
@@ -67,11 +68,19 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) ->
     assert "pod jupyter-admin created by KubeSpawner" in logged_in.stdout
     assert "the hub ran here as a local process standing in for its container" in logged_in.stdout
 
+    foreign_user_server(api_client, namespace, "bob")  # another hub's user: down must leave it alone
     down = jhtutorial("down", *ns, kubeconfig=kubeconfig)
     assert down.returncode == 0, down.stderr
-    assert "removed 17 objects" in down.stdout and "Pod/jupyter-admin (created by the hub)" in down.stdout
-    assert (f"the same by hand (in the project folder): kubectl delete -n {namespace} deployment hub proxy "
+    assert "removed 17 objects" in down.stdout
+    assert "Pod/jupyter-admin (created by the hub for user admin)" in down.stdout
+    # said before it happens, which home volume goes and whose
+    assert down.stdout.index("deleting the home volume of user admin: PersistentVolumeClaim/claim-admin") < (
+        down.stdout.index("removed 17 objects"))
+    assert (f"the same by hand: kubectl delete -n {namespace} deployments -l app.kubernetes.io/part-of=jhtutorial "
             in down.stdout)  # the Deployments first, as clean_up() and notebook 08 do
+    core = client.CoreV1Api(api_client)
+    assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["jupyter-bob"]
+    assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items] == ["claim-bob"]
     again = jhtutorial("down", *ns, kubeconfig=kubeconfig)
     assert again.returncode == 0 and again.stdout.startswith(f"nothing to remove in namespace {namespace}")
     assert jhtutorial("status", *ns, kubeconfig=kubeconfig).returncode == 1

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from jhtutorial import notebook as nb
 from jhtutorial.connect import Connection, connect

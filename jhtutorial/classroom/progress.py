@@ -321,7 +321,7 @@ def _users(pods: list[Obj], claims: list[Obj]) -> str:
     names = []
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         user = pod["metadata"]["name"][len(USER_POD_PREFIX):]
-        names.append(user if pod_ready(pod) else f"{user} (starting)")
+        names.append(user if pod_is_ready(pod) else f"{user} (starting)")
     if not names and claims:
         return "claim"
     return ", ".join(names) or "-"

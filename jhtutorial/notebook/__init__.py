@@ -8,7 +8,8 @@
 - :mod:`.permissions`: ``kubectl auth can-i``, a client acting as a ServiceAccount;
 - :mod:`.manifest_data`: the manifests read as data (mounted keys, Secret variables, security settings);
 - :mod:`.checks`: the lines of a check cell;
-- :mod:`.replacement`: pods deleted or restarted, watched.
+- :mod:`.replacement`: pods deleted or restarted, watched;
+- :mod:`jhtutorial.yourturn`: ``apply_step`` and ``wait_step``, a learner's own turn at a step.
 
     >>> from jhtutorial import notebook as nb
     >>> conn = nb.begin("05-services", namespace="alice")    # doctest: +SKIP
@@ -27,6 +28,7 @@ the package; nothing here prints a Secret's value.
 """
 
 from ..connect import resolve_context, resolve_namespace
+from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
 from .display import show_kubectl, show_manifest, show_step_command
 from .first_cell import begin, cluster_name, require_steps, simulated
@@ -43,6 +45,7 @@ __all__ = [
     "OPTIONAL_PERMISSIONS",
     "PART_OF",
     "Replacement",
+    "apply_step",
     "begin",
     "can_i",
     "check",
@@ -75,6 +78,7 @@ __all__ = [
     "simulated",
     "skip",
     "table",
+    "wait_step",
     "watch_replacement",
     "yes_no",
 ]
