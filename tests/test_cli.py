@@ -163,18 +163,19 @@ def test_lab_hands_its_namespace_and_context_to_the_notebooks(kubeconfig: Path, 
         "    out.write(repr((os.environ.get('JHTUTORIAL_NAMESPACE'), os.environ.get('JHTUTORIAL_CONTEXT'))) + '\\n')\n"
     )
     context = yaml.safe_load(kubeconfig.read_text())["current-context"]
-    lab = jhtutorial("lab", "-n", "alice", "--context", context, "--version", kubeconfig=kubeconfig,
-                     env={"PYTHONPATH": str(spy)})
+    lab = jhtutorial("lab", "-n", "alice", "--context", context, "--workdir", str(tmp_path / "wb"), "--version",
+                     kubeconfig=kubeconfig, env={"PYTHONPATH": str(spy)})
     assert lab.returncode == 0 and lab.stdout.strip()[0].isdigit(), lab.stderr
     seen = record.read_text().splitlines()
     assert seen[0] == "(None, None)" and seen[-1] == repr(("alice", context)), seen
     assert f"notebooks will use namespace alice, context {context}" in lab.stderr
 
 
-def test_run_and_lab_hand_over_to_the_workbook(kubeconfig: Path) -> None:
+def test_run_and_lab_hand_over_to_the_workbook(kubeconfig: Path, tmp_path: Path) -> None:
     nothing = jhtutorial("run", "--only", "99", kubeconfig=kubeconfig)
     assert nothing.returncode == 1 and "no notebooks to run" in nothing.stderr
-    lab = jhtutorial("lab", "--version", kubeconfig=kubeconfig)  # unknown options go to JupyterLab
+    # unknown options go to JupyterLab
+    lab = jhtutorial("lab", "--workdir", str(tmp_path), "--version", kubeconfig=kubeconfig)
     assert lab.returncode == 0 and lab.stdout.strip()[0].isdigit(), lab.stderr
 
 

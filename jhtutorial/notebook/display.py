@@ -28,8 +28,8 @@ def show_manifest(*names: str) -> None:
 def show_kubectl(*commands: str) -> None:
     """Show the command(s) a learner would type in a terminal, instead of running this cell.
 
-    Commands that name files in manifests/ get a first line saying where to type them: a JupyterLab
-    terminal starts in notebooks/, one folder below."""
+    Commands that name files in manifests/ get a first line saying where to type them: the folder
+    holding manifests/ (the working copy `jhtutorial lab` opens, where its terminals start)."""
     where = [f"# {WHERE_TO_TYPE}"] if any(f"{MANIFEST_FOLDER}/" in command for command in commands) else []
     text = "\n".join([*where, *(f"$ {command}" for command in commands)])
     _display(f"```console\n{text}\n```", text)
