@@ -41,6 +41,7 @@ from .kubeapi import (
     STORAGE_CLASSES,
     Resource,
 )
+from .objects import is_default_storage_class, name_of, pod_restarts, pod_status, ready_containers
 
 Obj = dict[str, Any]
 Row = tuple[str, ...]
@@ -61,7 +62,7 @@ class Columns:
 
 
 def _name(obj: Obj) -> str:
-    return obj["metadata"]["name"]
+    return name_of(obj)
 
 
 def _spec(obj: Obj) -> Obj:
@@ -74,109 +75,6 @@ def _status(obj: Obj) -> Obj:
 
 def _deleting(obj: Obj) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
-
-# --- pods -------------------------------------------------------------------------------------------
-
-
-def _restartable_init(pod: Obj) -> set[str]:
-    """Init containers with ``restartPolicy: Always`` (sidecars): kubectl counts them as containers."""
-    return {c["name"] for c in _spec(pod).get("initContainers") or [] if c.get("restartPolicy") == "Always"}
-
-
-def pod_ready(pod: Obj) -> str:
-    """READY: containers that are ready and running, of all containers (sidecars included)."""
-    sidecars = _restartable_init(pod)
-    total = len(_spec(pod).get("containers") or []) + len(sidecars)
-    ready = sum(1 for c in _status(pod).get("initContainerStatuses") or []
-                if c.get("name") in sidecars and c.get("started") and c.get("ready"))
-    ready += sum(1 for c in _status(pod).get("containerStatuses") or []
-                 if c.get("ready") and (c.get("state") or {}).get("running") is not None)
-    return f"{ready}/{total}"
-
-
-def pod_restarts(pod: Obj) -> str:
-    """RESTARTS: the restarts of the app containers (and sidecars) while the pod is initialised, else of the
-    init containers; without kubectl's "(5m ago)"."""
-    sidecars = _restartable_init(pod)
-    init = _status(pod).get("initContainerStatuses") or []
-    if _initializing(pod) and not _initialized(pod):
-        return str(sum(c.get("restartCount", 0) for c in init))
-    return str(sum(c.get("restartCount", 0) for c in init if c.get("name") in sidecars)
-               + sum(c.get("restartCount", 0) for c in _status(pod).get("containerStatuses") or []))
-
-
-def _initialized(pod: Obj) -> bool:
-    return any(c.get("type") == "Initialized" and c.get("status") == "True" for c in _status(pod).get("conditions") or [])
-
-
-def _initializing(pod: Obj) -> str | None:
-    """The STATUS of a pod whose init containers have not all finished, or None."""
-    sidecars = _restartable_init(pod)
-    total = len(_spec(pod).get("initContainers") or [])
-    for index, container in enumerate(_status(pod).get("initContainerStatuses") or []):
-        state = container.get("state") or {}
-        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
-        if terminated is not None and terminated.get("exitCode", 0) == 0:
-            continue
-        if container.get("name") in sidecars and container.get("started"):
-            continue
-        if terminated is not None:
-            if terminated.get("reason"):
-                return "Init:" + terminated["reason"]
-            if terminated.get("signal"):
-                return f"Init:Signal:{terminated['signal']}"
-            return f"Init:ExitCode:{terminated.get('exitCode', 0)}"
-        if waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            return "Init:" + waiting["reason"]
-        return f"Init:{index}/{total}"
-    return None
-
-
-def pod_status(pod: Obj) -> str:
-    """STATUS, by kubectl's rules: the pod's reason or phase, then an init container's trouble, then the
-    last app container's waiting or terminated reason; Terminating while it is being deleted."""
-    status = _status(pod)
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    if any(c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated"
-           for c in status.get("conditions") or []):
-        reason = "SchedulingGated"
-    initializing = _initializing(pod)
-    if initializing is not None:
-        reason = initializing
-    if initializing is None or _initialized(pod):
-        has_running, error_reason = False, ""
-        for container in reversed(status.get("containerStatuses") or []):
-            state = container.get("state") or {}
-            waiting, terminated = state.get("waiting") or {}, state.get("terminated")
-            if waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None:
-                if terminated.get("reason"):
-                    reason = terminated["reason"]
-                elif terminated.get("signal"):
-                    reason = f"Signal:{terminated['signal']}"
-                else:
-                    reason = f"ExitCode:{terminated.get('exitCode', 0)}"
-                if terminated.get("exitCode", 0) != 0:
-                    error_reason = reason
-            elif container.get("ready") and state.get("running") is not None:
-                has_running = True
-        if reason == "Completed":
-            ready_condition = any(c.get("type") == "Ready" and c.get("status") == "True"
-                                  for c in status.get("conditions") or [])
-            if has_running and ready_condition:
-                reason = "Running"
-            elif error_reason:
-                reason = error_reason
-            elif has_running:
-                reason = "NotReady"
-    if _deleting(pod) and status.get("reason") == "NodeLost":
-        return "Unknown"
-    if _deleting(pod) and phase not in ("Succeeded", "Failed"):
-        return "Terminating"
-    return reason
 
 
 # --- Services, endpoints, volumes ---------------------------------------------------------------------
@@ -257,15 +155,10 @@ def _pv_row(pv: Obj) -> Row:
             _spec(pv).get("volumeAttributesClassName") or UNSET, _status(pv).get("reason", ""))
 
 
-DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
-                             "storageclass.beta.kubernetes.io/is-default-class")
-
-
 def _storage_class_row(storage_class: Obj) -> Row:
-    annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
-    default = any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
-    return (_name(storage_class) + (" (default)" if default else ""), storage_class.get("provisioner", ""),
-            storage_class.get("reclaimPolicy") or "Delete", storage_class.get("volumeBindingMode") or "Immediate",
+    return (_name(storage_class) + (" (default)" if is_default_storage_class(storage_class) else ""),
+            storage_class.get("provisioner", ""), storage_class.get("reclaimPolicy") or "Delete",
+            storage_class.get("volumeBindingMode") or "Immediate",
             str(bool(storage_class.get("allowVolumeExpansion"))).lower())
 
 
@@ -290,7 +183,7 @@ def _selector(service: Obj) -> str:
 # kind -> its columns; the names a learner types for kubectl get, and their short forms
 COLUMNS: dict[str, Columns] = {
     "pods": Columns(PODS, ("NAME", "READY", "STATUS", "RESTARTS"),
-                    lambda o: (_name(o), pod_ready(o), pod_status(o), pod_restarts(o)),
+                    lambda o: (_name(o), ready_containers(o), pod_status(o), str(pod_restarts(o))),
                     ("IP", "NODE"), lambda o: (_status(o).get("podIP") or NONE, _spec(o).get("nodeName") or NONE)),
     "services": Columns(SERVICES, ("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"),
                         lambda o: (_name(o), _spec(o).get("type", "ClusterIP"),

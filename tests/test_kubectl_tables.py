@@ -75,7 +75,9 @@ def assert_same_table(ours: str, theirs: str) -> None:
     assert len(our_rows) == len(their_rows) > 0, (ours, theirs)
     for our_row, their_row in zip(our_rows, their_rows):
         for name in our_names:
-            assert our_row[name] == their_row[name], f"column {name}:\nours:\n{ours}\nkubectl:\n{theirs}"
+            # RESTARTS "4 (5m ago)": the time since the last restart is left out on purpose
+            expected = re.sub(r" \(\S+ ago\)$", "", their_row[name]) if name == "RESTARTS" else their_row[name]
+            assert our_row[name] == expected, f"column {name}:\nours:\n{ours}\nkubectl:\n{theirs}"
 
 
 NAMESPACED = ["pods", "services", "pvc", "deployments", "replicasets", "endpointslices", "configmaps", "secrets",
@@ -174,3 +176,51 @@ def test_pods_that_are_not_running_read_like_kubectl(deployed: jhtutorial.Connec
         kube.call("PATCH", f"{path}/held", body={"metadata": {"finalizers": None}},
                   content_type="application/merge-patch+json")
         kube.call("DELETE", f"{path}/nowhere")
+
+
+def test_pods_in_trouble_read_like_kubectl(deployed: jhtutorial.Connection, kubectl: Path, kubeconfig: Path) -> None:
+    """Statuses a kubelet writes (set here through the status subresource, on pods no scheduler takes, so no
+    simulated node overwrites them): an init container that cannot pull, a crash loop with restarts, a
+    container that exited with an error, one that completed while another still runs."""
+    kube = nb.kube(deployed)
+    path = f"/api/v1/namespaces/{deployed.namespace}/pods"
+    labels = {"jhtutorial.test/table": "trouble"}
+    pause = "registry.k8s.io/pause:3.10"
+    finished = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-01-01T10:00:00Z",
+                               "finishedAt": "2026-01-01T10:00:01Z"}}
+
+    def status(name: str, **fields: object) -> dict:
+        return {"name": name, "image": pause, "imageID": "", "ready": False, "restartCount": 0, **fields}
+
+    pods = {
+        "init-pull": ({"initContainers": [{"name": "setup", "image": pause}]},
+                      {"phase": "Pending",
+                       "initContainerStatuses": [status("setup", state={"waiting": {"reason": "ImagePullBackOff"}})],
+                       "containerStatuses": [status("c", state={"waiting": {"reason": "PodInitializing"}})]}),
+        "crash-loop": ({}, {"phase": "Running", "containerStatuses": [status(
+            "c", restartCount=4, state={"waiting": {"reason": "CrashLoopBackOff"}},
+            lastState={"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-01-01T10:00:00Z",
+                                      "finishedAt": "2026-01-01T10:00:01Z"}})]}),
+        "exit-code": ({}, {"phase": "Failed", "containerStatuses": [status(
+            "c", state={"terminated": {"exitCode": 3, "startedAt": "2026-01-01T10:00:00Z",
+                                       "finishedAt": "2026-01-01T10:00:01Z"}})]}),
+        "half-done": ({"containers": [{"name": "c", "image": pause}, {"name": "d", "image": pause}]},
+                      {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                       "containerStatuses": [status("c", ready=True, state={"running": {"startedAt": "2026-01-01T10:00:00Z"}}),
+                                             status("d", state=finished)]}),
+    }
+    try:
+        for name, (spec, pod_status) in pods.items():
+            body = {"metadata": {"name": name, "labels": labels},
+                    "spec": {"schedulerName": "jhtutorial-test-no-such-scheduler",
+                             "containers": [{"name": "c", "image": pause}], **spec}}
+            kube.call("POST", path, body=body)
+            kube.call("PATCH", f"{path}/{name}/status", body={"status": pod_status},
+                      content_type="application/strategic-merge-patch+json")
+        theirs = kubectl_get(kubectl, kubeconfig, "pods", "-n", deployed.namespace, "-l", "jhtutorial.test/table")
+        for expected in ("Init:ImagePullBackOff", "CrashLoopBackOff", "ExitCode:3", "NotReady"):
+            assert expected in theirs, theirs
+        assert_same_table(nb.get(deployed, "pods", selector="jhtutorial.test/table"), theirs)
+    finally:
+        for name in pods:
+            kube.call("DELETE", f"{path}/{name}", query={"gracePeriodSeconds": 0})

@@ -1,0 +1,110 @@
+"""Small helpers the numbered notebooks share, one module per concern, all reachable as ``nb.NAME``:
+
+- :mod:`.first_cell`: ``begin`` (connect, say where, stop if an earlier step is not done), ``simulated``;
+- :mod:`.prerequisites`: what the tutorial needs from the cluster (00), ``explain_cluster``;
+- :mod:`.display`: a manifest file, the kubectl line of a step;
+- :mod:`.reads`: the client and lists of objects, cluster-wide reads that may be refused;
+- :mod:`.tables`: ``kubectl get``-like tables, events, quantities;
+- :mod:`.permissions`: ``kubectl auth can-i``, a client acting as a ServiceAccount;
+- :mod:`.manifest_data`: the manifests read as data (mounted keys, Secret variables, security settings);
+- :mod:`.checks`: the lines of a check cell;
+- :mod:`.replacement`: pods deleted or restarted, watched;
+- :mod:`.services`: Services with what they select and their endpoints; the Service exercises (05, 06);
+- :mod:`.workloads`: Deployments, owner chains, what each running container may do (06);
+- :mod:`.inventory`: everything of the workbook and who made it; volumes going with their claims (08);
+- :mod:`jhtutorial.yourturn`: ``apply_step`` and ``wait_step``, a learner's own turn at a step.
+
+    >>> from jhtutorial import notebook as nb
+    >>> conn = nb.begin("05-services", namespace="alice")    # doctest: +SKIP
+    connected to the local simulated cluster (kwok), Kubernetes v1.36.3
+      context:    kwok-jhtutorial
+      namespace:  alice
+    earlier steps: 01-rbac done, 02-configmaps done, 03-secret done, 04-pvc done
+    >>> nb.show_manifest("svc-hub.yaml")                      # doctest: +SKIP
+    >>> print(nb.get(conn, "services"))                       # doctest: +SKIP   (kubectl get services)
+    NAME           TYPE        CLUSTER-IP      EXTERNAL-IP   PORT(S)
+    hub            ClusterIP   10.96.56.202    <none>        8081/TCP
+    proxy-public   NodePort    10.96.177.124   <none>        80:31175/TCP
+
+Everything here reads the cluster through the same connection as the rest of
+the package; nothing here prints a Secret's value.
+"""
+
+from ..connect import resolve_context, resolve_namespace
+from ..yourturn import apply_step, wait_step
+from .checks import check, check_step, skip
+from .display import show_kubectl, show_manifest, show_step_command
+from .first_cell import begin, cluster_name, require_steps, simulated
+from .inventory import wait_volumes_gone, workbook_objects
+from .manifest_data import ContainerSettings, container_settings, manifest_objects, mounted_files, secret_env, security_settings
+from .permissions import can_i, service_account_client, yes_no
+from .prerequisites import NEEDED_PERMISSIONS, OPTIONAL_PERMISSIONS, explain_cluster, prerequisites, prerequisites_table
+from .reads import CLUSTER_WIDE_NAMES, COMPONENT, PART_OF, claimed_volumes, cluster_items, items, kube, not_allowed, pods
+from .replacement import Replacement, delete_and_watch, delete_pods, restart_and_watch, rollout_restart, watch_replacement
+from .services import ServiceView, recreate_service, service, service_addresses, service_selectors, services, set_selector
+from .tables import events, get, memory, table
+from .workloads import DeploymentView, containers, deployments, owner_chains, pod_security
+
+__all__ = [
+    "CLUSTER_WIDE_NAMES",
+    "COMPONENT",
+    "ContainerSettings",
+    "DeploymentView",
+    "NEEDED_PERMISSIONS",
+    "OPTIONAL_PERMISSIONS",
+    "PART_OF",
+    "Replacement",
+    "ServiceView",
+    "apply_step",
+    "begin",
+    "can_i",
+    "check",
+    "check_step",
+    "claimed_volumes",
+    "cluster_items",
+    "cluster_name",
+    "container_settings",
+    "containers",
+    "delete_and_watch",
+    "delete_pods",
+    "deployments",
+    "events",
+    "explain_cluster",
+    "get",
+    "items",
+    "kube",
+    "manifest_objects",
+    "memory",
+    "mounted_files",
+    "not_allowed",
+    "owner_chains",
+    "pod_security",
+    "pods",
+    "prerequisites",
+    "prerequisites_table",
+    "recreate_service",
+    "require_steps",
+    "resolve_context",
+    "resolve_namespace",
+    "restart_and_watch",
+    "rollout_restart",
+    "secret_env",
+    "security_settings",
+    "service",
+    "service_account_client",
+    "service_addresses",
+    "service_selectors",
+    "services",
+    "set_selector",
+    "show_kubectl",
+    "show_manifest",
+    "show_step_command",
+    "simulated",
+    "skip",
+    "table",
+    "wait_step",
+    "wait_volumes_gone",
+    "watch_replacement",
+    "workbook_objects",
+    "yes_no",
+]
