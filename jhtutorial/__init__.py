@@ -21,7 +21,6 @@ from .errors import (
     InvalidNamespace,
     KubeApiError,
     LocalClusterError,
-    LocalHubFailed,
     LoginFailed,
     NamespaceNotFound,
     NoDefaultStorageClass,
@@ -39,7 +38,6 @@ from .errors import (
 )
 from .liveview import LiveView, PodRow, live_view, running_views
 from .localcluster import ClusterStatus, LocalCluster
-from .localhub import LocalHub
 from .login import LoginResult, Stage, login
 from .steps import STEPS, Step, StepStatus, get_step
 from .waits import (
@@ -74,8 +72,6 @@ __all__ = [
     "LiveView",
     "LocalCluster",
     "LocalClusterError",
-    "LocalHub",
-    "LocalHubFailed",
     "LoginFailed",
     "LoginResult",
     "NamespaceNotFound",
