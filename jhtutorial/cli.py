@@ -9,6 +9,9 @@
     $ jhtutorial run                       # run the notebooks headless
     $ jhtutorial lab                       # open them in JupyterLab
 
+    $ jhtutorial classroom up --learners 20   # a namespace, a kubeconfig and a quota per learner
+    $ jhtutorial classroom status          # one row per learner, one column per step
+
     $ jhtutorial cluster up                # the local simulated cluster (built on first use)
     $ jhtutorial cluster status
     $ jhtutorial cluster kubeconfig        # prints the path, for `export KUBECONFIG=...`
@@ -335,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="open the notebooks in JupyterLab (--namespace/--context reach the notebooks)")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="anything else is passed on to jupyter lab")
     lab.set_defaults(handler=_lab)
+
+    from .classroom.command import add_commands as add_classroom_commands  # its own module: jhtutorial/classroom
+
+    add_classroom_commands(commands, common)
 
     cluster = commands.add_parser("cluster", help="the local simulated cluster (real control plane, kwok nodes)")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")

@@ -297,7 +297,7 @@ class LiveView:
                 involved = event.object.get("involvedObject") or {}
                 key = involved.get("uid") or involved.get("name") or ""
                 latest = _LatestEvent(
-                    stamp=_event_stamp(event.object),
+                    stamp=event_stamp(event.object),
                     reason=str(event.object.get("reason") or ""),
                     message=" ".join(str(event.object.get("message") or "").split()),
                     type=str(event.object.get("type") or "Normal"),
@@ -363,10 +363,10 @@ class LiveView:
             except TutorialError:
                 return
             with self._lock:
-                for item in sorted(items, key=_event_stamp):
+                for item in sorted(items, key=event_stamp):
                     involved = item.get("involvedObject") or {}
                     self._state.events[involved.get("uid") or involved.get("name") or ""] = _LatestEvent(
-                        _event_stamp(item), str(item.get("reason") or ""),
+                        event_stamp(item), str(item.get("reason") or ""),
                         " ".join(str(item.get("message") or "").split()), str(item.get("type") or "Normal"))
 
     # --- HTML -----------------------------------------------------------------------------
@@ -524,7 +524,7 @@ def _age(created: str | None, now: datetime) -> str:
     return f"{hours // 24}d"
 
 
-def _event_stamp(event: Obj) -> str:
+def event_stamp(event: Obj) -> str:
     """A sortable time of an Event (newer string = newer event), whichever field is set."""
     series = event.get("series") or {}
     stamp = (

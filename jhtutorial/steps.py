@@ -40,6 +40,8 @@ from .waits import (
 )
 
 Obj = dict[str, Any]
+# finds the live object for an object of a manifest (None: it does not exist)
+Fetch = Callable[[Obj], "Obj | None"]
 MANIFEST_FOLDER = "manifests"  # how a learner's shell, at the repository root, names the folder
 # where such a command works: JupyterLab (`jhtutorial lab`) opens its terminals in notebooks/
 WHERE_TO_TYPE = "in the project folder, the one holding manifests/ (a JupyterLab terminal starts in notebooks/: cd .. first)"
@@ -129,20 +131,26 @@ class Step:
         """The step's objects as the manifest files define them (read fresh each time)."""
         return [obj for name in self.files for obj in manifests.load_manifest(name)]
 
-    def missing(self, conn: Connection | None = None) -> list[str]:
+    def missing(self, conn: Connection | None = None, *, fetch: Fetch | None = None) -> list[str]:
         """``Kind/name`` of each object of this step that does not exist in the namespace."""
         conn = conn or current_connection()
-        kube = KubeApi(conn.api)
-        return [_label(obj) for obj in self.objects() if _fetch(kube, conn, obj) is None]
+        fetch = fetch or _getter(conn)
+        return [_label(obj) for obj in self.objects() if fetch(obj) is None]
 
-    def check(self, conn: Connection | None = None) -> StepStatus:
-        """Is the step done? Reads the objects once; does not wait."""
+    def check(self, conn: Connection | None = None, *, fetch: Fetch | None = None,
+              objects: list[Obj] | None = None) -> StepStatus:
+        """Is the step done? Reads the objects once; does not wait.
+
+        ``fetch`` finds the live object for a manifest's object (None: it does not exist); by default one GET
+        each in ``conn.namespace``. A caller that already holds the objects (a watch's cache, one list for a
+        whole classroom) passes its own lookup, and the verdicts stay the ones defined here; such a caller,
+        checking many namespaces, also passes ``objects`` (this step's :meth:`objects`, read once)."""
         conn = conn or current_connection()
-        kube = KubeApi(conn.api)
+        fetch = fetch or _getter(conn)
         status = StepStatus(self, done=True)
         found: list[Obj] = []
-        for obj in self.objects():
-            live = _fetch(kube, conn, obj)
+        for obj in self.objects() if objects is None else objects:
+            live = fetch(obj)
             if live is None:
                 status.done = False
                 status.missing.append(_label(obj))
@@ -271,9 +279,15 @@ def _label(obj: Obj, separator: str = "/") -> str:
     return f"{obj.get('kind')}{separator}{(obj.get('metadata') or {}).get('name')}"
 
 
-def _fetch(kube: KubeApi, conn: Connection, obj: Obj) -> Obj | None:
-    resource = kube.resource_for(obj["apiVersion"], obj["kind"])
-    return kube.get_or_none(resource.path(conn.namespace, obj["metadata"]["name"]))
+def _getter(conn: Connection) -> Fetch:
+    """The default lookup: one GET per object in the connection's namespace."""
+    kube = KubeApi(conn.api)
+
+    def fetch(obj: Obj) -> Obj | None:
+        resource = kube.resource_for(obj["apiVersion"], obj["kind"])
+        return kube.get_or_none(resource.path(conn.namespace, obj["metadata"]["name"]))
+
+    return fetch
 
 
 def _b64(text: str) -> str:

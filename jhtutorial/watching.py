@@ -285,7 +285,7 @@ class Reflector:
                 if response.status == 410:
                     raise _Expired()
                 try:
-                    raise_for_status(response.status, data, what=f"watch {self._path()}")
+                    raise_for_status(response.status, data, what=f"watch {self._path()}", token=self.api.token)
                 except KubeApiError as err:
                     raise _retryable_or(err) from None
             for line in self._lines(response, deadline):

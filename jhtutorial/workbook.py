@@ -197,6 +197,22 @@ def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
     return env
 
 
+def lab_arguments(extra: list[str], *, root: bool | None = None) -> list[str]:
+    """JupyterLab's options: the learner's own, plus ``--allow-root`` when this runs as root
+    (JupyterLab refuses to start as root otherwise; CI machines and many containers are root).
+
+        >>> lab_arguments(["--port", "9999"], root=True)
+        ['--port', '9999', '--allow-root']
+    """
+    if root is None:
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not root or "--allow-root" in extra:
+        return list(extra)
+    print("running as root: passing --allow-root to JupyterLab, which refuses root otherwise",
+          file=sys.stderr, flush=True)
+    return [*extra, "--allow-root"]
+
+
 def lab(args: argparse.Namespace) -> int:
     """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster and namespace."""
     from .cli import resolve_namespace
@@ -211,7 +227,7 @@ def lab(args: argparse.Namespace) -> int:
     print(f"notebooks will use namespace {namespace}" + (f", context {context}" if context else "")
           + " (unless a notebook's own parameters say otherwise)", file=sys.stderr, flush=True)
     command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}",
-               *getattr(args, "lab_args", [])]
+               *lab_arguments(getattr(args, "lab_args", []))]
     os.execvpe(command[0], command, os.environ)
 
 

@@ -20,7 +20,6 @@ import yaml
 from jhtutorial.cli import _still_waiting, context_namespace, resolve_namespace
 from tests.kubehelpers import free_port, kubeconfig_file
 
-pytestmark = pytest.mark.cluster
 
 
 def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,

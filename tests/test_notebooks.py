@@ -35,7 +35,6 @@ SERIES = ["00-introduction", "01-rbac", "02-configmaps", "03-secret", "04-pvc", 
 PARAMETERS = {"context": None, "namespace": None, "timeout": 180, "interactive": True}
 CREDENTIALS = {"username": "admin", "password": "admin"}
 
-pytestmark = pytest.mark.cluster
 
 
 def run(namespace: str, output: Path, only: list[str] | None = None, timeout: int = 120) -> int:

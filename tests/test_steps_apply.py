@@ -376,3 +376,37 @@ def test_steps_without_manifests_say_where_to_go(conn: Connection) -> None:
         apply("login-and-spawn", conn=conn)
     assert "no manifests" in caught.value.problem
     assert f"kubectl get pods -n {conn.namespace} --watch" in caught.value.fix
+
+
+@pytest.mark.cluster
+def test_a_hand_edit_makes_a_kubectl_apply_conflict_until_forced(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+) -> None:
+    """Server-side apply by field ownership: after `kubectl patch` changed the Role's rules, an apply as kubectl
+    stops with a conflict naming that manager and field and changes nothing; --force-conflicts takes it back."""
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    try:
+        apply("rbac", conn=conn, manager="kubectl", force_conflicts=False)  # a first apply owns everything
+        rbac.patch_namespaced_role("hub", other_namespace, [{"op": "remove", "path": "/rules/0/verbs/4"}],
+                                   field_manager="kubectl-patch")
+        with pytest.raises(ApplyRejected) as caught:
+            apply("rbac", conn=conn, manager="kubectl", force_conflicts=False)
+        assert "HTTP 409" in caught.value.problem and 'conflict with "kubectl-patch"' in caught.value.problem
+        assert ".rules" in caught.value.problem and "nothing was applied" in caught.value.problem
+        assert "--force-conflicts" in caught.value.fix
+        assert "delete" not in rbac.read_namespaced_role("hub", other_namespace).rules[0].verbs  # unchanged
+
+        result = apply("rbac", conn=conn, manager="kubectl", force_conflicts=True)
+        assert [o.action for o in result.objects if o.kind == "Role"] == ["configured"]
+        role = rbac.read_namespaced_role("hub", other_namespace)
+        assert "delete" in role.rules[0].verbs
+        owners = {entry.manager for entry in role.metadata.managed_fields if "f:rules" in (entry.fields_v1 or {})}
+        assert owners == {"kubectl"}
+        # the helper's own default still converges whoever changed what
+        rbac.patch_namespaced_role("hub", other_namespace, [{"op": "remove", "path": "/rules/0/verbs/4"}],
+                                   field_manager="kubectl-patch")
+        apply("rbac", conn=conn)
+        assert "delete" in rbac.read_namespaced_role("hub", other_namespace).rules[0].verbs
+    finally:
+        conn.close()

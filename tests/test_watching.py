@@ -15,7 +15,6 @@ from jhtutorial.kubeapi import CONFIGMAPS, SECRETS, Resource
 from jhtutorial.watching import Event, Reflector, object_key
 from kubehelpers import service_account_kubeconfig
 
-pytestmark = pytest.mark.cluster
 
 
 class Follower:
