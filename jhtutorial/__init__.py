@@ -38,7 +38,7 @@ from .errors import (
 )
 from .liveview import LiveView, PodRow, live_view, running_views
 from .localcluster import ClusterStatus, LocalCluster
-from .login import LoginResult, Stage, login
+from .login import LoginResult, Stage, follow_login, login
 from .steps import STEPS, Step, StepStatus, get_step
 from .waits import (
     WaitResult,
@@ -103,6 +103,7 @@ __all__ = [
     "leftovers",
     "live_view",
     "login",
+    "follow_login",
     "require_deployed",
     "running_views",
     "wait_deleted",

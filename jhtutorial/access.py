@@ -209,6 +209,26 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
             "`jhtutorial cluster status` says; `jhtutorial cluster up` starts it")
 
 
+def backing_report(conn: Connection) -> list[str]:
+    """On the local cluster: which pods of the namespace run their programs as local processes, and why
+    the others do not (``jhtutorial status``, notebook 07)."""
+    from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION
+
+    pods = KubeApi(conn.api).get(PODS.path(conn.namespace)).get("items", [])
+    out = ["pods (local simulated cluster: no container runs; these run their programs as local processes):"]
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        annotations = pod["metadata"].get("annotations") or {}
+        how = annotations.get(BACKED_BY_ANNOTATION) or (
+            f"purely simulated: {annotations[NOT_BACKED_ANNOTATION]}" if NOT_BACKED_ANNOTATION in annotations
+            else "purely simulated")
+        out.append(f"  {pod['metadata']['name']}: {how}")
+    if not pods:
+        out.append("  (none)")
+    elif not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods):
+        out.append(f"  why: {not_backed(conn) or 'no pod of this tutorial here'}")
+    return out
+
+
 def require_deployed(conn: Connection, *, through: str = "deployments") -> Obj:
     """The proxy-public Service, after checking that every step up to ``through`` is present.
 

@@ -140,6 +140,11 @@ def _status(args: argparse.Namespace) -> int:
         status = step.check(conn)
         all_done = all_done and status.done
         print(str(status))
+    if conn.cluster_kind == "local":
+        from .access import backing_report
+
+        for line in backing_report(conn):
+            print(line)
     return 0 if all_done else 1
 
 

@@ -227,6 +227,59 @@ def login(
     return result
 
 
+def follow_login(
+    url: str,
+    user: str = "admin",
+    *,
+    conn: Connection | None = None,
+    timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+) -> LoginResult:
+    """Follow a login made in a browser: the user's PVC and pod appear and become Ready, then the
+    server answers through ``url`` (the proxy). Returns what was seen; ``server_answered`` is False
+    when nobody logged in (or the server did not start) within ``timeout`` seconds.
+
+    Example (notebook 07: the learner logs in at access.url while this runs)::
+
+        seen = follow_login(access.url, "admin", timeout=300, progress=print)
+    """
+    import requests
+
+    conn = conn or current_connection()
+    result = LoginResult(user=user, namespace=conn.namespace, url=url.rstrip("/"),
+                         simulated=conn.cluster_kind == "local")
+    clock = _Clock(result, progress)
+    watcher = _SpawnWatcher(conn, user, clock, result)
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        watcher.start()
+        clock.stage(f"waiting for {user} to log in at {result.url} (and the hub to start the server)")
+        deadline = time.monotonic() + timeout
+        with watcher.changed:
+            while not result.pod_ready and time.monotonic() < deadline:
+                watcher.changed.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        # The hub adds the proxy's route once the server answers it, a moment after the pod is Ready:
+        # ask through the proxy until it answers or the time is up.
+        while result.pod_ready and time.monotonic() < deadline:
+            answered, text = _probe(session, f"{result.url}/user/{user}/api", user)
+            if answered:
+                result.logged_in = result.server_answered = True
+                result.server_answer = text
+                clock.stage(f"{result.url}/user/{user}/api: {text}")
+                break
+            time.sleep(0.5)  # the route appears without an event this side could watch
+        if not result.server_answered:
+            result.server_answer = f"no server of {user} answered within {timeout:.0f} s"
+            clock.stage(result.server_answer, ok=False)
+    finally:
+        watcher.stop()
+        session.close()
+        result.seconds = clock.now()
+    _explain(result)
+    return result
+
+
 def _wait_hub_and_proxy(conn: Connection, clock: _Clock, limit: float) -> None:
     """The hub and proxy pods Ready first: a port-forward needs a Ready pod, the login a running hub."""
     try:

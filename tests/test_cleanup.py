@@ -23,6 +23,7 @@ from jhtutorial.cleanup import clean_up, leftovers
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, KubeApi
+from jhtutorial.localcluster.backing import BACKED_LABEL
 from jhtutorial.login import login
 from jhtutorial.steps import cleanup_commands
 from tests.kubehelpers import service_account_kubeconfig
@@ -50,8 +51,11 @@ def conn(kubeconfig: Path, namespace: str) -> Iterator[Connection]:
 def test_after_login_everything_goes_and_a_second_run_removes_nothing(
     conn: Connection, api_client: client.ApiClient
 ) -> None:
+    # marked as `jhtutorial up` marks its namespaces, so the hub runs (a local process on the local cluster)
+    KubeApi(conn.api).call("PATCH", NAMESPACES.path(name=conn.namespace), content_type="application/merge-patch+json",
+                           body={"metadata": {"labels": {BACKED_LABEL: "true"}}})
     _deploy(conn)
-    login(conn=conn, proxy="none", server_wait=1)  # the hub makes jupyter-admin and claim-admin
+    login(conn=conn)  # the hub makes jupyter-admin and claim-admin
     core = client.CoreV1Api(api_client)
     unrelated = {"metadata": {"name": "not-the-tutorials"},
                  "spec": {"containers": [{"name": "c", "image": PAUSE}]}}

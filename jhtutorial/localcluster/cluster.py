@@ -38,6 +38,8 @@ import yaml
 
 from ..errors import ClusterBusy, LocalClusterError, PortInUse
 from . import paths, versions
+from .backing import KWOK_STATUS_ANNOTATION
+from .backing.admission import policy_objects
 from .backing.control import SupervisorControl
 from .build import Binaries, Progress, ensure_binaries, say
 from .ports import free_port, port_free
@@ -193,7 +195,7 @@ class LocalCluster:
         self.progress(f"creating local cluster '{CLUSTER_NAME}' (kube-apiserver on 127.0.0.1:{port})")
         self.kwok_workdir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "kwokctl.yaml"
-        config.write_text(yaml.safe_dump(self._kwokctl_config(binaries, port), sort_keys=False))
+        config.write_text(yaml.safe_dump_all([self._kwokctl_config(binaries, port), _kwok_config()], sort_keys=False))
         try:
             self._kwokctl(binaries, "create", "cluster", "--config", str(config), "--timeout", "120s")
         except LocalClusterError:
@@ -256,9 +258,10 @@ class LocalCluster:
         return True
 
     def _configure(self, binaries: Binaries, nodes: int) -> None:
-        """Fake nodes and a default StorageClass; server-side apply, so re-runs converge."""
+        """Fake nodes, a default StorageClass and the policy that hands backed pods to the supervisor;
+        server-side apply, so re-runs converge."""
         manifest = json.dumps({"apiVersion": "v1", "kind": "List",
-                               "items": [*self._node_objects(nodes), _storage_class()]})
+                               "items": [*self._node_objects(nodes), _storage_class(), *policy_objects()]})
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -362,7 +365,7 @@ class LocalCluster:
 
     def _apiserver_port(self) -> int | None:
         try:
-            config = yaml.safe_load((self.state_dir / "kwokctl.yaml").read_text())
+            config = next(yaml.safe_load_all((self.state_dir / "kwokctl.yaml").read_text()))
             return int(config["options"]["kubeApiserverPort"])
         except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
             return None
@@ -537,6 +540,23 @@ def _runs(pid: int, component: str) -> bool:
     except OSError:
         return True
     return Path(command).name == component
+
+
+def _kwok_config() -> dict:
+    """kwok leaves the status of a pod annotated ``kwok.x-k8s.io/status=custom`` alone: the supervisor
+    marks the pods it backs so, and writes their status from the programs (Ready once a probe answers)."""
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "disregardStatusWithAnnotationSelector": f"{KWOK_STATUS_ANNOTATION}=custom",
+            # a configuration given to kwokctl replaces kwok's defaults: these are kwok v0.8.0's own
+            "enableDebuggingHandlers": True, "enableProfilingHandler": True, "enableContentionProfiling": False,
+            "podPlayStageParallelism": 4, "nodePlayStageParallelism": 4, "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 1, "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+        },
+    }
 
 
 def _storage_class() -> dict:

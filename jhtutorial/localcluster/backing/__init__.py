@@ -11,5 +11,9 @@ CLASSROOM_LABEL = "jhtutorial/classroom"
 # On a backed pod: which processes run it, and each container port's port on 127.0.0.1.
 BACKED_BY_ANNOTATION = "jhtutorial/backed-by"
 PORTS_ANNOTATION = "jhtutorial/local-ports"
+# On a backed pod: every address and path its programs were given that differs from the pod, one per line.
+MAPPED_ANNOTATION = "jhtutorial/mapped"
 # On a pod of a backed namespace that stays purely simulated: why (a program is not installed).
 NOT_BACKED_ANNOTATION = "jhtutorial/not-backed"
+# On a backed pod: kwok leaves its status to the supervisor (the cluster's kwok is configured so).
+KWOK_STATUS_ANNOTATION = "kwok.x-k8s.io/status"

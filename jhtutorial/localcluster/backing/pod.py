@@ -43,7 +43,7 @@ from ...errors import KubeApiError
 from ...kubeapi import PODS, KubeApi, Resource
 from ..ports import free_port
 from .mounts import PodFiles, base_env, container_env, expand
-from . import BACKED_BY_ANNOTATION, PORTS_ANNOTATION
+from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION
 from .programs import Launch, PodContext, Program, program_for
 
 Obj = dict[str, Any]
@@ -105,6 +105,7 @@ class PodBacking:
         self.problems: list[str] = []
         self._service_address = service_address
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._written_status: str = ""
@@ -119,7 +120,9 @@ class PodBacking:
         for container in (self.pod.get("spec") or {}).get("containers") or []:
             for port in container.get("ports") or []:
                 self.ports.setdefault(int(port["containerPort"]), free_port())
-        self._annotate({PORTS_ANNOTATION: json.dumps({str(k): v for k, v in sorted(self.ports.items())})})
+        self._annotate({PORTS_ANNOTATION: json.dumps({str(k): v for k, v in sorted(self.ports.items())}),
+                        # from now on kwok leaves this pod's status to us (see cluster._kwok_config)
+                        KWOK_STATUS_ANNOTATION: "custom"})
 
     @property
     def started(self) -> bool:
@@ -156,13 +159,15 @@ class PodBacking:
         self._thread.start()
 
     def observe(self, pod: Obj) -> None:
-        """The latest copy of the pod from the watch (the status is written only once kwok made it Running)."""
+        """The latest copy of the pod from the watch."""
         with self._lock:
             self.pod = pod
+        self._wake.set()  # a status someone else wrote (kwok, before our annotation reached it) is corrected now
 
     def stop(self) -> None:
         """SIGTERM every program's process group, SIGKILL after the grace period; remove the pod's folder."""
         self._stop.set()
+        self._wake.set()
         for container in self.containers:
             _terminate(container.process)
         deadline = time.monotonic() + STOP_GRACE
@@ -265,7 +270,8 @@ class PodBacking:
                     next_probe[container.name] = time.monotonic() + period
             with contextlib.suppress(KubeApiError, OSError):
                 self._write_status()
-            self._stop.wait(0.25)
+            self._wake.wait(0.25)
+            self._wake.clear()
 
     def _check_exit(self, container: Container) -> None:
         process = container.process
@@ -335,12 +341,12 @@ class PodBacking:
         with self._lock:
             pod = self.pod
         status = pod.get("status") or {}
-        if status.get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return  # kwok makes the pod Running (IP, phase); then only the containers' part is ours
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return
         statuses = [self._container_status(c) for c in self.containers]
         ready = "True" if self.ready else "False"
-        wanted = json.dumps([statuses, ready], sort_keys=True)
-        if wanted == self._written_status:
+        wanted = json.dumps([statuses, ready, status.get("phase")], sort_keys=True)
+        if wanted == self._written_status and self._conditions_match(status, ready):
             return
         earlier = {c.get("type"): c for c in status.get("conditions") or []}
 
@@ -361,9 +367,31 @@ class PodBacking:
                            condition("PodScheduled", "True")],
             "containerStatuses": statuses,
         }}
+        if status.get("phase") != "Running":
+            # kwok left the pod to us (or has not come to it yet): what it would write, with an address of its own
+            ip = self._pod_ip()
+            body["status"].update({"phase": "Running", "startTime": status.get("startTime") or now(),
+                                   "podIP": ip, "podIPs": [{"ip": ip}]})
         self.kube.call("PATCH", PODS.path(self.namespace, self.name, "status"), body=body,
                        content_type="application/merge-patch+json")
         self._written_status = wanted
+
+    def _pod_ip(self) -> str:
+        """A pod IP from the node's pod range, as kwok would give one. Only shown: nothing connects to it.
+        kwok hands out addresses from the bottom of the range; these come from the top, one per pod."""
+        from ...kubeapi import NODES
+
+        node = (self.pod.get("spec") or {}).get("nodeName")
+        cidr = (((self.kube.get_or_none(NODES.path(name=node)) or {}).get("spec") or {}).get("podCIDR")
+                if node else None) or "10.244.0.0/24"
+        base = cidr.split("/")[0].rsplit(".", 1)[0]
+        return f"{base}.{200 + int(self.uid.replace('-', '')[:8], 16) % 54}"
+
+    @staticmethod
+    def _conditions_match(status: Obj, ready: str) -> bool:
+        """False when someone else (kwok, before it saw our annotation) wrote another readiness."""
+        current = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        return current.get("Ready") == ready and status.get("phase") == "Running"
 
     def _container_status(self, container: Container) -> Obj:
         item: Obj = {"name": container.name, "image": container.spec.get("image", ""), "imageID": "",
@@ -388,7 +416,7 @@ class PodBacking:
 
         account = (self.pod.get("spec") or {}).get("serviceAccountName") or "default"
         token = request_token(self.kube, self.namespace, account, seconds=TOKEN_SECONDS,
-                              bound_pod=(self.name, self.uid))
+                              bound_to=("Pod", self.name, self.uid)).value
         path = self.folder / "kubeconfig"
         path.touch(mode=0o600)
         path.write_text(yaml.safe_dump({
@@ -423,7 +451,8 @@ class PodBacking:
                 self.problems.append(problem)
                 self.log(f"{self.namespace}/{self.name}: {problem}")
         pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in self.containers if c.process)
-        self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})"})
+        self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})",
+                        MAPPED_ANNOTATION: "\n".join(self.mapped)})
 
     def _annotate(self, annotations: dict[str, str]) -> None:
         with contextlib.suppress(KubeApiError):

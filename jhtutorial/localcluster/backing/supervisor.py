@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -40,7 +41,7 @@ import yaml
 from ...errors import TutorialError
 from ...kubeapi import NAMESPACES, PODS, SERVICES
 from ...watching import Reflector
-from . import BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION
+from . import BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
 from .control import start_time
 from .mounts import NotReadyYet
 from .pod import PodBacking
@@ -80,7 +81,7 @@ class Supervisor:
         self.local_services = LocalServices(self._resolve_service)
         self._stop = threading.Event()
         self._reflectors = [Reflector(self.api, NAMESPACES), Reflector(self.api, SERVICES), Reflector(self.api, PODS)]
-        self._synced = 0
+        self._stopping: list[threading.Thread] = []
         self.started = time.time()
 
     # --- main loop ----------------------------------------------------------------------------
@@ -173,9 +174,9 @@ class Supervisor:
             self._stop_backing(key, "a new pod took the name")
             backing = None
         if meta.get("deletionTimestamp"):
-            if backing is not None:
-                self._stop_backing(key, "the pod is being deleted")
             self.waiting.pop(key, None)
+            ours = (meta.get("annotations") or {}).get(KWOK_STATUS_ANNOTATION) == "custom"
+            self._stop_backing(key, "the pod is being deleted", then=(lambda: self._finish_deletion(pod)) if ours else None)
             return
         if backing is not None:
             backing.observe(pod)
@@ -187,13 +188,17 @@ class Supervisor:
         images = [c.get("image", "") for c in spec.get("containers") or []]
         programs = [program_for(image) for image in images]
         if not images or any(p is None for p in programs):
+            self._leave_to_kwok(pod)
             return  # an image this tutorial does not use: purely simulated, as before
+        if self.missing:
+            self.missing = missing_programs()  # installed since? (`make system-deps` while the cluster runs)
         missing = [self.missing[p.name] for p in programs if p is not None and p.name in self.missing]
         if missing:
             if self.skipped.get(key) != "; ".join(missing):
                 self.skipped[key] = "; ".join(missing)
                 self.log(f"{key}: stays purely simulated: {'; '.join(missing)}")
                 self._annotate(pod, {NOT_BACKED_ANNOTATION: "; ".join(missing)})
+            self._leave_to_kwok(pod)
             return
         folder = self.folder / "pods" / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
         backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log)
@@ -217,6 +222,22 @@ class Supervisor:
         backing.start()
         self.log(f"{key}: backed by local processes; mapped: " + " | ".join(backing.mapped))
 
+    def _leave_to_kwok(self, pod: Obj) -> None:
+        """A pod the policy handed over but that is not backed: kwok simulates it, as every other pod."""
+        if ((pod["metadata"].get("annotations") or {}).get(KWOK_STATUS_ANNOTATION)) == "custom":
+            self._annotate(pod, {KWOK_STATUS_ANNOTATION: None})
+
+    def _finish_deletion(self, pod: Obj) -> None:
+        """What a kubelet does once a pod's containers are stopped (kwok leaves our pods to us): remove it."""
+        meta = pod["metadata"]
+        try:
+            self.kube.call("DELETE", PODS.path(meta["namespace"], meta["name"]),
+                           body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                                 "preconditions": {"uid": meta["uid"]}})
+        except TutorialError as err:
+            if getattr(err, "status", None) not in (404, 409):
+                self.log(f"{_key(pod)}: could not remove the deleted pod: {err.problem}")
+
     def _retry_waiting(self) -> None:
         for key in list(self.waiting):
             pod = self.pods.get(key)
@@ -225,15 +246,27 @@ class Supervisor:
             else:
                 self._reconcile(pod)
 
-    def _stop_backing(self, key: str, why: str) -> None:
+    def _stop_backing(self, key: str, why: str, then: Callable[[], None] | None = None) -> None:
+        """Stop a pod's processes in a thread of its own (a program may take seconds to exit, and the
+        other pods' events must not wait for it), then run ``then`` (remove the pod, as a kubelet does)."""
         backing = self.backings.pop(key, None)
-        if backing is not None:
-            backing.stop()
-            self.log(f"{key}: processes stopped ({why})")
+
+        def stop() -> None:
+            if backing is not None:
+                backing.stop()
+                self.log(f"{key}: processes stopped ({why})")
+            if then is not None:
+                then()
+
+        thread = threading.Thread(target=stop, name=f"jhtutorial-stop-{key}", daemon=True)
+        self._stopping = [t for t in self._stopping if t.is_alive()] + [thread]
+        thread.start()
 
     def _shutdown(self) -> None:
         for key in list(self.backings):
             self._stop_backing(key, "the supervisor stops")
+        for thread in self._stopping:
+            thread.join(30)
         for reflector in self._reflectors:
             reflector.stop()
         self.local_services.close()
@@ -274,7 +307,7 @@ class Supervisor:
     def log(self, line: str) -> None:
         print(time.strftime("%Y-%m-%d %H:%M:%S"), line, flush=True)
 
-    def _annotate(self, pod: Obj, annotations: dict[str, str]) -> None:
+    def _annotate(self, pod: Obj, annotations: dict[str, str | None]) -> None:
         try:
             self.kube.call("PATCH", PODS.path(pod["metadata"]["namespace"], pod["metadata"]["name"]),
                            body={"metadata": {"annotations": annotations}},
