@@ -50,6 +50,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NAMESPACES, NODES, PODS, SERVICES, KubeApi
+from .readable import Readable
 from .steps import STEPS, and_join, get_step, up_command
 from .waits import pod_ready
 
@@ -60,7 +61,7 @@ METHODS = ("auto", "minikube", "nodeport", "port-forward", "kubectl")
 PROBE_SECONDS = 2.0
 HEALTH_PATH = "/hub/health"  # answered by the hub, through nginx and configurable-http-proxy
 @dataclass
-class Access:
+class Access(Readable):
     """A way to the hub: the URL (None when there is none), how it was found, and how to type it."""
 
     url: str | None
@@ -83,9 +84,6 @@ class Access:
     def lines(self) -> list[str]:
         head = f"{self.url} ({self.how})" if self.url else f"no URL can answer ({self.how})"
         return [head, f"  the same by hand: {self.kubectl}", *(f"  note: {note}" for note in self.notes)]
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
 
     def __enter__(self) -> Access:
         return self

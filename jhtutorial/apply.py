@@ -7,7 +7,7 @@
       ServiceAccount/proxy    created
       Role/hub                created
       RoleBinding/hub         created
-      the same by hand (in the project folder): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
+      the same by hand (in the folder holding manifests/): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
 
 How it works, and why:
 
@@ -92,12 +92,16 @@ class ApplyResult(Readable):
     def changed(self) -> bool:
         return any(o.action != "unchanged" for o in self.objects)
 
-    def lines(self) -> list[str]:
+    def changes(self) -> list[str]:
+        """What the apply did to each object, without the command: for a notebook that showed the
+        command just above (each apply prints its kubectl line once)."""
         out = [f"step {self.step.number:02d} ({self.step.slug}) applied to namespace {self.namespace}"]
         width = max((len(f"{o.kind}/{o.name}") for o in self.objects), default=0)
         out += [f"  {f'{o.kind}/{o.name}':<{width}}  {o.action}" for o in self.objects]
-        out.append(f"  {by_hand(self.kubectl)}")
         return out
+
+    def lines(self) -> list[str]:
+        return [*self.changes(), f"  {by_hand(self.kubectl)}"]
 
     def __repr__(self) -> str:
         actions = ", ".join(f"{o.kind}/{o.name} {o.action}" for o in self.objects)

@@ -145,6 +145,7 @@ class LiveView:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reflectors: list[Reflector] = []
+        self._holding = False  # between start() and the end of stop(): self.conn.hold() is in force
         self._last_render = 0.0
         self._render_lock = threading.Lock()
         self._listed = threading.Event()  # the pods' first list is in
@@ -179,6 +180,8 @@ class LiveView:
         if not self.watch_events:
             self._events_listed.set()
         self._state = _State()
+        self.conn.hold()  # a connect() meanwhile must not close the connection under the watches
+        self._holding = True
         pods = Reflector(self.conn.api, PODS, self.namespace)
         self._reflectors = [pods]
         self._threads = [threading.Thread(target=self._follow_pods, args=(pods,),
@@ -213,6 +216,9 @@ class LiveView:
         with _registry_lock:
             if _running.get((self.conn.server, self.namespace)) is self:
                 del _running[(self.conn.server, self.namespace)]
+        if self._holding and not alive:
+            self._holding = False
+            self.conn.release()
         self._render(live=False)
         if alive:
             raise TutorialError(f"the live view's threads did not stop within {timeout:.0f} s: {', '.join(alive)}",

@@ -55,6 +55,7 @@ from .connect import Connection, current_connection
 from .errors import AccessError, LoginFailed, TutorialError, WaitTimeout
 from .kubeapi import PODS, PVCS
 from .localcluster.backing import BACKED_BY_ANNOTATION
+from .readable import Readable
 from .waits import wait_pods_ready
 from .watching import Reflector
 
@@ -80,7 +81,7 @@ class Stage:
 
 
 @dataclass
-class LoginResult:
+class LoginResult(Readable):
     """What login() saw, stage by stage, and what it means."""
 
     user: str
@@ -126,9 +127,6 @@ class LoginResult:
         out += [f"  {note}" for note in self.notes]
         out.append(f"  watch it yourself: {self.kubectl}")
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
 
 
 def login(
@@ -353,6 +351,7 @@ class _ProgressReader:
         self._response: Any = None
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jhtutorial-login-progress", daemon=True)
+        self._last = ""  # the last message shown: a repeated event is shown once
 
     def start(self) -> None:
         self._thread.start()
@@ -395,10 +394,13 @@ class _ProgressReader:
             return  # closed by close(), or the hub went away: the stages so far stand
 
     def _handle(self, event: Obj) -> None:
-        message = str(event.get("message") or "").strip()
+        message = progress_message(event)
         pct = event.get("progress")
         prefix = f"hub progress {pct}%" if pct is not None else "hub progress"
         with self.changed:
+            if message and message == self._last and not event.get("failed") and not event.get("ready"):
+                return  # the same event again (the scheduler retried): one line is enough
+            self._last = message
             if event.get("failed"):
                 self.result.hub_failed = message or "failed"
                 self.clock.stage(f"{prefix}: {message}", ok=False)
@@ -408,6 +410,22 @@ class _ProgressReader:
             else:
                 self.clock.stage(f"{prefix}: {message}")
             self.changed.notify_all()
+
+
+# KubeSpawner passes each Kubernetes event on as "<its time> [<type>] <message>"; the stage line already says
+# when (seconds since the login), so the raw timestamp goes
+_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?\s+")
+
+
+def progress_message(event: Obj) -> str:
+    """The message of one event of the hub's progress stream, without KubeSpawner's raw timestamp.
+
+    >>> progress_message({"message": "2026-11-25T20:58:03.740411Z [Warning] 0/3 nodes are available"})
+    '[Warning] 0/3 nodes are available'
+    >>> progress_message({"progress": 0, "message": "Server requested"})
+    'Server requested'
+    """
+    return _EVENT_TIME.sub("", str(event.get("message") or "").strip())
 
 
 def _check_server(session: Any, base: str, user: str, result: LoginResult, clock: _Clock) -> None:

@@ -46,6 +46,7 @@ from ..errors import ClassroomError, InvalidNamespace, KubeApiError
 from ..kubeapi import NAMESPACES, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
 from ..readable import Readable
 from ..tokens import request_token
+from ..watching import Reflector
 from . import sizing
 
 Obj = dict[str, Any]
@@ -368,8 +369,6 @@ def _check_not_taken(kube: KubeApi, wanted: list[str], prefix: str) -> None:
 
 
 def _wait_gone(kube: KubeApi, prefix: str, timeout: float) -> None:
-    from ..watching import Reflector
-
     reflector = Reflector(kube.api_client, NAMESPACES, label_selector=f"{CLASSROOM_LABEL}={prefix}")
     for event in reflector.events(timeout=timeout):
         if event.type in ("SYNCED", "DELETED") and not reflector.cache:
@@ -384,8 +383,6 @@ def _wait_quotas_counted(kube: KubeApi, prefix: str, namespaces: set[str], timeo
     """Return once the quota controller has counted every learner's quota: until then the API server refuses
     each new pod, claim and Service with "status unknown for quota", which would greet a learner who starts
     at once."""
-    from ..watching import Reflector
-
     reflector = Reflector(kube.api_client, RESOURCE_QUOTAS, label_selector=f"{CLASSROOM_LABEL}={prefix}")
 
     def counted() -> bool:
