@@ -135,3 +135,22 @@ def test_node_ports_need_a_node_address(conn: Connection) -> None:
 def test_an_unknown_method_is_refused(conn: Connection) -> None:
     with pytest.raises(AccessError, match="unknown access method 'ftp'"):
         hub_access(conn, method="ftp")
+
+
+def test_a_chatty_process_never_blocks_on_a_full_pipe() -> None:
+    """What kubectl port-forward does in a long session: a line per connection on stderr. Both pipes are read
+    all along, so the process runs to its end; a pipe nobody read would stop it after about 64 KiB."""
+    import subprocess
+    import sys
+
+    from jhtutorial.access import PipeReader
+
+    chatter = ("import sys\nfor i in range(20000):\n    print('Handling connection for 8080', file=sys.stderr)\n"
+               "print('Forwarding from 127.0.0.1:4242 -> 8080', flush=True)\n")
+    process = subprocess.Popen([sys.executable, "-c", chatter], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    output = PipeReader(process)
+    assert output.wait_for(re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"), 30) == "4242"
+    assert process.wait(30) == 0  # 20000 lines (about 600 KB) went through stderr without blocking it
+    output.join()
+    assert output.errors == []  # "Handling connection" lines are not errors

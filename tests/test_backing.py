@@ -50,16 +50,10 @@ def _make_namespace(api_client: client.ApiClient, name: str, labels: dict[str, s
 
 
 @pytest.fixture(scope="module")
-def supervisor(local_cluster: LocalCluster | None, kubectl: Path, kubeconfig: Path) -> LocalCluster:
-    if local_cluster is None:
+def supervisor(backing: LocalCluster | None) -> LocalCluster:
+    if backing is None:
         pytest.skip("pods are backed by local processes only on the local simulated cluster")
-    found = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "get", "crd",
-                            "portforwards.kwok.x-k8s.io", "logs.kwok.x-k8s.io"], capture_output=True, text=True)
-    if found.returncode != 0:
-        pytest.skip("the local cluster predates kwok's PortForward/Logs resources: "
-                    "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
-    assert local_cluster.supervisor.pid() is not None, "cluster up starts the supervisor"
-    return local_cluster
+    return backing
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
 
 
 def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, api_client: client.ApiClient,
-                                            kubectl: Path) -> None:
+                                            kubectl: Path, backing) -> None:
     ns = ["--namespace", namespace]
     status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
     assert status.returncode == 1, status.stderr
