@@ -255,6 +255,8 @@ class RoomView:
         self._render(live=False)
 
     def rows(self) -> list[LearnerProgress]:
+        if "Namespace" not in self._reflectors:  # never started: one list of each kind instead
+            return room_progress(self.conn, list_room(self._kube, self.prefix))
         room = RoomObjects(namespaces=list(self._reflectors["Namespace"].cache.values()))
         wanted = {ns["metadata"]["name"] for ns in room.namespaces}
         for kind, reflector in self._reflectors.items():
@@ -344,16 +346,32 @@ def _problem(conn: Connection, pods: list[Obj], claims: list[Obj], events: list[
         involved = quota[0].get("involvedObject") or {}
         message = " ".join(str(quota[0].get("message")).split())
         return _clip(f"{involved.get('kind')} {involved.get('name')}: {message[message.index('exceeded quota'):]}")
+    # a warning about a pod or a claim counts while that object is still unwell (a pod that waited for its
+    # claim and then started is fine now), and then it says why
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         if not pod_ready(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return _clip(f"Pod {pod['metadata']['name']}: {pod_phase(pod)}, not Ready")
+            why = _latest_about(recent, "Pod", pod)
+            return _clip(f"Pod {pod['metadata']['name']}: {pod_phase(pod)}, not Ready" + (f"; {why}" if why else ""))
     for claim in sorted(claims, key=lambda c: c["metadata"]["name"]):
         class_name = (claim.get("spec") or {}).get("storageClassName")
         mode = conn.volume_binding_mode if class_name in (None, conn.default_storage_class) else None
         verdict = pvc_bound(claim, mode)
         if not verdict.done:
-            return _clip(f"PersistentVolumeClaim {claim['metadata']['name']}: {verdict.summary}")
-    return _clip(_event_text(recent[0])) if recent else ""
+            why = _latest_about(recent, "PersistentVolumeClaim", claim)
+            return _clip(f"PersistentVolumeClaim {claim['metadata']['name']}: {verdict.summary}"
+                         + (f"; {why}" if why else ""))
+    others = [e for e in recent if (e.get("involvedObject") or {}).get("kind") not in ("Pod", "PersistentVolumeClaim")]
+    return _clip(_event_text(others[0])) if others else ""
+
+
+def _latest_about(events: list[Obj], kind: str, obj: Obj) -> str:
+    """The newest of these warnings about this very object (same uid), as "Reason: message"."""
+    uid = (obj.get("metadata") or {}).get("uid")
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        if involved.get("kind") == kind and involved.get("uid") == uid:
+            return f"{event.get('reason')}: {' '.join(str(event.get('message') or '').split())}"
+    return ""
 
 
 def _event_text(event: Obj) -> str:
