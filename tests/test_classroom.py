@@ -28,6 +28,7 @@ from jhtutorial.classroom.sizing import HEADROOM, tutorial_needs
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import ClassroomError, Forbidden, Unauthorized, WaitTimeout
 from jhtutorial.kubeapi import CLUSTER_ROLE_BINDINGS, DEPLOYMENTS, NAMESPACES, PODS, ROLE_BINDINGS, SECRETS, KubeApi
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION
 from jhtutorial.waits import wait_deployment_available
 
 pytestmark = pytest.mark.cluster
@@ -226,6 +227,9 @@ def test_the_cli_works_in_the_learners_namespace_and_nowhere_else(instructor: Co
     rows = {row.namespace: row for row in table.rows}
     assert rows[room[0]].marks == ["ok"] * 6, str(table)
     assert "learners' pods are simulated" in str(table)
+    # no process runs for a learner's pod: the local cluster's supervisor leaves classroom namespaces alone
+    pods = KubeApi(instructor.api).get(PODS.path(room[0]))["items"]
+    assert pods and not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
     elsewhere = jhtutorial("up", "-n", room[2], kubeconfig=mine)
     assert elsewhere.returncode == 6 and f"in namespace {room[2]}" in elsewhere.stderr, elsewhere.stderr
     down = jhtutorial("down", kubeconfig=mine)
