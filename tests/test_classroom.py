@@ -181,6 +181,13 @@ def test_withdrawn_and_expired_credentials_say_so(instructor: Connection, room: 
         assert result.returncode == 4, result.stderr
         assert "your credentials expired at" in result.stderr and "ask your instructor" in result.stderr
         assert "Traceback" not in result.stderr
+        # the learner's file expired: `up` again renews it (and only it)
+        expired.replace(path)
+        again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+        renewed = {learner.namespace: learner.credentials for learner in again.learners}
+        assert renewed == {**{ns: "kept" for ns in room}, namespace: "renewed"}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        old.write_bytes(path.read_bytes())  # the renewed file is the one withdrawn next
 
     path.unlink()  # a lost file: `up` writes a new one, bound to a new Secret, which withdraws the old token
     again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
