@@ -118,6 +118,10 @@ def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
     assert run.returncode == 0, run.stdout + run.stderr
     assert "all 2 notebooks passed" in run.stdout
     assert sorted(p.name for p in (empty / "output").iterdir()) == ["00-introduction.ipynb", "01-rbac.ipynb"]
+    lab = jhtutorial("lab", "-n", namespace, "--version")  # the working copy is made before JupyterLab starts
+    assert lab.returncode == 0, lab.stderr
+    copied = sorted(p.name for p in (empty / "jhtutorial-workbook").iterdir())
+    assert copied == sorted([*(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")), "manifests"])
     print(f"wheel built and installed into a fresh venv in {installed:.1f} s; "
           f"up + run 00 01 in {time.monotonic() - began - installed:.1f} s")
 
