@@ -44,6 +44,8 @@ from ..connect import Connection, validate_namespace
 from ..credentials import token_claims
 from ..errors import ClassroomError, InvalidNamespace, KubeApiError
 from ..kubeapi import NAMESPACES, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
+# the room's label (value: its prefix); the local cluster's supervisor never backs pods in a namespace carrying it
+from ..localcluster.backing import CLASSROOM_LABEL
 from ..readable import Readable
 from ..tokens import request_token
 from ..watching import Reflector
@@ -51,7 +53,6 @@ from . import sizing
 
 Obj = dict[str, Any]
 
-CLASSROOM_LABEL = "jhtutorial/classroom"  # value: the room's prefix
 KUBECONFIG_ANNOTATION = "jhtutorial/classroom-kubeconfig"  # where `up` wrote the learner's file
 DEFAULT_PREFIX = "learner"
 DEFAULT_OUTPUT = Path("classroom")
