@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from the PyPI names
@@ -115,5 +118,31 @@ def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
     assert run.returncode == 0, run.stdout + run.stderr
     assert "all 2 notebooks passed" in run.stdout
     assert sorted(p.name for p in (empty / "output").iterdir()) == ["00-introduction.ipynb", "01-rbac.ipynb"]
+    lab = jhtutorial("lab", "-n", namespace, "--version")  # the working copy is made before JupyterLab starts
+    assert lab.returncode == 0, lab.stderr
+    copied = sorted(p.name for p in (empty / "jhtutorial-workbook").iterdir())
+    assert copied == sorted([*(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")), "manifests"])
     print(f"wheel built and installed into a fresh venv in {installed:.1f} s; "
           f"up + run 00 01 in {time.monotonic() - began - installed:.1f} s")
+
+
+# --- the declared floors ------------------------------------------------------------------------------
+
+FLOORS_ENV = "JHTUTORIAL_EXPECT_FLOORS"  # set by `make test-lowest`, whose venv holds the lowest versions
+
+
+def direct_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(text) for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+
+
+def test_this_environment_meets_every_declared_requirement_and_in_make_test_lowest_sits_on_the_floor() -> None:
+    """Every direct dependency installed here satisfies pyproject; under `make test-lowest` each one is also
+    the lowest release its requirement allows (31.x for kubernetes>=31), so the tests there prove the floors."""
+    on_floor = os.environ.get(FLOORS_ENV) == "1"
+    for requirement in direct_requirements():
+        installed = Version(importlib.metadata.version(requirement.name))
+        assert requirement.specifier.contains(installed, prereleases=True), (requirement, installed)
+        if on_floor:
+            (floor,) = [Version(s.version) for s in requirement.specifier if s.operator in (">=", "==")]
+            assert installed.release[:len(floor.release)] == floor.release, (requirement, installed)
