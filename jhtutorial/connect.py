@@ -54,6 +54,7 @@ from .errors import (
 from .kubeapi import NAMESPACES, NODES, STORAGE_CLASSES, KubeApi
 from .localcluster import LocalCluster
 from .objects import default_storage_class
+from .localcluster.backing import BACKED_LABEL
 from .readable import Readable
 
 DEFAULT_NAMESPACE = "jhtutorial"
@@ -136,6 +137,8 @@ class Connection(Readable):
     def close(self) -> None:
         """Close the sockets of the client's connection pool. A later request still works: it opens new ones."""
         self.api.close()
+        # ApiClient.close() closes the pool's sockets only from client 37 on; before, just its thread pool
+        self.api.rest_client.pool_manager.clear()
 
     def hold(self) -> None:
         """A background user (a live view's watches) starts using this connection: a connect() that replaces
@@ -223,7 +226,8 @@ def connect(
         conn.cluster_kind = _cluster_kind(kube, used_context, conn.server_version, conn.notes)
         _inspect_storage(kube, conn)
         if create_namespace:
-            conn.namespace_created = _ensure_namespace(kube, namespace, conn.notes, timeout=max(timeout, 60.0))
+            conn.namespace_created = _ensure_namespace(kube, namespace, conn.notes, timeout=max(timeout, 60.0),
+                                                       backed=conn.cluster_kind == "local")
     except BaseException:
         api.close()
         raise
@@ -477,8 +481,12 @@ def _inspect_storage(kube: KubeApi, conn: Connection) -> None:
 # --- the namespace ------------------------------------------------------------------------
 
 
-def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: float) -> bool:
-    """Make sure the namespace exists; True if this call created it."""
+def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: float, backed: bool = False) -> bool:
+    """Make sure the namespace exists; True if this call created it.
+
+    ``backed``: on the local simulated cluster, a namespace made here is marked (label
+    ``jhtutorial/backed=true``) so that the cluster's supervisor runs its pods' programs as this
+    machine's user; namespaces made any other way stay purely simulated."""
     try:
         existing = kube.get_or_none(NAMESPACES.path(name=name))
     except Forbidden:
@@ -490,7 +498,8 @@ def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: fl
         existing = None
     if existing is not None:
         return False
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": MANAGED_BY}}
+    labels = {**MANAGED_BY, **({BACKED_LABEL: "true"} if backed else {})}
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
     try:
         kube.call("POST", NAMESPACES.path(), body=body)
     except Forbidden as err:

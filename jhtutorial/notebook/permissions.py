@@ -15,7 +15,8 @@ from kubernetes.client import ApiClient
 
 from ..connect import Connection
 from ..errors import Forbidden
-from ..kubeapi import SERVICE_ACCOUNTS, KubeApi
+from ..kubeapi import KubeApi
+from ..tokens import request_token
 from .reads import kube
 
 Obj = dict[str, Any]
@@ -62,11 +63,9 @@ def yes_no(answer: bool | None) -> str:
 def service_account_client(conn: Connection, name: str, *, seconds: int = 600) -> KubeApi:
     """A client that acts as ServiceAccount ``name``, with a short-lived token from the TokenRequest API
     (``kubectl create token NAME --duration 10m``). The token stays in memory and is never shown."""
-    answer = kube(conn).call("POST", SERVICE_ACCOUNTS.path(conn.namespace, name, "token"),
-                             body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                   "spec": {"expirationSeconds": seconds}})
+    token = request_token(kube(conn), conn.namespace, name, seconds=seconds)
     configuration = copy.copy(conn.api.configuration)
-    configuration.api_key = {"authorization": "Bearer " + answer["status"]["token"]}
+    configuration.api_key = {"authorization": "Bearer " + token.value}
     configuration.api_key_prefix = {}
     # nothing of the kubeconfig's user may come along: not its client certificate, and not the hook that
     # refreshes its token (exec plugins, cloud logins) and would put that token back in place of ours

@@ -19,6 +19,8 @@ from .manifest_data import ContainerSettings, container_settings, security_setti
 from .reads import COMPONENT, PART_OF, items
 
 Obj = dict[str, Any]
+# the Deployments' pods: a user pod the hub makes in 07 carries the tutorial's label too, but no owner chain
+DEPLOYED = f"{PART_OF},{COMPONENT} in (hub,proxy)"
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,10 @@ def deployments(conn: Connection) -> list[DeploymentView]:
 
 
 def owner_chains(conn: Connection) -> str:
-    """For each of the workbook's pods, its owner and its owner's owner (``metadata.ownerReferences``)."""
+    """For each pod of the hub and proxy Deployments, its owner and its owner's owner (``metadata.ownerReferences``)."""
     replicasets = {name_of(rs): rs for rs in items(conn, REPLICASETS, selector=PART_OF)}
     lines = []
-    for pod in items(conn, PODS, selector=PART_OF):
+    for pod in items(conn, PODS, selector=DEPLOYED):
         chain = [f"Pod {name_of(pod)}"]
         owner = _controller(pod)
         while owner is not None:
@@ -59,17 +61,17 @@ def _controller(obj: Obj) -> Obj | None:
 
 
 def containers(conn: Connection) -> list[ContainerSettings]:
-    """The settings of every container of the workbook's running pods, named component/container."""
-    return [settings for pod in items(conn, PODS, selector=PART_OF)
+    """The settings of every container of the hub's and the proxy's pods, named component/container."""
+    return [settings for pod in items(conn, PODS, selector=DEPLOYED)
             for settings in container_settings(pod["spec"], ((pod["metadata"].get("labels") or {}).get(COMPONENT)
                                                              or name_of(pod)))]
 
 
 def pod_security(conn: Connection) -> str:
-    """For each of the workbook's pods: its ServiceAccount, whether its token is mounted, and what each
+    """For each pod of the hub and the proxy: its ServiceAccount, whether its token is mounted, and what each
     container may do (the ``securityContext`` fields of ``kubectl get pod NAME -o yaml``)."""
     parts = []
-    for pod in items(conn, PODS, selector=PART_OF):
+    for pod in items(conn, PODS, selector=DEPLOYED):
         spec = pod["spec"]
         parts.append(f"pod {name_of(pod)}, ServiceAccount {spec.get('serviceAccountName', 'default')}, "
                      f"token mounted: {str(spec.get('automountServiceAccountToken', True)).lower()}\n"
