@@ -155,7 +155,8 @@ def _url(args: argparse.Namespace) -> int:
     access = hub_access(conn, method=args.method, local_port=args.port, verify=not args.no_verify)
     if access.url is None:
         raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
-                          fix="`jhtutorial login` runs the hub on this machine and logs in for real")
+                          fix="the note says why the proxy pod does not run here; `jhtutorial status` lists which "
+                          "pods run as local processes, `jhtutorial cluster status` shows the supervisor that runs them")
     print(access.url, flush=True)
     _say(f"how: {access.how}; by hand: {access.kubectl}")
     for note in access.notes:

@@ -140,6 +140,8 @@ class Connection(Readable):
     def close(self) -> None:
         """Close the sockets of the client's connection pool. A later request still works: it opens new ones."""
         self.api.close()
+        # ApiClient.close() closes the pool's sockets only from client 37 on; before, just its thread pool
+        self.api.rest_client.pool_manager.clear()
 
     def hold(self) -> None:
         """A background user (a live view's watches) starts using this connection: a connect() that replaces

@@ -5,10 +5,10 @@
     >>> ...                             # apply steps, log in: rows appear, change and go
     >>> view.stop()                     # doctest: +SKIP
     >>> print(view.snapshot())          # doctest: +SKIP
-    pods: 2 (nodes and pods are simulated by kwok: no container runs)
-    NAME                  PHASE    READY  RESTARTS  LATEST EVENT
-    hub-<hash>-<id>       Running  1/1    0         Scheduled
-    proxy-<hash>-<id>     Running  2/2    0         Scheduled
+    pods: 2 (nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run ...)
+    NAME               PHASE    READY  RESTARTS  RUNS AS  LATEST EVENT
+    hub-<hash>-<id>    Running  1/1    0         process  Scheduled
+    proxy-<hash>-<id>  Running  2/2    0         process  Scheduled
 
 The kubectl equivalents: ``kubectl get pods -n NS -o wide --watch`` and
 ``kubectl get events -n NS --field-selector involvedObject.kind=Pod --watch``.
