@@ -245,6 +245,35 @@ def test_a_cluster_without_a_default_storage_class_is_reported_by_connect(scratc
 
 
 @pytest.mark.cluster
+def test_a_default_storage_class_marked_the_beta_way_is_the_default_everywhere(scratch_state: Path) -> None:
+    # on a throw-away cluster: a second way of marking the default must not reach the shared one
+    from jhtutorial import connect
+    from jhtutorial import notebook as nb
+
+    cluster = _quiet()
+    cluster.up()
+    kubectl = [str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+    subprocess.run([*kubectl, "annotate", "storageclass", "standard", "storageclass.kubernetes.io/is-default-class-",
+                    "storageclass.beta.kubernetes.io/is-default-class=true"], check=True, capture_output=True)
+    # the API server itself still takes it as the default: a claim that names no class gets it
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "no-class"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}
+    subprocess.run([*kubectl, "create", "namespace", "beta-default"], check=True, capture_output=True)
+    subprocess.run([*kubectl, "create", "-n", "beta-default", "-f", "-"], input=yaml.safe_dump(claim),
+                   text=True, check=True, capture_output=True)
+    given = subprocess.run([*kubectl, "get", "pvc", "no-class", "-n", "beta-default",
+                            "-o", "jsonpath={.spec.storageClassName}"], check=True, capture_output=True, text=True)
+    assert given.stdout == "standard"
+    conn = connect(kubeconfig=cluster.kubeconfig, namespace="beta-default", create_namespace=False)
+    try:
+        assert conn.default_storage_class == "standard"
+        assert "standard (default)" in nb.get(conn, "storageclasses", selector=None)
+    finally:
+        conn.close()
+    assert cluster.status().default_storage_class == "standard"
+
+
+@pytest.mark.cluster
 def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> None:
     """cluster up starts it (and a new one in place of a dead one), status reports it, and cluster down
     leaves no process it started: the process table before and after is compared."""
