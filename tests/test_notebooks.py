@@ -77,6 +77,8 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     token = base64.b64decode(secret["data"]["proxy.token"]).decode()
     assert re.fullmatch(r"[0-9a-f]{64}", token)
     user_pod = kube.get(PODS.path(namespace, "jupyter-admin"))
+    second = kube.get(PODS.path(namespace, "jupyter-bob"))  # 07's exercise, done by its folded answer
+    assert second["metadata"]["annotations"]["hub.jupyter.org/username"] == "bob"
     assert user_pod["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
     assert kube.get(PVCS.path(namespace, "claim-admin"))["status"]["phase"] == "Bound"
 
@@ -94,7 +96,7 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     # 08 removes everything, and says there is nothing to do the second time
     volumes = [pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]
                if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace]
-    assert len(volumes) == 2  # hub-db-dir and claim-admin
+    assert len(volumes) == 3  # hub-db-dir, claim-admin and claim-bob (07's exercise: a second user)
     assert run(namespace, tmp_path / "cleanup", only=["08"]) == 0, capsys.readouterr().out
     assert run(namespace, tmp_path / "cleanup-again", only=["08"]) == 0, capsys.readouterr().out
     assert "nothing to remove" in outputs_text(tmp_path / "cleanup-again" / "08-cleanup.ipynb")

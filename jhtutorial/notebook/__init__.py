@@ -35,7 +35,7 @@ from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
 from .display import show_kubectl, show_manifest, show_step_command
 from .first_cell import begin, cluster_name, require_steps, simulated
-from .inventory import wait_volumes_gone, workbook_objects
+from .inventory import user_servers, wait_volumes_gone, workbook_objects
 from .manifest_data import ContainerSettings, container_settings, manifest_objects, mounted_files, secret_env, security_settings
 from .permissions import can_i, service_account_client, yes_no
 from .prerequisites import NEEDED_PERMISSIONS, OPTIONAL_PERMISSIONS, explain_cluster, prerequisites, prerequisites_table
@@ -102,6 +102,7 @@ __all__ = [
     "simulated",
     "skip",
     "table",
+    "user_servers",
     "wait_step",
     "wait_volumes_gone",
     "watch_replacement",

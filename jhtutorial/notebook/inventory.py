@@ -36,3 +36,20 @@ def wait_volumes_gone(conn: Connection, volumes: list[Obj], *, timeout: float = 
     for volume in volumes:
         wait_deleted(PVS, name_of(volume), conn=conn, timeout=timeout)
     print(f"volumes deleted with their claims: {len(volumes)}")
+
+
+def user_servers(conn: Connection) -> dict[str, tuple[str | None, str | None]]:
+    """Each user with a server the hub started: user -> (pod, claim), found by the tutorial's label and the
+    user KubeSpawner writes on them (``kubectl get pods,pvc -l app.kubernetes.io/part-of=jhtutorial,
+    app.kubernetes.io/component=singleuser-server``, annotation ``hub.jupyter.org/username``)."""
+    servers: dict[str, tuple[str | None, str | None]] = {}
+    for found in inventory(conn):
+        if not found.from_hub or not found.user:
+            continue
+        pod, claim = servers.get(found.user, (None, None))
+        if found.resource.kind == "Pod":
+            pod = found.name
+        else:
+            claim = found.name
+        servers[found.user] = (pod, claim)
+    return servers
