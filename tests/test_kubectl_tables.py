@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,21 +43,6 @@ def test_parse_table_reads_columns_with_spaces_in_headers_and_values() -> None:
                               "standard (default)   host-path     RWO            5s\n")
     assert names == ["NAME", "PROVISIONER", "ACCESS MODES", "AGE"]
     assert rows == [{"NAME": "standard (default)", "PROVISIONER": "host-path", "ACCESS MODES": "RWO", "AGE": "5s"}]
-
-
-@pytest.fixture(scope="module")
-def deployed(kubeconfig: Path, namespace: str) -> Iterator[jhtutorial.Connection]:
-    """Steps 01-06 applied and waited for, as the notebooks leave them before the login."""
-    conn = jhtutorial.connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
-    try:
-        for step in jhtutorial.STEPS[:6]:
-            jhtutorial.apply(step, conn=conn)
-            step.wait(conn, timeout=120)
-        for name in ("hub", "proxy-api", "proxy-http", "proxy-public"):
-            jhtutorial.wait_service_endpoints(name, conn=conn, timeout=120)
-        yield conn
-    finally:
-        conn.close()
 
 
 def kubectl_get(kubectl: Path, kubeconfig: Path, *args: str) -> str:

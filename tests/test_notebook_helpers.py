@@ -3,7 +3,6 @@ holds, the exercises' answers break and fix for real, and running an answer agai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,6 @@ import jhtutorial
 from jhtutorial import notebook as nb
 
 SERVICES = ["hub", "proxy-api", "proxy-http", "proxy-public"]
-
-
-@pytest.fixture(scope="module")
-def deployed(kubeconfig: Path, namespace: str) -> Iterator[jhtutorial.Connection]:
-    conn = jhtutorial.connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
-    try:
-        for step in jhtutorial.STEPS[:6]:
-            jhtutorial.apply(step, conn=conn)
-            step.wait(conn, timeout=120)
-        for name in SERVICES:
-            jhtutorial.wait_service_endpoints(name, conn=conn, timeout=120)
-        yield conn
-    finally:
-        conn.close()
 
 
 def test_services_show_what_each_selects_and_its_endpoints(deployed: jhtutorial.Connection) -> None:

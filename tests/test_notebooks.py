@@ -359,7 +359,8 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
     assert len(tagged) == 1 and code[0] is tagged[0]
     values: dict[str, object] = {}
     exec(tagged[0].source, {}, values)  # noqa: S102 - our own committed file
-    expected = {**PARAMETERS, **(CREDENTIALS if name in ("00-introduction", "07-login-and-spawn") else {})}
+    expected = {**PARAMETERS, **(CREDENTIALS if name in ("00-introduction", "07-login-and-spawn") else {}),
+                **({"learner_wait": 120} if name == "07-login-and-spawn" else {})}  # 07: seconds for your login
     assert values == expected
     # the first cell after it connects and checks the earlier steps
     assert f'nb.begin("{name}", context=context, namespace=namespace)' in code[1].source
