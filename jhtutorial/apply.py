@@ -7,7 +7,7 @@
       ServiceAccount/proxy    created
       Role/hub                created
       RoleBinding/hub         created
-      the same by hand (in the project folder): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
+      the same by hand (in the folder holding manifests/): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
 
 How it works, and why:
 

@@ -7,7 +7,7 @@
     $ jhtutorial login                     # log in as admin/admin, start the server, report each stage
     $ jhtutorial down                      # remove everything the tutorial made (not the namespace)
     $ jhtutorial run                       # run the notebooks headless
-    $ jhtutorial lab                       # open them in JupyterLab
+    $ jhtutorial lab                       # a working copy of them in JupyterLab (./jhtutorial-workbook)
 
     $ jhtutorial classroom up --learners 20   # a namespace, a kubeconfig and a quota per learner
     $ jhtutorial classroom status          # one row per learner, one column per step
@@ -46,15 +46,11 @@ Exit codes scripts can rely on:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-
-import yaml
 
 from .errors import AccessError, TutorialError
 from .localcluster import LocalCluster
@@ -96,7 +92,7 @@ def _cluster_kubeconfig(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace, *, create_namespace: bool = False):  # -> Connection
-    from .connect import connect, resolve_context
+    from .connect import connect, resolve_context, resolve_namespace
 
     context = resolve_context(args.context)
     return connect(context, resolve_namespace(context, args.namespace), create_namespace=create_namespace)
@@ -140,6 +136,11 @@ def _status(args: argparse.Namespace) -> int:
         status = step.check(conn)
         all_done = all_done and status.done
         print(str(status))
+    if conn.cluster_kind == "local":
+        from .access import backing_report
+
+        for line in backing_report(conn):
+            print(line)
     return 0 if all_done else 1
 
 
@@ -150,7 +151,8 @@ def _url(args: argparse.Namespace) -> int:
     access = hub_access(conn, method=args.method, local_port=args.port, verify=not args.no_verify)
     if access.url is None:
         raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
-                          fix="`jhtutorial login` runs the hub on this machine and logs in for real")
+                          fix="the note says why the proxy pod does not run here; `jhtutorial status` lists which "
+                          "pods run as local processes, `jhtutorial cluster status` shows the supervisor that runs them")
     print(access.url, flush=True)
     _say(f"how: {access.how}; by hand: {access.kubectl}")
     for note in access.notes:
@@ -172,16 +174,9 @@ def _login(args: argparse.Namespace) -> int:
 
     conn = _connect(args)
     try:
-        result = login(args.user, args.password, conn=conn, hub=args.hub, proxy=args.proxy,
+        result = login(args.user, args.password, conn=conn, url=args.url,
                        timeout=args.timeout, progress=lambda line: print(line, flush=True))
     except TutorialError as err:
-        if isinstance(err, AccessError) and args.hub == "cluster" and conn.cluster_kind == "local":
-            raise AccessError(
-                f"--hub cluster: no hub can answer in namespace {conn.namespace} on the local simulated cluster: "
-                "the hub and proxy pods run on simulated nodes, where no container runs",
-                fix="run the hub on this machine instead: `jhtutorial login --hub local` "
-                "(what the default, --hub auto, does on this cluster)",
-            ) from None
         staged = getattr(err, "result", None)
         if staged is not None and staged.notes:
             print("\n".join(staged.notes), flush=True)
@@ -189,7 +184,7 @@ def _login(args: argparse.Namespace) -> int:
     print(result.headline() + f" ({result.seconds:.1f} s)")
     for note in result.notes:
         print(f"  {note}")
-    return 0
+    return 0 if result.ok else 1  # not_run: the proxy pod is purely simulated, nothing could answer
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -216,40 +211,6 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def resolve_namespace(context: str | None, explicit: str | None) -> str:
-    """``--namespace``, else ``$JHTUTORIAL_NAMESPACE``, else the namespace of the context (``--context``, else
-    ``$JHTUTORIAL_CONTEXT``, else the current one), else ``jhtutorial``."""
-    from .connect import DEFAULT_NAMESPACE, NAMESPACE_ENV, resolve_context
-
-    return (explicit or os.environ.get(NAMESPACE_ENV) or context_namespace(resolve_context(context))
-            or DEFAULT_NAMESPACE)
-
-
-def context_namespace(context: str | None) -> str | None:
-    """The namespace a kubeconfig context names (what plain ``kubectl`` would use), if any."""
-    variable = os.environ.get("KUBECONFIG")
-    if variable:
-        files = [Path(p).expanduser() for p in variable.split(os.pathsep) if p]
-    else:
-        files = [Path.home() / ".kube" / "config"]
-    current: str | None = None
-    entries: dict[str, dict] = {}
-    for path in files:
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            continue  # connect() reports unreadable files properly
-        if not isinstance(data, dict):
-            continue
-        current = current or data.get("current-context")
-        for entry in data.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in entries:
-                entries[entry["name"]] = entry.get("context") or {}
-    wanted = context or current
-    namespace = (entries.get(wanted or "") or {}).get("namespace")
-    return str(namespace) if namespace else None
 
 
 def _namespace_arg(value: str) -> str:
@@ -324,12 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", parents=[common], help="log in, start the server, report each stage")
     login.add_argument("--user", default="admin", help="user name (default: admin)")
     login.add_argument("--password", default="admin", help="password (the tutorial's hub accepts 'admin')")
-    login.add_argument("--hub", default="auto", choices=["auto", "local", "cluster"],
-                       help="where the hub runs: auto (a local process on the simulated cluster), local, cluster")
-    login.add_argument("--proxy", default="auto", choices=["auto", "chp", "none"],
-                       help="local hub only: configurable-http-proxy in front (auto: if installed)")
+    login.add_argument("--url", default=None,
+                       help="a hub URL that already answers (default: open a way in, as `jhtutorial url` does)")
     login.add_argument("--timeout", type=float, default=None,
-                       help="seconds for the server to start (default: 60 local, 300 in the cluster)")
+                       help="seconds for the server to start (default: 60 on the local cluster, 300 elsewhere)")
     login.set_defaults(handler=_login)
 
     down = commands.add_parser("down", parents=[common], help="remove the tutorial's objects, user pods and PVCs")
@@ -345,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     lab = commands.add_parser("lab", parents=[common],
-                              help="open the notebooks in JupyterLab (--namespace/--context reach the notebooks)")
+                              help="open a working copy of the notebooks in JupyterLab (--namespace/--context reach them)")
+    lab.add_argument("--workdir", default=None, metavar="FOLDER",
+                     help="the working copy of the notebooks and manifests/ (default: ./jhtutorial-workbook); "
+                     "files already there are kept, only missing ones are copied")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="anything else is passed on to jupyter lab")
     lab.set_defaults(handler=_lab)
 

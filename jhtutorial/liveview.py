@@ -5,10 +5,10 @@
     >>> ...                             # apply steps, log in: rows appear, change and go
     >>> view.stop()                     # doctest: +SKIP
     >>> print(view.snapshot())          # doctest: +SKIP
-    pods: 2 (nodes and pods are simulated by kwok: no container runs)
-    NAME                  PHASE    READY  RESTARTS  LATEST EVENT
-    hub-<hash>-<id>       Running  1/1    0         Scheduled
-    proxy-<hash>-<id>     Running  2/2    0         Scheduled
+    pods: 2 (nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run ...)
+    NAME               PHASE    READY  RESTARTS  RUNS AS  LATEST EVENT
+    hub-<hash>-<id>    Running  1/1    0         process  Scheduled
+    proxy-<hash>-<id>  Running  2/2    0         process  Scheduled
 
 The kubectl equivalents: ``kubectl get pods -n NS -o wide --watch`` and
 ``kubectl get events -n NS --field-selector involvedObject.kind=Pod --watch``.
@@ -46,6 +46,9 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
+from .objects import event_time, pod_restarts, pod_status, ready_containers
+from .localcluster.backing import BACKED_BY_ANNOTATION
+from .tally import Observer, ignore
 from .watching import Reflector
 
 Obj = dict[str, Any]
@@ -54,22 +57,13 @@ Obj = dict[str, Any]
 DEFAULT_INTERVAL = 0.3
 #: Redraw this often while nothing changes, so ages move on (None: never).
 DEFAULT_AGE_REFRESH = 5.0
-SIMULATED_CAPTION = "nodes and pods are simulated by kwok: no container runs"
+SIMULATED_CAPTION = ("nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run "
+                     "their programs as local processes instead")
 EVENT_WIDTH = 70  # characters of an event message shown in the live table
 JOIN_SECONDS = 10.0
 
 _registry_lock = threading.Lock()
 _running: dict[tuple[str, str], LiveView] = {}
-
-
-@dataclass
-class ViewStats:
-    """What a view did: events received and redraws made (the batching benchmark reads these)."""
-
-    pod_events: int = 0
-    pod_event_changes: int = 0  # Event objects about pods received
-    renders: int = 0  # times the widget's value was replaced
-    render_seconds: float = 0.0  # time spent building and setting the table
 
 
 @dataclass(frozen=True)
@@ -85,6 +79,7 @@ class PodRow:
     node: str
     event_reason: str
     event_text: str
+    runs_as: str = ""  # on the local cluster: "process" (backed by local processes) or "simulated"
 
 
 @dataclass
@@ -113,6 +108,8 @@ class LiveView:
         interval: redraw at most this often, in seconds.
         age_refresh: redraw this often while idle so ages move on (None: only on changes).
         events: also watch the namespace's events and show each pod's latest one.
+        tally: told each pod event, event about a pod, redraw and the seconds it took
+            (see :mod:`jhtutorial.tally`); by default nothing is counted.
 
     Use it as ``view = live_view()`` (started), or ``with LiveView() as view: ...``.
     """
@@ -125,6 +122,7 @@ class LiveView:
         interval: float = DEFAULT_INTERVAL,
         age_refresh: float | None = DEFAULT_AGE_REFRESH,
         events: bool = True,
+        tally: Observer | None = None,
     ) -> None:
         import ipywidgets  # here, not at import time: the CLI never draws a widget
 
@@ -134,7 +132,7 @@ class LiveView:
         self.age_refresh = age_refresh
         self.watch_events = events
         self.simulated = self.conn.cluster_kind == "local"
-        self.stats = ViewStats()
+        self._tally = ignore if tally is None else tally  # not `or`: an empty Tally is falsy
         self._state = _State()
         self._lock = threading.Lock()  # guards _state
         self._dirty = threading.Condition()
@@ -284,7 +282,7 @@ class LiveView:
                         self._state.pods[_uid(event.object)] = event.object
                     else:
                         continue
-                    self.stats.pod_events += event.type != "SYNCED"
+                    self._tally("pod_event", event.type != "SYNCED")
                 self._mark_dirty()
         except TutorialError as err:
             with self._lock:
@@ -303,7 +301,7 @@ class LiveView:
                 involved = event.object.get("involvedObject") or {}
                 key = involved.get("uid") or involved.get("name") or ""
                 latest = _LatestEvent(
-                    stamp=event_stamp(event.object),
+                    stamp=event_time(event.object),
                     reason=str(event.object.get("reason") or ""),
                     message=" ".join(str(event.object.get("message") or "").split()),
                     type=str(event.object.get("type") or "Normal"),
@@ -312,7 +310,7 @@ class LiveView:
                     known = self._state.events.get(key)
                     if known is None or latest.stamp >= known.stamp:
                         self._state.events[key] = latest
-                    self.stats.pod_event_changes += 1
+                    self._tally("pod_event_change")
                 self._mark_dirty()
         except TutorialError as err:
             # No permission to read events is common for namespaced users: the pods still show.
@@ -352,9 +350,9 @@ class LiveView:
             value = self._html(rows, live=live)
             if value != self.widget.value:
                 self.widget.value = value  # from this thread: ipywidgets sends the change to the browser
-                self.stats.renders += 1
+                self._tally("render")
             self._last_render = time.monotonic()
-            self.stats.render_seconds += self._last_render - started
+            self._tally("render_seconds", self._last_render - started)
 
     def _list_once(self) -> None:
         """For a view that never ran: one list of the pods and events, no watch."""
@@ -369,23 +367,26 @@ class LiveView:
             except TutorialError:
                 return
             with self._lock:
-                for item in sorted(items, key=event_stamp):
+                for item in sorted(items, key=event_time):
                     involved = item.get("involvedObject") or {}
                     self._state.events[involved.get("uid") or involved.get("name") or ""] = _LatestEvent(
-                        event_stamp(item), str(item.get("reason") or ""),
+                        event_time(item), str(item.get("reason") or ""),
                         " ".join(str(item.get("message") or "").split()), str(item.get("type") or "Normal"))
 
     # --- HTML -----------------------------------------------------------------------------
 
     def _html(self, rows: list[PodRow], *, live: bool, stable: bool = False, note: str | None = None) -> str:
         state = note or ("live" if live else ("stopped" if self._threads else "not started"))
+        runs = ["runs as"] if self.simulated else []
         if stable:
-            head = ["name", "phase", "ready", "restarts", "latest event"]
-            body = [[r.stable_name, r.phase, r.ready, str(r.restarts), r.event_reason] for r in rows]
+            head = ["name", "phase", "ready", "restarts", *runs, "latest event"]
+            body = [[r.stable_name, r.phase, r.ready, str(r.restarts), *([r.runs_as] if runs else []), r.event_reason]
+                    for r in rows]
             caption = f"pods: {len(rows)}"
         else:
-            head = ["name", "phase", "ready", "restarts", "age", "node", "latest event"]
-            body = [[r.name, r.phase, r.ready, str(r.restarts), r.age, r.node or "-", r.event_text] for r in rows]
+            head = ["name", "phase", "ready", "restarts", "age", "node", *runs, "latest event"]
+            body = [[r.name, r.phase, r.ready, str(r.restarts), r.age, r.node or "-", *([r.runs_as] if runs else []),
+                     r.event_text] for r in rows]
             caption = f"pods in namespace {self.namespace}: {len(rows)} ({state})"
         lines = [f"<div class='jhtutorial-liveview'><div><b>{html.escape(caption)}</b></div>"]
         for extra in self._captions():
@@ -452,11 +453,7 @@ def _uid(pod: Obj) -> str:
 
 
 def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    containers = spec.get("containers") or []
-    statuses = status.get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount") or 0) for s in statuses)
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     latest = events.get(_uid(pod)) or events.get(str(meta.get("name")))
     reason = latest.reason if latest else ""
     text = f"{latest.reason}: {latest.message}" if latest else ""
@@ -465,27 +462,15 @@ def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
     return PodRow(
         name=str(meta.get("name")),
         stable_name=stable_name(pod),
-        phase=pod_phase(pod),
-        ready=f"{ready}/{len(containers)}",
-        restarts=restarts,
+        phase=pod_status(pod),
+        ready=ready_containers(pod),
+        restarts=pod_restarts(pod),
         age=_age(meta.get("creationTimestamp"), now),
         node=str(spec.get("nodeName") or ""),
         event_reason=reason,
         event_text=text,
+        runs_as="process" if BACKED_BY_ANNOTATION in (meta.get("annotations") or {}) else "simulated",
     )
-
-
-def pod_phase(pod: Obj) -> str:
-    """The phase as ``kubectl get pods`` shows it: Terminating, or a waiting reason, wins over the phase."""
-    status = pod.get("status") or {}
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return "Terminating"
-    phase = str(status.get("phase") or "Pending")
-    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return f"{phase} ({waiting['reason']})"
-    return phase
 
 
 def stable_name(pod: Obj) -> str:
@@ -530,23 +515,6 @@ def _age(created: str | None, now: datetime) -> str:
     return f"{hours // 24}d"
 
 
-def event_stamp(event: Obj) -> str:
-    """A sortable time of an Event (newer string = newer event), whichever field is set."""
-    series = event.get("series") or {}
-    stamp = (
-        series.get("lastObservedTime")
-        or event.get("lastTimestamp")
-        or event.get("eventTime")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
-    # "2026-01-01T10:00:00Z" and "2026-01-01T10:00:00.123456Z" must compare by time:
-    # pad the whole-second form to the same shape.
-    if stamp.endswith("Z") and "." not in stamp:
-        stamp = stamp[:-1] + ".000000Z"
-    return stamp
-
-
 def _text_table(rows: list[PodRow], simulated: bool, error: str | None) -> str:
     head = f"pods: {len(rows)}" + (f" ({SIMULATED_CAPTION})" if simulated else "")
     lines = [head]
@@ -555,8 +523,9 @@ def _text_table(rows: list[PodRow], simulated: bool, error: str | None) -> str:
     if not rows:
         lines.append("no pods")
         return "\n".join(lines)
-    table = [["NAME", "PHASE", "READY", "RESTARTS", "LATEST EVENT"]]
-    table += [[r.stable_name, r.phase, r.ready, str(r.restarts), r.event_reason or "-"]
+    table = [["NAME", "PHASE", "READY", "RESTARTS", *(["RUNS AS"] if simulated else []), "LATEST EVENT"]]
+    table += [[r.stable_name, r.phase, r.ready, str(r.restarts), *([r.runs_as] if simulated else []),
+               r.event_reason or "-"]
               for r in sorted(rows, key=lambda r: (r.stable_name, r.phase, r.ready, r.event_reason))]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines += ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in table]

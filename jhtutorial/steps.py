@@ -55,8 +55,8 @@ Obj = dict[str, Any]
 # finds the live object for an object of a manifest (None: it does not exist)
 Fetch = Callable[[Obj], "Obj | None"]
 MANIFEST_FOLDER = "manifests"  # how a learner's shell, at the repository root, names the folder
-# where such a command works: JupyterLab (`jhtutorial lab`) opens its terminals in notebooks/
-WHERE_TO_TYPE = "in the project folder, the one holding manifests/ (a JupyterLab terminal starts in notebooks/: cd .. first)"
+# where such a command works: `jhtutorial lab` opens its terminals in the working copy, which holds manifests/
+WHERE_TO_TYPE = "in the folder holding manifests/ (the working copy `jhtutorial lab` opened; its terminals start there)"
 
 
 # What the clean-up looks for, by the label PART_OF alone, in the order it deletes: the Deployments first (their
@@ -97,7 +97,7 @@ def up_command(through: int, namespace: str) -> str:
 
 def by_hand(command: str) -> str:
     """The "the same by hand" line for a command: where to type it when it names files in manifests/."""
-    where = " (in the project folder)" if f"{MANIFEST_FOLDER}/" in command else ""
+    where = " (in the folder holding manifests/)" if f"{MANIFEST_FOLDER}/" in command else ""
     return f"the same by hand{where}: {command}"
 
 

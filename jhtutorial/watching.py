@@ -13,7 +13,10 @@ does, in this order:
    server, a dropped connection) WATCH again from the last position seen, so no
    change is missed;
 4. when the server answers ``410 Gone`` (the position fell out of its history
-   window), LIST again and report the difference to what was known as events.
+   window), LIST again and report the difference to what was known as events;
+5. a line that is not a watch event (a broken proxy, a cut-off write) is logged
+   (logger ``jhtutorial.watching``) and handled like 4: a change it may have
+   carried is not lost, and the view or wait reading the events goes on.
 
     >>> pods = Reflector(api_client, PODS, namespace="jhub")     # doctest: +SKIP
     >>> for event_type, pod in pods.events(timeout=60):            # doctest: +SKIP
@@ -32,11 +35,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import urllib3
@@ -44,6 +47,7 @@ from kubernetes.client import ApiClient
 
 from .errors import ClusterUnreachable, KubeApiError
 from .kubeapi import CONNECTION_ERRORS, KubeApi, Resource, raise_for_status
+from .tally import Observer, ignore
 
 # The server ends a watch after this many seconds; we then watch again from the
 # last resourceVersion. Long enough that a wait of a few minutes costs one watch
@@ -57,6 +61,8 @@ CONNECT_TIMEOUT = 5.0
 BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 2.0
 LIST_PAGE_SIZE = 500
+
+log = logging.getLogger(__name__)
 
 
 class Event(NamedTuple):
@@ -72,20 +78,12 @@ class Event(NamedTuple):
     object: dict[str, Any]
 
 
-@dataclass
-class WatchStats:
-    """What a reflector did, for tests, benchmarks and curious learners."""
-
-    lists: int = 0  # LIST requests (pages count one each)
-    watches: int = 0  # WATCH requests opened
-    expired: int = 0  # 410 Gone answers that forced a relist
-    reconnects: int = 0  # failures (refused, reset, 5xx) followed by a retry
-    bookmarks: int = 0  # BOOKMARK lines received
-    events: int = 0  # ADDED/MODIFIED/DELETED yielded (SYNCED not counted)
-
-
 class _Expired(Exception):
     """The server no longer has our resourceVersion in its history: relist."""
+
+
+class _Malformed(Exception):
+    """A line of the stream was not a watch event: relist, as after 410 Gone."""
 
 
 class _StreamBroken(Exception):
@@ -112,10 +110,12 @@ class Reflector:
         watch_seconds: the server-side timeout of each watch request.
         yield_bookmarks: also yield the BOOKMARK events (an object holding only
             metadata.resourceVersion); by default they only move the position.
+        tally: told each list, watch, event, bookmark, relist and reconnect (see :mod:`jhtutorial.tally`);
+            by default nothing is counted.
 
     Attributes worth reading: :attr:`cache` (``namespace/name`` -> object),
     :attr:`resource_version`, :attr:`requests` (HTTP requests sent, counted on
-    the client), :attr:`stats`, :attr:`timed_out`.
+    the client), :attr:`timed_out`.
     """
 
     def __init__(
@@ -129,6 +129,7 @@ class Reflector:
         resource_version: str | None = None,
         watch_seconds: int = WATCH_SECONDS,
         yield_bookmarks: bool = False,
+        tally: Observer | None = None,
     ) -> None:
         self.api = KubeApi(api_client)
         self.resource = resource
@@ -139,7 +140,7 @@ class Reflector:
         self.watch_seconds = max(1, int(watch_seconds))
         self.yield_bookmarks = yield_bookmarks
         self.cache: dict[str, dict[str, Any]] = {}
-        self.stats = WatchStats()
+        self._tally = ignore if tally is None else tally  # not `or`: an empty Tally is falsy
         self.timed_out = False
         self._lines_read = 0
         self._stop = threading.Event()
@@ -188,12 +189,16 @@ class Reflector:
                     raise _StreamBroken("the watch ended immediately")
                 backoff = BACKOFF_FIRST  # a stream that ended normally: reconnect at once
             except _Expired:
-                self.stats.expired += 1
+                self._tally("expired")
                 self.resource_version = None  # relist on the next turn, right away
-            except (ClusterUnreachable, _StreamBroken):
+            except (ClusterUnreachable, _StreamBroken, _Malformed) as failure:
                 if self._stop.is_set():
                     return
-                self.stats.reconnects += 1
+                if isinstance(failure, _Malformed):
+                    self._tally("malformed")
+                    self.resource_version = None  # the line may have held a change: relist, which reports it
+                else:
+                    self._tally("reconnect")
                 # Jitter keeps many watchers from reconnecting in lockstep after an outage.
                 pause = backoff * random.uniform(0.8, 1.2)
                 if deadline is not None:
@@ -228,7 +233,7 @@ class Reflector:
                 "limit": LIST_PAGE_SIZE,
                 "continue": continue_token,
             }
-            self.stats.lists += 1
+            self._tally("list")
             try:
                 page = self.api.call("GET", self._path(), query=query, timeout=self._timeouts(deadline, 30.0))
             except KubeApiError as err:
@@ -271,7 +276,7 @@ class Reflector:
             "labelSelector": self.label_selector,
             "fieldSelector": self.field_selector,
         }
-        self.stats.watches += 1
+        self._tally("watch")
         response = self.api.open(
             "GET", self._path(), query=query, timeout=self._timeouts(deadline, self.watch_seconds + READ_GRACE)
         )
@@ -289,7 +294,7 @@ class Reflector:
                 except KubeApiError as err:
                     raise _retryable_or(err) from None
             for line in self._lines(response, deadline):
-                event = self._handle(json.loads(line))
+                event = self._handle(self._parse(line))
                 if event is not None:
                     yield event
         finally:
@@ -321,6 +326,19 @@ class Reflector:
         if pending.strip():  # the stream stopped in the middle of a line: the server went away
             raise _StreamBroken("stream ended inside an event")
 
+    def _parse(self, line: bytes) -> dict[str, Any]:
+        """One line of the stream as a watch event, or _Malformed: after a line that cannot be read, the
+        position in the stream is uncertain (a change may be lost inside it), so the caller lists again."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("object", {}), dict):
+            log.warning("the watch on %s sent a line that is not a JSON watch event (%r); listing again",
+                        self._describe(), line[:120])
+            raise _Malformed()
+        return message
+
     def _handle(self, message: dict[str, Any]) -> Event | None:
         event_type = message.get("type")
         obj = message.get("object") or {}
@@ -339,7 +357,7 @@ class Reflector:
         if new_version:
             self.resource_version = new_version
         if event_type == "BOOKMARK":
-            self.stats.bookmarks += 1
+            self._tally("bookmark")
             return Event("BOOKMARK", obj) if self.yield_bookmarks else None
         key = object_key(obj)
         if event_type == "DELETED":
@@ -353,7 +371,7 @@ class Reflector:
     # --- helpers --------------------------------------------------------------------
 
     def _count(self, event: Event) -> Event:
-        self.stats.events += 1
+        self._tally("event")
         return event
 
     def _path(self) -> str:

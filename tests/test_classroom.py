@@ -28,6 +28,7 @@ from jhtutorial.classroom.sizing import HEADROOM, tutorial_needs
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import ClassroomError, Forbidden, Unauthorized, WaitTimeout
 from jhtutorial.kubeapi import CLUSTER_ROLE_BINDINGS, DEPLOYMENTS, NAMESPACES, PODS, ROLE_BINDINGS, SECRETS, KubeApi
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION
 from jhtutorial.waits import wait_deployment_available
 
 pytestmark = pytest.mark.cluster
@@ -180,6 +181,13 @@ def test_withdrawn_and_expired_credentials_say_so(instructor: Connection, room: 
         assert result.returncode == 4, result.stderr
         assert "your credentials expired at" in result.stderr and "ask your instructor" in result.stderr
         assert "Traceback" not in result.stderr
+        # the learner's file expired: `up` again renews it (and only it)
+        expired.replace(path)
+        again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+        renewed = {learner.namespace: learner.credentials for learner in again.learners}
+        assert renewed == {**{ns: "kept" for ns in room}, namespace: "renewed"}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        old.write_bytes(path.read_bytes())  # the renewed file is the one withdrawn next
 
     path.unlink()  # a lost file: `up` writes a new one, bound to a new Secret, which withdraws the old token
     again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
@@ -193,32 +201,75 @@ def test_withdrawn_and_expired_credentials_say_so(instructor: Connection, room: 
     assert jhtutorial("status", kubeconfig=path).returncode == 1  # the new file works (nothing applied yet)
 
 
-def test_the_cli_runs_unmodified_with_a_learners_kubeconfig(instructor: Connection, room: list[str],
-                                                            handout: Path, prefix: str) -> None:
-    """Two learners at the same time, each with nothing but their file: up, status, login, down."""
+def test_two_learners_run_the_whole_series_at_once_with_nothing_but_their_kubeconfig(
+        instructor: Connection, room: list[str], handout: Path, prefix: str, tmp_path: Path) -> None:
+    """Notebooks 00-08 for two learners side by side, each in a process whose only setting is KUBECONFIG."""
     pair = room[:2]
 
-    def tutorial(namespace: str) -> list[subprocess.CompletedProcess[str]]:
-        path = handout / f"{namespace}.kubeconfig"
-        return [jhtutorial(*command, kubeconfig=path) for command in (["up"], ["status"])]
+    def series(namespace: str) -> subprocess.CompletedProcess[str]:
+        return jhtutorial("run", "--output", str(tmp_path / namespace), kubeconfig=handout / f"{namespace}.kubeconfig",
+                          timeout=900)
 
     with ThreadPoolExecutor(2) as pool:
-        results = dict(zip(pair, pool.map(tutorial, pair)))
-    for namespace, (up, status) in results.items():
-        assert up.returncode == 0, up.stderr
-        assert f"applied in namespace {namespace}" in up.stdout  # the namespace came from the file's context
-        assert status.returncode == 0, status.stdout
+        results = dict(zip(pair, pool.map(series, pair)))
+    for namespace, result in results.items():
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "all 9 notebooks passed" in result.stdout
+        # the namespace came from the file's context, and the cluster-wide reads degraded instead of failing
+        introduction = (tmp_path / namespace / "00-introduction.ipynb").read_text()
+        assert f"namespace:  {namespace}" in introduction
+    rows = {row.namespace: row for row in classroom_status(instructor, prefix=prefix).rows}
+    for namespace in pair:  # 08 cleaned up after a hub ran: the table says so
+        assert rows[namespace].cleaned and rows[namespace].marks == ["-"] * 6, rows[namespace]
+
+
+def test_the_cli_works_in_the_learners_namespace_and_nowhere_else(instructor: Connection, room: list[str],
+                                                                  handout: Path, prefix: str) -> None:
+    mine = handout / f"{room[0]}.kubeconfig"
+    up = jhtutorial("up", kubeconfig=mine)
+    assert up.returncode == 0, up.stderr
+    assert f"applied in namespace {room[0]}" in up.stdout
+    assert jhtutorial("status", kubeconfig=mine).returncode == 0
     table = classroom_status(instructor, prefix=prefix)
     rows = {row.namespace: row for row in table.rows}
-    assert all(rows[ns].marks == ["ok"] * 6 for ns in pair), str(table)
-    assert rows[room[2]].marks[0] == "-"
+    assert rows[room[0]].marks == ["ok"] * 6, str(table)
     assert "learners' pods are simulated" in str(table)
-    # outside their namespace: nothing, even with -n
-    elsewhere = jhtutorial("up", "-n", room[2], kubeconfig=handout / f"{pair[0]}.kubeconfig")
-    assert elsewhere.returncode == 6, elsewhere.stderr
-    for namespace in pair:
-        down = jhtutorial("down", kubeconfig=handout / f"{namespace}.kubeconfig")
-        assert down.returncode == 0, down.stderr
+    # no process runs for a learner's pod: the local cluster's supervisor leaves classroom namespaces alone
+    pods = KubeApi(instructor.api).get(PODS.path(room[0]))["items"]
+    assert pods and not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
+    elsewhere = jhtutorial("up", "-n", room[2], kubeconfig=mine)
+    assert elsewhere.returncode == 6 and f"in namespace {room[2]}" in elsewhere.stderr, elsewhere.stderr
+    down = jhtutorial("down", kubeconfig=mine)
+    assert down.returncode == 0, down.stderr
+
+
+def test_status_names_a_pending_claim_and_a_pod_that_is_not_ready(instructor: Connection, room: list[str],
+                                                                   handout: Path, prefix: str) -> None:
+    namespace = room[1]
+    kube = learner_api(handout, namespace)
+
+    def problem() -> str:
+        return next(r for r in classroom_status(instructor, prefix=prefix).rows if r.namespace == namespace).problem
+
+    kube.call("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", body={
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "claim-typo"},
+        "spec": {"storageClassName": "no-such-class", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}})
+    kube.call("POST", PODS.path(namespace), body={
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jupyter-nowhere"},
+        "spec": {"nodeSelector": {"no-such-label": "x"}, "containers": [{"name": "c", "image": "busybox"}]}})
+    try:
+        deadline = time.monotonic() + 20
+        while "FailedScheduling" not in problem() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert problem().startswith("Pod jupyter-nowhere: Pending, not Ready; FailedScheduling"), problem()
+        kube.call("DELETE", PODS.path(namespace, "jupyter-nowhere"), body={"gracePeriodSeconds": 0})
+        deadline = time.monotonic() + 20
+        while not problem().startswith("PersistentVolumeClaim") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert problem().startswith("PersistentVolumeClaim claim-typo: Pending"), problem()
+    finally:
+        kube.call("DELETE", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/claim-typo")
 
 
 def test_the_room_view_follows_a_learner(instructor: Connection, room: list[str], handout: Path, prefix: str) -> None:
@@ -310,3 +361,19 @@ def _apiserver_flag(cluster, flag: str) -> str:
         if argument == flag:
             return arguments[index + 1]
     raise AssertionError(f"kube-apiserver runs without {flag}")
+
+
+def test_the_instructor_notebook_shows_the_room(kubeconfig: Path, room: list[str], prefix: str, handout: Path,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """notebooks/instructor/classroom.ipynb, headless: completes the room (idempotent) and prints its table."""
+    import papermill
+
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "instructor" / "classroom.ipynb"
+    executed = tmp_path / "classroom.ipynb"
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))  # the kernel inherits it
+    papermill.execute_notebook(str(notebook), str(executed), kernel_name="python3", progress_bar=False,
+                               parameters={"prefix": prefix, "learners": LEARNERS, "output": str(handout),
+                                           "interactive": False})
+    text = executed.read_text()
+    assert f"classroom '{prefix}': {LEARNERS} learner(s), 0 new" in text  # the module's room, kept as it was
+    assert all(namespace in text for namespace in room) and "LATEST PROBLEM" in text

@@ -20,10 +20,11 @@ from kubernetes.client.exceptions import ApiException
 
 from jhtutorial import STEPS, apply
 from jhtutorial import cleanup as cleanup_module
-from jhtutorial.cleanup import clean_up, leftovers
+from jhtutorial.cleanup import clean_up, inventory, leftovers
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, KubeApi
+from jhtutorial.localcluster.backing import BACKED_LABEL
 from jhtutorial.login import login
 from jhtutorial.steps import cleanup_commands
 from tests.kubehelpers import foreign_user_server, service_account_kubeconfig
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.cluster
 PAUSE = "registry.k8s.io/pause:3.10"
 TUTORIAL_OBJECTS = 15  # what the twelve manifest files define
 PART_OF = "app.kubernetes.io/part-of"
+MANIFEST_OBJECTS = [f"{obj['kind']}/{obj['metadata']['name']}" for step in STEPS for obj in step.objects()]
 
 
 def _deploy(conn: Connection) -> None:
@@ -50,10 +52,13 @@ def conn(kubeconfig: Path, namespace: str) -> Iterator[Connection]:
 
 
 def test_after_login_everything_goes_and_a_second_run_removes_nothing(
-    conn: Connection, api_client: client.ApiClient
+    conn: Connection, api_client: client.ApiClient, backing
 ) -> None:
+    # marked as `jhtutorial up` marks its namespaces, so the hub runs (a local process on the local cluster)
+    KubeApi(conn.api).call("PATCH", NAMESPACES.path(name=conn.namespace), content_type="application/merge-patch+json",
+                           body={"metadata": {"labels": {BACKED_LABEL: "true"}}})
     _deploy(conn)
-    login(conn=conn, proxy="none", server_wait=1)  # the real KubeSpawner makes jupyter-admin and claim-admin
+    login(conn=conn)  # the real KubeSpawner makes jupyter-admin and claim-admin
     core = client.CoreV1Api(api_client)
     # the hub config's labels reach what KubeSpawner 7 creates (KubeSpawner's own labels do not override them)
     assert core.read_namespaced_pod("jupyter-admin", conn.namespace).metadata.labels[PART_OF] == "jhtutorial"
@@ -64,14 +69,21 @@ def test_after_login_everything_goes_and_a_second_run_removes_nothing(
                  "spec": {"containers": [{"name": "c", "image": PAUSE}]}}
     core.create_namespaced_pod(conn.namespace, unrelated)
     found = leftovers(conn)
-    assert "Pod/jupyter-admin" in found and "PersistentVolumeClaim/claim-admin" in found
-    assert len(found) == TUTORIAL_OBJECTS + 2
+    assert found == [*MANIFEST_OBJECTS, "Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin"]  # step order
+    assert [(f.label, f.user) for f in inventory(conn) if f.from_hub] == [
+        ("Pod/jupyter-admin", "admin"), ("PersistentVolumeClaim/claim-admin", "admin")]
 
     said: list[str] = []
     result = clean_up(conn, progress=said.append)
     assert len(result.removed) == TUTORIAL_OBJECTS + 2 and not result.left
     assert set(result.from_hub) == {"Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin"}
-    assert result.removed[:2] == ["Deployment/hub", "Deployment/proxy"]  # the hub goes first
+    # the hub goes first, then what it made, then the files' objects the last step first (as notebook 08 lists)
+    assert result.removed == [
+        "Deployment/hub", "Deployment/proxy", "Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin",
+        "Service/hub", "Service/proxy-api", "Service/proxy-http", "Service/proxy-public",
+        "PersistentVolumeClaim/hub-db-dir", "Secret/hub-secret",
+        "ConfigMap/hub-config", "ConfigMap/nginx-routes", "ConfigMap/nginx-proxy-config",
+        "ServiceAccount/hub", "ServiceAccount/proxy", "Role/hub", "RoleBinding/hub"]
     assert "nothing of the tutorial is left" in str(result)
     assert "Pod/jupyter-admin (created by the hub for user admin)" in str(result)
     # before the home volume goes, the clean-up says which one and whose
@@ -142,13 +154,16 @@ def test_the_namespace_goes_only_when_asked(kubeconfig: Path, api_client: client
 
 
 def test_the_clean_up_by_hand_deletes_the_deployments_first_and_leaves_nothing(
-    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path
+    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path, backing
 ) -> None:
     """The line clean_up() and `jhtutorial down` print, as notebook 08 shows it, typed in any folder."""
     conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
     try:
+        KubeApi(conn.api).call("PATCH", NAMESPACES.path(name=conn.namespace),
+                               content_type="application/merge-patch+json",
+                               body={"metadata": {"labels": {BACKED_LABEL: "true"}}})  # so the hub runs
         _deploy(conn)
-        login(conn=conn, proxy="none", server_wait=1)
+        login(conn=conn)
         foreign_user_server(api_client, other_namespace, "bob")
         line = cleanup_module._kubectl(other_namespace, False)  # what CleanupResult.kubectl holds
         commands = cleanup_commands(other_namespace)

@@ -67,24 +67,27 @@ def test_kubectl_commands_a_learner_would_type() -> None:
 def test_commands_that_name_manifest_files_say_where_to_type_them() -> None:
     from jhtutorial.steps import WHERE_TO_TYPE, by_hand
 
-    assert by_hand(get_step("rbac").kubectl("jhub")).startswith("the same by hand (in the project folder): kubectl")
+    assert by_hand(get_step("rbac").kubectl("jhub")).startswith("the same by hand (in the folder holding manifests/): kubectl")
     assert by_hand("kubectl get pods -n jhub --watch") == "the same by hand: kubectl get pods -n jhub --watch"
-    assert "cd .." in WHERE_TO_TYPE and "notebooks/" in WHERE_TO_TYPE
+    assert "manifests/" in WHERE_TO_TYPE and "jhtutorial lab" in WHERE_TO_TYPE
 
 
 # --- against the cluster ----------------------------------------------------------------------------
 
 
 @pytest.mark.cluster
-def test_the_step_commands_work_from_the_project_folder_and_not_from_notebooks(
-    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+def test_the_step_commands_work_in_the_lab_working_copy_and_not_elsewhere(
+    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path
 ) -> None:
-    """What the notebooks show is typed in a shell: in the project folder it applies the step; in notebooks/,
-    where a JupyterLab terminal starts, the same line finds no file (hence the shown 'cd ..' line)."""
-    root = manifests.MANIFEST_DIR.parent
+    """What the notebooks show is typed in a shell: in the working copy `jhtutorial lab` opens (where its
+    terminals start) it applies the step; in a folder without manifests/ the same line finds no file."""
+    from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
+    from jhtutorial.workingcopy import make_working_copy
+
+    root = make_working_copy(tmp_path / "workbook", notebooks(NOTEBOOK_DIR), manifests.MANIFEST_DIR).folder
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
     command = get_step("rbac").kubectl(other_namespace)
-    wrong = subprocess.run(["bash", "-c", command], cwd=root / "notebooks", env=env, capture_output=True, text=True)
+    wrong = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert wrong.returncode != 0 and "manifests/rbac.yaml" in wrong.stderr
     shown = STEPS[:3] if shutil.which("openssl") else STEPS[:2]  # 03 is a pipeline with sed and openssl
     for step in shown:

@@ -59,7 +59,7 @@ def test_the_command_line_still_prints_the_command_once(kubeconfig: Path, namesp
         result = jhtutorial.apply("rbac", conn=conn)
         assert result.lines()[:-1] == result.changes()
         assert [line for line in result.lines() if "kubectl" in line] == [
-            f"  the same by hand (in the project folder): kubectl apply --server-side -n {namespace} "
+            f"  the same by hand (in the folder holding manifests/): kubectl apply --server-side -n {namespace} "
             "-f manifests/rbac.yaml"]
     finally:
         conn.close()
