@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps cluster cluster-down lab run test bench clean
+.PHONY: setup system-deps cluster cluster-down lab run test screenshots bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ run: setup
 test: setup system-deps
 	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
 	$(BIN)/python -m pytest
+
+# the README's pictures (docs/img/): the browser test run in JupyterLab and Chromium, saving them on the way
+screenshots: setup
+	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
+	JHTUTORIAL_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_browser.py -m browser
 
 bench: setup
 	@for b in bench/*; do [ -x "$$b" ] && $(BIN)/python "$$b"; done
