@@ -1,17 +1,18 @@
 # Thin entry points; the logic lives in the jhtutorial package.
 #   make run    set up, start the local cluster if no other cluster is configured, run the workbook
 #   make test   set up and run every test against a real API server
+#   make test-fast   the tests that need no cluster and no kubeconfig (seconds)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps cluster cluster-down lab run test screenshots bench clean
+.PHONY: setup system-deps cluster cluster-down lab run test test-fast screenshots bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 # nginx is only needed by the test that runs `nginx -t` on the proxy's config
@@ -46,6 +47,9 @@ test: setup system-deps
 screenshots: setup
 	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
 	JHTUTORIAL_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_browser.py -m browser
+
+test-fast: setup
+	$(BIN)/python -m pytest -m 'not cluster'
 
 bench: setup
 	@for b in bench/*; do [ -x "$$b" ] && $(BIN)/python "$$b"; done

@@ -47,6 +47,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NODES, PODS, SERVICES, KubeApi
+from .readable import Readable
 from .steps import STEPS, and_join, get_step, up_command
 from .waits import pod_ready
 
@@ -63,7 +64,7 @@ SIMULATED_NOTE = (
 
 
 @dataclass
-class Access:
+class Access(Readable):
     """A way to the hub: the URL (None when there is none), how it was found, and how to type it."""
 
     url: str | None
@@ -86,9 +87,6 @@ class Access:
     def lines(self) -> list[str]:
         head = f"{self.url} ({self.how})" if self.url else f"no URL can answer ({self.how})"
         return [head, f"  the same by hand: {self.kubectl}", *(f"  note: {note}" for note in self.notes)]
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
 
     def __enter__(self) -> Access:
         return self

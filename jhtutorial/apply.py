@@ -7,7 +7,7 @@
       ServiceAccount/proxy    created
       Role/hub                created
       RoleBinding/hub         created
-      the same by hand (in the project folder): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
+      the same by hand (in the folder holding manifests/): kubectl apply --server-side -n jhtutorial -f manifests/rbac.yaml
 
 How it works, and why:
 
@@ -30,6 +30,11 @@ How it works, and why:
   as they are (the error names them; running the step again converges);
 - **steps in order**: each earlier step's objects must exist (a Deployment
   whose ConfigMap is missing would only fail later, and less clearly);
+- **field ownership**: the API server records which field manager set each field. The helper applies as
+  ``jhtutorial`` and takes over fields someone else changed since (like ``--force-conflicts``), so a re-run
+  always converges. ``manager="kubectl", force_conflicts=False`` applies as ``kubectl apply --server-side``
+  does: a field another manager changed (``kubectl edit``, ``kubectl patch``) stops the step with a
+  conflict naming that manager and field, and nothing is applied;
 - **the proxy token** in secret-hub.yaml is a placeholder: the first apply puts
   a fresh random token in its place; later applies keep the token the cluster
   already has. The token is never printed or returned.
@@ -87,25 +92,33 @@ class ApplyResult(Readable):
     def changed(self) -> bool:
         return any(o.action != "unchanged" for o in self.objects)
 
-    def lines(self) -> list[str]:
+    def changes(self) -> list[str]:
+        """What the apply did to each object, without the command: for a notebook that showed the
+        command just above (each apply prints its kubectl line once)."""
         out = [f"step {self.step.number:02d} ({self.step.slug}) applied to namespace {self.namespace}"]
         width = max((len(f"{o.kind}/{o.name}") for o in self.objects), default=0)
         out += [f"  {f'{o.kind}/{o.name}':<{width}}  {o.action}" for o in self.objects]
-        out.append(f"  {by_hand(self.kubectl)}")
         return out
+
+    def lines(self) -> list[str]:
+        return [*self.changes(), f"  {by_hand(self.kubectl)}"]
 
     def __repr__(self) -> str:
         actions = ", ".join(f"{o.kind}/{o.name} {o.action}" for o in self.objects)
         return f"ApplyResult({self.step.key} in {self.namespace}: {actions})"
 
 
-def apply(step: int | str | Step, *, conn: Connection | None = None, check_order: bool = True) -> ApplyResult:
+def apply(step: int | str | Step, *, conn: Connection | None = None, check_order: bool = True,
+          manager: str = FIELD_MANAGER, force_conflicts: bool = True) -> ApplyResult:
     """Apply a step's manifest files to the connection's namespace.
 
     Args:
         step: a number, name or key from the registry: ``1``, ``"rbac"``, ``"01-rbac"``.
         conn: a connection from :func:`connect` (default: the last one made).
         check_order: refuse to run before the earlier steps (StepOutOfOrder); on by default.
+        manager: the field manager the API server records (``kubectl`` for what ``kubectl apply`` does).
+        force_conflicts: take over fields another manager set (``--force-conflicts``); without it a
+            conflict raises ApplyRejected naming the manager and the field, and nothing is applied.
 
     Raises: ManifestError (a broken file), StepOutOfOrder, NoDefaultStorageClass,
     Forbidden (missing permissions), ApplyRejected (the server refused an
@@ -116,6 +129,7 @@ def apply(step: int | str | Step, *, conn: Connection | None = None, check_order
 
         apply("rbac")          # kubectl apply --server-side -n NS -f manifests/rbac.yaml
         apply(2, conn=conn)
+        apply("rbac", manager="kubectl", force_conflicts=False)   # kubectl apply --server-side -f ...
     """
     step = get_step(step)
     conn = conn or current_connection()
@@ -134,13 +148,14 @@ def apply(step: int | str | Step, *, conn: Connection | None = None, check_order
 
     secret_values: list[str] = []
     prepared = [(source, _prepare(kube, conn, obj, secret_values)) for source, obj in planned]
+    how = _How(manager, force_conflicts)
     try:
         # Everything is tried first without being stored, so a refusal leaves nothing behind.
-        dry = _dry_run(kube, conn, prepared)
+        dry = _dry_run(kube, conn, prepared, how)
         applied: list[AppliedObject] = []
         for (source, (obj, resource)), before in zip(prepared, dry, strict=True):
             try:
-                after = _send(kube, conn, obj, resource, dry_run=False)
+                after = _send(kube, conn, obj, resource, how, dry_run=False)
             except KubeApiError as err:
                 raise _refusal(err, conn, source, obj, dry_run=False,
                                undone=_roll_back(kube, conn, applied, prepared)) from None
@@ -229,14 +244,22 @@ def _encode(text: str) -> str:
 # --- talking to the server ----------------------------------------------------------------------
 
 
-def _dry_run(kube: KubeApi, conn: Connection,
-             prepared: list[tuple[str, tuple[Obj, Resource]]]) -> list[tuple[int, Obj] | None]:
+@dataclass(frozen=True)
+class _How:
+    """Who applies (the field manager the server records) and whether they take over others' fields."""
+
+    manager: str
+    force_conflicts: bool
+
+
+def _dry_run(kube: KubeApi, conn: Connection, prepared: list[tuple[str, tuple[Obj, Resource]]],
+             how: _How) -> list[tuple[int, Obj] | None]:
     """Dry-run every object in order; None for a RoleBinding that can only be checked once its Role exists."""
     answers: list[tuple[int, Obj] | None] = []
     new_roles: set[tuple[str, str]] = set()  # (kind, name) of roles of this step that do not exist yet
     for source, (obj, resource) in prepared:
         try:
-            status, live = _send(kube, conn, obj, resource, dry_run=True)
+            status, live = _send(kube, conn, obj, resource, how, dry_run=True)
         except KubeApiError as err:
             if err.status == 404 and _role_ref(obj) in new_roles:
                 # The API server looked for the Role to see whether you hold all of its permissions,
@@ -258,10 +281,11 @@ def _role_ref(obj: Obj) -> tuple[str, str] | None:
     return str(ref.get("kind")), str(ref.get("name"))
 
 
-def _send(kube: KubeApi, conn: Connection, obj: Obj, resource: Resource, *, dry_run: bool) -> tuple[int, Obj]:
+def _send(kube: KubeApi, conn: Connection, obj: Obj, resource: Resource, how: _How, *,
+          dry_run: bool) -> tuple[int, Obj]:
     """One server-side apply; raises the KubeApiError (or Forbidden) the server answered."""
     name = obj["metadata"]["name"]
-    query: dict[str, Any] = {"fieldManager": FIELD_MANAGER, "force": True}
+    query: dict[str, Any] = {"fieldManager": how.manager, "force": how.force_conflicts}
     if dry_run:
         query["dryRun"] = "All"
     response = kube.open("PATCH", resource.path(conn.namespace, name), query=query, body=obj,
@@ -270,7 +294,7 @@ def _send(kube: KubeApi, conn: Connection, obj: Obj, resource: Resource, *, dry_
         data = response.data
     finally:
         response.release_conn()
-    raise_for_status(response.status, data, what=f"apply {obj['kind']}/{name}")
+    raise_for_status(response.status, data, what=f"apply {obj['kind']}/{name}", token=kube.token)
     return response.status, json.loads(data)
 
 
@@ -345,6 +369,10 @@ def _roll_back(kube: KubeApi, conn: Connection, applied: list[AppliedObject],
 
 
 def _rejection_fix(err: KubeApiError, conn: Connection) -> str:
+    if err.status == 409 and "conflict" in err.problem.lower():
+        return ("another field manager changed a field the file sets (the message names both). If the file is "
+                "right, apply with --force-conflicts (jhtutorial.apply(..., force_conflicts=True)) to take the "
+                "field back; if the change is right, copy it into the file first")
     if err.status == 404 and "namespaces" in err.problem:
         return (f"the namespace {conn.namespace!r} does not exist: check the namespace you gave, or create it "
                 "(notebook 00, or `jhtutorial up`, creates it)")

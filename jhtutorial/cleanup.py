@@ -1,59 +1,79 @@
 """Remove everything the tutorial put in the namespace, check it is gone, and say what went.
 
-    >>> print(clean_up())                     # doctest: +SKIP
+    >>> print(clean_up(progress=print))       # doctest: +SKIP
+    deleting the home volume of user admin: PersistentVolumeClaim/claim-admin
     removed 17 objects from namespace jhtutorial in 2.3 s; nothing of the tutorial is left
       Deployment/hub, Deployment/proxy
-      Pod/jupyter-admin (created by the hub), PersistentVolumeClaim/claim-admin (created by the hub)
+      Pod/jupyter-admin (created by the hub for user admin), PersistentVolumeClaim/claim-admin (...)
       ...
-      the same by hand (in the project folder): kubectl delete -n jhtutorial deployment hub proxy ... && ...
+      the same by hand: kubectl delete -n jhtutorial deployments -l app.kubernetes.io/part-of=jhtutorial ...
     >>> print(clean_up())                     # doctest: +SKIP
     nothing to remove in namespace jhtutorial: none of the tutorial's objects is there
 
-What goes, in this order, and why:
+What goes is found by ONE label, ``app.kubernetes.io/part-of=jhtutorial``:
+every object of the manifests carries it, and the hub config makes KubeSpawner
+put it on the user pods and PVCs it creates. Nothing is chosen by name or by
+KubeSpawner's own labels, which another JupyterHub in the same namespace
+shares: its users' pods and home volumes stay. The same by hand::
+
+    kubectl get pod,pvc -n NS -l app.kubernetes.io/part-of=jhtutorial
+
+The order, and why:
 
 1. the Deployments (hub and proxy), with foreground propagation: their
    ReplicaSets and pods go first, so no hub is left that could start a new user
    pod while the rest is deleted;
-2. what the hub created, which no manifest names: the user pods and their
-   home PVCs. They are found by KubeSpawner's labels
-   (``app.kubernetes.io/managed-by=kubespawner``, ``component=singleuser-server``
-   / ``singleuser-storage``) and, for anything relabelled, by name
-   (``jupyter-*`` pods, ``claim-*`` PVCs);
+2. what the hub created, which no manifest names: the user pods and their home
+   PVCs (each home volume is named with its user before it goes);
 3. every other object of the manifests, the last step first (Services, the
    hub's PVC, the Secret, the ConfigMaps, RBAC).
 
-Then it waits, on a watch, until each one is really gone (a PVC stays until no
-pod uses it; a pod until its grace period ends). Running it again removes
-nothing and says so. The namespace itself stays unless ``delete_namespace=True``.
+Objects that have an owner (the Deployments' ReplicaSets and pods) are left to
+the garbage collector, which removes them with their owner. Then it waits, on
+a watch, until each one is really gone (a PVC stays until no pod uses it; a pod
+until its grace period ends). Running it again removes nothing and says so. The
+namespace itself stays unless ``delete_namespace=True``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .connect import Connection, current_connection
 from .errors import KubeApiError, WaitTimeout
-from .kubeapi import NAMESPACES, PODS, PVCS, KubeApi, Resource
-from .steps import STEPS, by_hand, cleanup_commands
+from .kubeapi import DEPLOYMENTS, NAMESPACES, PVCS, KubeApi, Resource
+from .manifests import PART_OF
+from .readable import Readable
+from .steps import CLEANUP_RESOURCES, STEPS, by_hand, cleanup_commands
 from .waits import wait_deleted
 
-Obj = dict[str, Any]
-SPAWNER_SELECTORS = {
-    PODS: ("app.kubernetes.io/managed-by=kubespawner", "component=singleuser-server"),
-    PVCS: ("app.kubernetes.io/managed-by=kubespawner", "component=singleuser-storage"),
-}
-NAME_PREFIXES = {PODS: "jupyter-", PVCS: "claim-"}  # KubeSpawner's pod/pvc_name_template in hub-config
+USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner's: the hub user a pod or PVC belongs to
+
+
+@dataclass(frozen=True)
+class Found:
+    """One object of the tutorial in the namespace, as the label found it."""
+
+    resource: Resource
+    name: str
+    from_hub: bool  # made by the hub (KubeSpawner), not named in any manifest
+    user: str | None = None  # whose server or home it is (the hub's objects only)
+
+    @property
+    def label(self) -> str:
+        return f"{self.resource.kind}/{self.name}"
 
 
 @dataclass
-class CleanupResult:
+class CleanupResult(Readable):
     """What clean_up() removed and checked."""
 
     namespace: str
     removed: list[str] = field(default_factory=list)  # "Kind/name" of objects deleted by this run
     from_hub: list[str] = field(default_factory=list)  # the removed objects the hub made (user pods, PVCs)
+    users: dict[str, str] = field(default_factory=dict)  # "Kind/name" of a removed hub object -> its user
     left: list[str] = field(default_factory=list)  # objects still there at the end (empty on success)
     namespace_deleted: bool = False
     seconds: float = 0.0
@@ -72,30 +92,35 @@ class CleanupResult:
         else:
             out = [f"removed {len(self.removed)} objects from namespace {self.namespace} in {self.seconds:.1f} s; "
                    + ("nothing of the tutorial is left" if not self.left else f"STILL THERE: {', '.join(self.left)}")]
-            out += [f"  {name}{' (created by the hub)' if name in self.from_hub else ''}" for name in self.removed]
+            out += [f"  {name}{self._made_by(name)}" for name in self.removed]
         if self.namespace_deleted:
             out.append(f"  namespace {self.namespace} deleted")
         out.append(f"  {by_hand(self.kubectl)}")
         return out
 
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
+    def _made_by(self, name: str) -> str:
+        if name not in self.from_hub:
+            return ""
+        return f" (created by the hub for user {self.users[name]})" if name in self.users else " (created by the hub)"
 
 
-def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, timeout: float = 120.0) -> CleanupResult:
+def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, timeout: float = 120.0,
+             progress: Callable[[str], None] | None = None) -> CleanupResult:
     """Delete the tutorial's objects and the user pods/PVCs the hub made; wait until they are gone.
 
     Args:
         conn: a connection (default: the last one made).
         delete_namespace: also delete the namespace (and wait for it to go).
         timeout: seconds to wait for everything to disappear.
+        progress: called with a line before each user's home volume (PVC) is deleted, naming it and its
+            user (the CLI prints them).
 
     Raises WaitTimeout (naming what is still there and why, e.g. a finalizer),
     Forbidden when the credentials may not delete.
 
     Example::
 
-        clean_up()                          # kubectl delete -f manifests/ && kubectl delete pod,pvc -l ...
+        clean_up()                          # kubectl delete -n NS deployments,pods,... -l app.kubernetes.io/part-of=jhtutorial
         clean_up(delete_namespace=True)     # kubectl delete namespace NS
     """
     conn = conn or current_connection()
@@ -104,23 +129,26 @@ def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, 
     result = CleanupResult(namespace=conn.namespace, kubectl=_kubectl(conn.namespace, delete_namespace))
     deleted: list[tuple[Resource, str]] = []
 
-    objects = [obj for step in reversed(STEPS) for obj in step.objects()]
-    deployments = [o for o in objects if o["kind"] == "Deployment"]
-    others = [o for o in objects if o["kind"] != "Deployment"]
+    def remove(found: Found) -> None:
+        if found.from_hub and found.resource == PVCS and progress is not None:
+            progress(f"deleting the home volume of {_whose(found)}: {found.label}")
+        propagation = "Foreground" if found.resource == DEPLOYMENTS else "Background"
+        if _delete(kube, found.resource, conn.namespace, found.name, propagation=propagation):
+            result.removed.append(found.label)
+            deleted.append((found.resource, found.name))
+            if found.from_hub:
+                result.from_hub.append(found.label)
+                if found.user:
+                    result.users[found.label] = found.user
 
-    # 1. the hub and proxy first: a running hub must not start anything new meanwhile
-    for obj in deployments:
-        _delete_manifest_object(kube, conn, obj, result, deleted, propagation="Foreground")
-    # 2. what the hub made
-    for resource, name in _spawned(kube, conn.namespace):
-        if _delete(kube, resource, conn.namespace, name, propagation="Background"):
-            label = f"{resource.kind}/{name}"
-            result.removed.append(label)
-            result.from_hub.append(label)
-            deleted.append((resource, name))
-    # 3. the rest of the manifests, last step first
-    for obj in others:
-        _delete_manifest_object(kube, conn, obj, result, deleted, propagation="Background")
+    # the hub and proxy first, in the foreground: a running hub must not start anything new meanwhile;
+    # then a fresh look, which also sees a user pod the hub started just before it went
+    for found in _tutorial_objects(kube, conn.namespace):
+        if found.resource == DEPLOYMENTS:
+            remove(found)
+    for found in _tutorial_objects(kube, conn.namespace, deletion_order=True):
+        if found.resource != DEPLOYMENTS:
+            remove(found)
 
     deadline = started + timeout
     for resource, name in deleted:
@@ -148,44 +176,49 @@ def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, 
 
 
 def leftovers(conn: Connection | None = None) -> list[str]:
-    """``Kind/name`` of every tutorial object, user pod and user PVC still in the namespace."""
+    """``Kind/name`` of every object of the tutorial still in the namespace: the manifests' in step order,
+    then the user pods and PVCs the hub made (``kubectl get ... -l app.kubernetes.io/part-of=jhtutorial``)."""
     conn = conn or current_connection()
-    kube = KubeApi(conn.api)
-    found = []
-    for step in STEPS:
-        for obj in step.objects():
-            resource = kube.resource_for(obj["apiVersion"], obj["kind"])
-            if kube.get_or_none(resource.path(conn.namespace, obj["metadata"]["name"])) is not None:
-                found.append(f"{obj['kind']}/{obj['metadata']['name']}")
-    found += [f"{resource.kind}/{name}" for resource, name in _spawned(kube, conn.namespace)]
-    return found
+    return [found.label for found in _tutorial_objects(KubeApi(conn.api), conn.namespace)]
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _spawned(kube: KubeApi, namespace: str) -> list[tuple[Resource, str]]:
-    """The user pods and PVCs the hub made: by KubeSpawner's labels, then by name."""
-    found: dict[tuple[str, str], tuple[Resource, str]] = {}
-    for resource, selectors in SPAWNER_SELECTORS.items():
-        for selector in selectors:
-            for item in kube.get(resource.path(namespace), labelSelector=selector).get("items", []):
-                found[(resource.kind, item["metadata"]["name"])] = (resource, item["metadata"]["name"])
-        prefix = NAME_PREFIXES[resource]
-        for item in kube.get(resource.path(namespace)).get("items", []):
-            if item["metadata"]["name"].startswith(prefix):
-                found[(resource.kind, item["metadata"]["name"])] = (resource, item["metadata"]["name"])
-    # pods before PVCs: a PVC in use is only removed once its pod is gone
-    return sorted(found.values(), key=lambda pair: (pair[0].kind != "Pod", pair[1]))
+def _tutorial_objects(kube: KubeApi, namespace: str, *, deletion_order: bool = False) -> list[Found]:
+    """Everything in the namespace that carries the tutorial's label, except what an owner takes with it.
+
+    Step order (the manifests' objects as the files list them, then the hub's); with ``deletion_order``:
+    the Deployments, the hub's pods then PVCs, then the manifests' objects the last step first."""
+    in_files = [(obj["kind"], obj["metadata"]["name"]) for step in STEPS for obj in step.objects()]
+    found = []
+    for resource in CLEANUP_RESOURCES:
+        for item in kube.get(resource.path(namespace), labelSelector=PART_OF).get("items", []):
+            meta = item["metadata"]
+            if meta.get("ownerReferences"):
+                continue  # a Deployment's ReplicaSet or pod: the garbage collector removes it with its owner
+            from_hub = (resource.kind, meta["name"]) not in in_files
+            user = (meta.get("annotations") or {}).get(USERNAME_ANNOTATION) if from_hub else None
+            found.append(Found(resource, meta["name"], from_hub, user))
+
+    def step_order(item: Found) -> tuple[int, int, str]:
+        if item.from_hub:  # pods before PVCs: a PVC in use is only removed once its pod is gone
+            return (len(in_files), CLEANUP_RESOURCES.index(item.resource), item.name)
+        return (in_files.index((item.resource.kind, item.name)), 0, item.name)
+
+    def deletion(item: Found) -> tuple[int, int, str]:
+        position, kind_rank, name = step_order(item)
+        if item.resource == DEPLOYMENTS:
+            return (0, position, name)
+        if item.from_hub:
+            return (1, kind_rank, name)
+        return (2, -position, name)
+
+    return sorted(found, key=deletion if deletion_order else step_order)
 
 
-def _delete_manifest_object(kube: KubeApi, conn: Connection, obj: Obj, result: CleanupResult,
-                            deleted: list[tuple[Resource, str]], *, propagation: str) -> None:
-    resource = kube.resource_for(obj["apiVersion"], obj["kind"])
-    name = obj["metadata"]["name"]
-    if _delete(kube, resource, conn.namespace, name, propagation=propagation):
-        result.removed.append(f"{obj['kind']}/{name}")
-        deleted.append((resource, name))
+def _whose(found: Found) -> str:
+    return f"user {found.user}" if found.user else "a user the hub did not name"
 
 
 def _delete(kube: KubeApi, resource: Resource, namespace: str | None, name: str, *, propagation: str) -> bool:

@@ -7,7 +7,10 @@
     $ jhtutorial login                     # log in as admin/admin, start the server, report each stage
     $ jhtutorial down                      # remove everything the tutorial made (not the namespace)
     $ jhtutorial run                       # run the notebooks headless
-    $ jhtutorial lab                       # open them in JupyterLab
+    $ jhtutorial lab                       # a working copy of them in JupyterLab (./jhtutorial-workbook)
+
+    $ jhtutorial classroom up --learners 20   # a namespace, a kubeconfig and a quota per learner
+    $ jhtutorial classroom status          # one row per learner, one column per step
 
     $ jhtutorial cluster up                # the local simulated cluster (built on first use)
     $ jhtutorial cluster status
@@ -194,7 +197,8 @@ def _down(args: argparse.Namespace) -> int:
 
     conn = _connect(args)
     with _still_waiting(f"removing the tutorial from namespace {conn.namespace}"):
-        result = clean_up(conn, delete_namespace=args.delete_namespace, timeout=args.timeout)
+        result = clean_up(conn, delete_namespace=args.delete_namespace, timeout=args.timeout,
+                          progress=lambda line: print(line, flush=True))
     print(str(result))
     return 0
 
@@ -341,9 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     lab = commands.add_parser("lab", parents=[common],
-                              help="open the notebooks in JupyterLab (--namespace/--context reach the notebooks)")
+                              help="open a working copy of the notebooks in JupyterLab (--namespace/--context reach them)")
+    lab.add_argument("--workdir", default=None, metavar="FOLDER",
+                     help="the working copy of the notebooks and manifests/ (default: ./jhtutorial-workbook); "
+                     "files already there are kept, only missing ones are copied")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="anything else is passed on to jupyter lab")
     lab.set_defaults(handler=_lab)
+
+    from .classroom.command import add_commands as add_classroom_commands  # its own module: jhtutorial/classroom
+
+    add_classroom_commands(commands, common)
 
     cluster = commands.add_parser("cluster", help="the local simulated cluster (real control plane, kwok nodes)")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")

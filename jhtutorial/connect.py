@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,11 @@ class Connection(Readable):
     namespace_created: bool
     kubeconfig: str | None  # the file(s) the credentials came from
     notes: list[str] = field(default_factory=list)
+    # Long-lived users (a running live view) and whether connect() has replaced this connection: a replaced
+    # connection closes its sockets at once, or when the last such user lets go.
+    _holders: int = field(default=0, init=False, repr=False, compare=False)
+    _replaced: bool = field(default=False, init=False, repr=False, compare=False)
+    _holding: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def lines(self) -> list[str]:
         out = [f"connected to {CLUSTER_KINDS[self.cluster_kind]}, Kubernetes {self.server_version}"]
@@ -131,7 +137,30 @@ class Connection(Readable):
         )
 
     def close(self) -> None:
+        """Close the sockets of the client's connection pool. A later request still works: it opens new ones."""
         self.api.close()
+
+    def hold(self) -> None:
+        """A background user (a live view's watches) starts using this connection: a connect() that replaces
+        it meanwhile leaves it open until :meth:`release`. Pair every hold() with one release()."""
+        with self._holding:
+            self._holders += 1
+
+    def release(self) -> None:
+        """The background user is done; a connection replaced meanwhile is closed now."""
+        with self._holding:
+            self._holders = max(0, self._holders - 1)
+            close = self._replaced and self._holders == 0
+        if close:
+            self.close()
+
+    def _replace(self) -> None:
+        """connect() made a newer connection: close this one, now or when its last holder lets go."""
+        with self._holding:
+            self._replaced = True
+            close = self._holders == 0
+        if close:
+            self.close()
 
     def _storage_text(self) -> str:
         if not self.storage_checked:
@@ -201,7 +230,10 @@ def connect(
     except BaseException:
         api.close()
         raise
-    _current = conn
+    # Every nb.begin() connects anew; the connection it replaces must not keep its pool of sockets open.
+    previous, _current = _current, conn
+    if previous is not None and previous is not conn:
+        previous._replace()
     return conn
 
 

@@ -129,6 +129,10 @@ class Forbidden(KubeApiError):
     exit_code = 6
 
 
+class ClassroomError(TutorialError):
+    """A classroom cannot be set up or removed as asked (a name taken by another room, a bad duration)."""
+
+
 class WaitTimeout(TutorialError):
     """The awaited state did not arrive in time; the message says what blocks it.
 

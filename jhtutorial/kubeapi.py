@@ -26,6 +26,7 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from .credentials import bearer_token, unauthorized_reason
 from .errors import ClusterUnreachable, Forbidden, KubeApiError, Unauthorized
 
 # (connect, read) seconds for ordinary requests; watches pass their own.
@@ -120,6 +121,11 @@ class KubeApi:
     def server(self) -> str:
         return self.api_client.configuration.host
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token these requests carry, if the credentials are one (not a client certificate)."""
+        return bearer_token(self.api_client.configuration.get_api_key_with_prefix("BearerToken", alias="authorization"))
+
     def open(
         self,
         method: str,
@@ -172,7 +178,7 @@ class KubeApi:
             raise tls_failure(self.server, err) from None
         except CONNECTION_ERRORS as err:
             raise unreachable(self.server, err) from None
-        raise_for_status(response.status, response.data, what=f"GET {path}")
+        raise_for_status(response.status, response.data, what=f"GET {path}", token=self.token)
         return json.loads(response.data) if response.data else {}
 
     def call(
@@ -193,7 +199,7 @@ class KubeApi:
             raise unreachable(self.server, err) from None
         finally:
             response.release_conn()
-        raise_for_status(response.status, data, what=f"{method} {path}")
+        raise_for_status(response.status, data, what=f"{method} {path}", token=self.token)
         return json.loads(data) if data else {}
 
     def get(self, path: str, **query: Any) -> dict[str, Any]:
@@ -240,12 +246,17 @@ class KubeApi:
         return self._discovered[key]
 
 
-def raise_for_status(status: int, data: bytes | None, *, what: str) -> None:
-    """Turn an HTTP error answer into the matching TutorialError (2xx passes)."""
+def raise_for_status(status: int, data: bytes | None, *, what: str, token: str | None = None) -> None:
+    """Turn an HTTP error answer into the matching TutorialError (2xx passes).
+
+    ``token``: the bearer token the request carried; a 401 then says whether it expired or was withdrawn."""
     if 200 <= status < 300:
         return
     message, reason = _status_message(data)
     message = message or f"{what} failed with HTTP {status}"
+    explained = unauthorized_reason(token) if status == 401 else None
+    if explained is not None:
+        raise Unauthorized(explained[0], fix=explained[1])
     if status == 401:
         raise Unauthorized(
             f"the API server rejected the credentials (401 Unauthorized): {message}",

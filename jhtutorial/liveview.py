@@ -142,6 +142,7 @@ class LiveView:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reflectors: list[Reflector] = []
+        self._holding = False  # between start() and the end of stop(): self.conn.hold() is in force
         self._last_render = 0.0
         self._render_lock = threading.Lock()
         self._listed = threading.Event()  # the pods' first list is in
@@ -176,6 +177,8 @@ class LiveView:
         if not self.watch_events:
             self._events_listed.set()
         self._state = _State()
+        self.conn.hold()  # a connect() meanwhile must not close the connection under the watches
+        self._holding = True
         pods = Reflector(self.conn.api, PODS, self.namespace)
         self._reflectors = [pods]
         self._threads = [threading.Thread(target=self._follow_pods, args=(pods,),
@@ -210,6 +213,9 @@ class LiveView:
         with _registry_lock:
             if _running.get((self.conn.server, self.namespace)) is self:
                 del _running[(self.conn.server, self.namespace)]
+        if self._holding and not alive:
+            self._holding = False
+            self.conn.release()
         self._render(live=False)
         if alive:
             raise TutorialError(f"the live view's threads did not stop within {timeout:.0f} s: {', '.join(alive)}",
@@ -297,7 +303,7 @@ class LiveView:
                 involved = event.object.get("involvedObject") or {}
                 key = involved.get("uid") or involved.get("name") or ""
                 latest = _LatestEvent(
-                    stamp=_event_stamp(event.object),
+                    stamp=event_stamp(event.object),
                     reason=str(event.object.get("reason") or ""),
                     message=" ".join(str(event.object.get("message") or "").split()),
                     type=str(event.object.get("type") or "Normal"),
@@ -363,10 +369,10 @@ class LiveView:
             except TutorialError:
                 return
             with self._lock:
-                for item in sorted(items, key=_event_stamp):
+                for item in sorted(items, key=event_stamp):
                     involved = item.get("involvedObject") or {}
                     self._state.events[involved.get("uid") or involved.get("name") or ""] = _LatestEvent(
-                        _event_stamp(item), str(item.get("reason") or ""),
+                        event_stamp(item), str(item.get("reason") or ""),
                         " ".join(str(item.get("message") or "").split()), str(item.get("type") or "Normal"))
 
     # --- HTML -----------------------------------------------------------------------------
@@ -524,7 +530,7 @@ def _age(created: str | None, now: datetime) -> str:
     return f"{hours // 24}d"
 
 
-def _event_stamp(event: Obj) -> str:
+def event_stamp(event: Obj) -> str:
     """A sortable time of an Event (newer string = newer event), whichever field is set."""
     series = event.get("series") or {}
     stamp = (

@@ -52,6 +52,7 @@ from .connect import Connection, current_connection
 from .errors import AccessError, LoginFailed, TutorialError
 from .kubeapi import PODS, PVCS, KubeApi
 from .localhub import LocalHub
+from .readable import Readable
 from .watching import Reflector
 
 Obj = dict[str, Any]
@@ -75,7 +76,7 @@ class Stage:
 
 
 @dataclass
-class LoginResult:
+class LoginResult(Readable):
     """What login() saw, stage by stage, and what it means."""
 
     user: str
@@ -126,9 +127,6 @@ class LoginResult:
         out += [f"  {note}" for note in self.notes]
         out.append(f"  watch it yourself: {self.kubectl}")
         return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
 
 
 def login(
@@ -319,6 +317,7 @@ class _ProgressReader:
         self._response: Any = None
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jhtutorial-login-progress", daemon=True)
+        self._last = ""  # the last message shown: a repeated event is shown once
 
     def start(self) -> None:
         self._thread.start()
@@ -361,10 +360,13 @@ class _ProgressReader:
             return  # closed by close(), or the hub went away: the stages so far stand
 
     def _handle(self, event: Obj) -> None:
-        message = str(event.get("message") or "").strip()
+        message = progress_message(event)
         pct = event.get("progress")
         prefix = f"hub progress {pct}%" if pct is not None else "hub progress"
         with self.changed:
+            if message and message == self._last and not event.get("failed") and not event.get("ready"):
+                return  # the same event again (the scheduler retried): one line is enough
+            self._last = message
             if event.get("failed"):
                 self.result.hub_failed = message or "failed"
                 self.clock.stage(f"{prefix}: {message}", ok=False)
@@ -374,6 +376,22 @@ class _ProgressReader:
             else:
                 self.clock.stage(f"{prefix}: {message}")
             self.changed.notify_all()
+
+
+# KubeSpawner passes each Kubernetes event on as "<its time> [<type>] <message>"; the stage line already says
+# when (seconds since the login), so the raw timestamp goes
+_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?\s+")
+
+
+def progress_message(event: Obj) -> str:
+    """The message of one event of the hub's progress stream, without KubeSpawner's raw timestamp.
+
+    >>> progress_message({"message": "2026-11-25T20:58:03.740411Z [Warning] 0/3 nodes are available"})
+    '[Warning] 0/3 nodes are available'
+    >>> progress_message({"progress": 0, "message": "Server requested"})
+    'Server requested'
+    """
+    return _EVENT_TIME.sub("", str(event.get("message") or "").strip())
 
 
 def _check_server(session: Any, base: str, user: str, result: LoginResult, clock: _Clock, *,

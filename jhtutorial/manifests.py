@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from .errors import ManifestError
+from .shipped import shipped_folder
 
 Manifest = dict[str, Any]
 
@@ -48,6 +49,10 @@ MANIFEST_FILES: tuple[str, ...] = (
     "deploy-hub.yaml",
     "deploy-proxy.yaml",
 )
+
+#: The label selector that finds everything the tutorial made and nothing else: every object of the files
+#: carries the label, and the hub config gives it to the user pods and PVCs KubeSpawner creates.
+PART_OF = "app.kubernetes.io/part-of=jhtutorial"
 
 #: The value of ``proxy.token`` in secret-hub.yaml. It is not a token: whoever
 #: creates the Secret replaces it with a fresh random one per install.
@@ -70,28 +75,21 @@ KNOWN_KINDS: frozenset[tuple[str, str]] = frozenset(
 )
 
 _API_VERSION = re.compile(r"^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$")
-_OVERRIDE_ENV = "JHTUTORIAL_MANIFEST_DIR"
+#: Names another folder of manifests: `jhtutorial lab` sets it to the learner's working copy.
+MANIFEST_DIR_ENV = "JHTUTORIAL_MANIFEST_DIR"
 
 
 def find_manifest_dir() -> Path:
-    """Where the manifests are: ``$JHTUTORIAL_MANIFEST_DIR``, else next to the package.
+    """Where the manifests are: ``$JHTUTORIAL_MANIFEST_DIR`` (``jhtutorial lab`` points it at the
+    learner's working copy), else the ones the package ships (see :mod:`jhtutorial.shipped`).
 
-    A source checkout (or an editable install) has them at ``<repo>/manifests``;
-    a wheel that ships them as package data has them at
-    ``jhtutorial/_manifests``. The first folder holding ``rbac.yaml`` wins.
-
-        >>> find_manifest_dir().name
-        'manifests'
+        >>> find_manifest_dir().joinpath("rbac.yaml").is_file()
+        True
     """
-    override = os.environ.get(_OVERRIDE_ENV)
+    override = os.environ.get(MANIFEST_DIR_ENV)
     if override:
         return Path(override).expanduser().resolve()
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_manifests", here.parent / "manifests"):
-        if (candidate / MANIFEST_FILES[0]).is_file():
-            return candidate
-    # Not found: keep the source-checkout location so errors name a real place.
-    return here.parent / "manifests"
+    return shipped_folder("manifests")
 
 
 MANIFEST_DIR: Path = find_manifest_dir()

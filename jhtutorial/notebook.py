@@ -46,6 +46,7 @@ from .kubeapi import (
     Resource,
 )
 from .steps import STEPS, Step, get_step
+from .yourturn import apply_step, wait_step  # noqa: F401  (nb.apply_step, nb.wait_step)
 
 Obj = dict[str, Any]
 PART_OF = "app.kubernetes.io/part-of=jhtutorial"
@@ -244,8 +245,8 @@ def show_manifest(*names: str) -> None:
 def show_kubectl(*commands: str) -> None:
     """Show the command(s) a learner would type in a terminal, instead of running this cell.
 
-    Commands that name files in manifests/ get a first line saying where to type them: a JupyterLab
-    terminal starts in notebooks/, one folder below."""
+    Commands that name files in manifests/ get a first line saying where to type them: the folder
+    holding manifests/ (the working copy `jhtutorial lab` opens, where its terminals start)."""
     from .steps import MANIFEST_FOLDER, WHERE_TO_TYPE
 
     where = [f"# {WHERE_TO_TYPE}"] if any(f"{MANIFEST_FOLDER}/" in command for command in commands) else []

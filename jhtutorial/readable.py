@@ -8,8 +8,14 @@ from typing import Any
 class Readable:
     """Mixin: ``str()`` joins :meth:`lines`; a notebook cell ending in the object shows that text.
 
-    Without ``_repr_pretty_`` IPython would print the dataclass ``repr``, one long line.
+    Without ``_repr_pretty_`` IPython would print the ``repr``, one long line. IPython looks for it class by
+    class along the MRO and stops at the first class that defines ``__repr__``, which every dataclass does:
+    so each subclass gets the method in its own namespace, ahead of its generated ``__repr__``.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._repr_pretty_ = Readable._repr_pretty_  # type: ignore[method-assign]
 
     def lines(self) -> list[str]:
         raise NotImplementedError

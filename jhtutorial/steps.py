@@ -27,7 +27,19 @@ from typing import Any
 from . import manifests
 from .connect import Connection, current_connection
 from .errors import UnknownStep
-from .kubeapi import KubeApi
+from .kubeapi import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    PODS,
+    PVCS,
+    ROLE_BINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+    SERVICES,
+    KubeApi,
+    Resource,
+)
 from .readable import Readable
 from .waits import (
     Verdict,
@@ -40,18 +52,28 @@ from .waits import (
 )
 
 Obj = dict[str, Any]
+# finds the live object for an object of a manifest (None: it does not exist)
+Fetch = Callable[[Obj], "Obj | None"]
 MANIFEST_FOLDER = "manifests"  # how a learner's shell, at the repository root, names the folder
-# where such a command works: JupyterLab (`jhtutorial lab`) opens its terminals in notebooks/
-WHERE_TO_TYPE = "in the project folder, the one holding manifests/ (a JupyterLab terminal starts in notebooks/: cd .. first)"
+# where such a command works: `jhtutorial lab` opens its terminals in the working copy, which holds manifests/
+WHERE_TO_TYPE = "in the folder holding manifests/ (the working copy `jhtutorial lab` opened; its terminals start there)"
+
+
+# What the clean-up looks for, by the label PART_OF alone, in the order it deletes: the Deployments first (their
+# ReplicaSets and pods go with them), so no hub is left to start a user pod; then the pods and PVCs (the user
+# servers and homes the hub made, and the hub's database volume); then the rest of what the files define.
+CLEANUP_RESOURCES: tuple[Resource, ...] = (
+    DEPLOYMENTS, PODS, PVCS, SERVICES, SECRETS, CONFIGMAPS, ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS,
+)
 
 
 def cleanup_commands(namespace: str, *, delete_namespace: bool = False) -> list[str]:
-    """The clean-up by hand, in the order clean_up() and notebook 08 follow: the Deployments first (and their
-    pods with them), so no hub is left to start a user pod; then what the hub made; then the files' objects."""
+    """The clean-up by hand, in the order clean_up() and notebook 08 follow, selecting on the tutorial's label
+    only (another hub's user pods and PVCs carry KubeSpawner's labels and the same names, never this one)."""
+    first, *rest = CLEANUP_RESOURCES
     commands = [
-        f"kubectl delete -n {namespace} deployment hub proxy --cascade=foreground --ignore-not-found",
-        f"kubectl delete -n {namespace} pod,pvc -l app.kubernetes.io/managed-by=kubespawner",
-        f"kubectl delete -n {namespace} -f {MANIFEST_FOLDER}/ --ignore-not-found",
+        f"kubectl delete -n {namespace} {first.plural} -l {manifests.PART_OF} --cascade=foreground",
+        f"kubectl delete -n {namespace} {','.join(r.plural for r in rest)} -l {manifests.PART_OF}",
     ]
     if delete_namespace:
         commands.append(f"kubectl delete namespace {namespace}")
@@ -75,7 +97,7 @@ def up_command(through: int, namespace: str) -> str:
 
 def by_hand(command: str) -> str:
     """The "the same by hand" line for a command: where to type it when it names files in manifests/."""
-    where = " (in the project folder)" if f"{MANIFEST_FOLDER}/" in command else ""
+    where = " (in the folder holding manifests/)" if f"{MANIFEST_FOLDER}/" in command else ""
     return f"the same by hand{where}: {command}"
 
 
@@ -85,15 +107,15 @@ class StepStatus(Readable):
 
     step: Step
     done: bool
-    lines: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # one line per object: "Deployment hub: 1/1 available"
     missing: list[str] = field(default_factory=list)  # "Kind/name" of objects that do not exist
 
     def __bool__(self) -> bool:
         return self.done
 
-    def __str__(self) -> str:
+    def lines(self) -> list[str]:
         head = f"step {self.step.number:02d} ({self.step.slug}) is {'done' if self.done else 'NOT done'}"
-        return "\n".join([head, *(f"  {line}" for line in self.lines)])
+        return [head, *(f"  {line}" for line in self.details)]
 
     def __repr__(self) -> str:
         return f"StepStatus({self.step.key}, done={self.done}, missing={self.missing})"
@@ -129,35 +151,41 @@ class Step:
         """The step's objects as the manifest files define them (read fresh each time)."""
         return [obj for name in self.files for obj in manifests.load_manifest(name)]
 
-    def missing(self, conn: Connection | None = None) -> list[str]:
+    def missing(self, conn: Connection | None = None, *, fetch: Fetch | None = None) -> list[str]:
         """``Kind/name`` of each object of this step that does not exist in the namespace."""
         conn = conn or current_connection()
-        kube = KubeApi(conn.api)
-        return [_label(obj) for obj in self.objects() if _fetch(kube, conn, obj) is None]
+        fetch = fetch or _getter(conn)
+        return [_label(obj) for obj in self.objects() if fetch(obj) is None]
 
-    def check(self, conn: Connection | None = None) -> StepStatus:
-        """Is the step done? Reads the objects once; does not wait."""
+    def check(self, conn: Connection | None = None, *, fetch: Fetch | None = None,
+              objects: list[Obj] | None = None) -> StepStatus:
+        """Is the step done? Reads the objects once; does not wait.
+
+        ``fetch`` finds the live object for a manifest's object (None: it does not exist); by default one GET
+        each in ``conn.namespace``. A caller that already holds the objects (a watch's cache, one list for a
+        whole classroom) passes its own lookup, and the verdicts stay the ones defined here; such a caller,
+        checking many namespaces, also passes ``objects`` (this step's :meth:`objects`, read once)."""
         conn = conn or current_connection()
-        kube = KubeApi(conn.api)
+        fetch = fetch or _getter(conn)
         status = StepStatus(self, done=True)
         found: list[Obj] = []
-        for obj in self.objects():
-            live = _fetch(kube, conn, obj)
+        for obj in self.objects() if objects is None else objects:
+            live = fetch(obj)
             if live is None:
                 status.done = False
                 status.missing.append(_label(obj))
-                status.lines.append(f"{_label(obj, ' ')}: missing")
+                status.details.append(f"{_label(obj, ' ')}: missing")
             else:
                 found.append(live)
         if self.check_objects is not None:
             for label, verdict in self.check_objects(conn, found):
                 status.done = status.done and verdict.done
-                status.lines.append(f"{label}: {verdict.summary}")
+                status.details.append(f"{label}: {verdict.summary}")
         else:
-            status.lines.extend(f"{_label(obj, ' ')}: exists" for obj in found)
+            status.details.extend(f"{_label(obj, ' ')}: exists" for obj in found)
         if not self.files:
             status.done = False
-            status.lines.append("this step has no manifests; its notebook shows what to do")
+            status.details.append("this step has no manifests; its notebook shows what to do")
         return status
 
     def wait(self, conn: Connection | None = None, *, timeout: float = 180) -> list[WaitResult]:
@@ -271,9 +299,15 @@ def _label(obj: Obj, separator: str = "/") -> str:
     return f"{obj.get('kind')}{separator}{(obj.get('metadata') or {}).get('name')}"
 
 
-def _fetch(kube: KubeApi, conn: Connection, obj: Obj) -> Obj | None:
-    resource = kube.resource_for(obj["apiVersion"], obj["kind"])
-    return kube.get_or_none(resource.path(conn.namespace, obj["metadata"]["name"]))
+def _getter(conn: Connection) -> Fetch:
+    """The default lookup: one GET per object in the connection's namespace."""
+    kube = KubeApi(conn.api)
+
+    def fetch(obj: Obj) -> Obj | None:
+        resource = kube.resource_for(obj["apiVersion"], obj["kind"])
+        return kube.get_or_none(resource.path(conn.namespace, obj["metadata"]["name"]))
+
+    return fetch
 
 
 def _b64(text: str) -> str:

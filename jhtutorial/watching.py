@@ -13,7 +13,10 @@ does, in this order:
    server, a dropped connection) WATCH again from the last position seen, so no
    change is missed;
 4. when the server answers ``410 Gone`` (the position fell out of its history
-   window), LIST again and report the difference to what was known as events.
+   window), LIST again and report the difference to what was known as events;
+5. a line that is not a watch event (a broken proxy, a cut-off write) is logged
+   (logger ``jhtutorial.watching``) and handled like 4: a change it may have
+   carried is not lost, and the view or wait reading the events goes on.
 
     >>> pods = Reflector(api_client, PODS, namespace="jhub")     # doctest: +SKIP
     >>> for event_type, pod in pods.events(timeout=60):            # doctest: +SKIP
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import threading
 import time
@@ -58,6 +62,8 @@ BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 2.0
 LIST_PAGE_SIZE = 500
 
+log = logging.getLogger(__name__)
+
 
 class Event(NamedTuple):
     """One change: ``type`` is ADDED, MODIFIED, DELETED or SYNCED (or BOOKMARK, when asked for).
@@ -81,11 +87,16 @@ class WatchStats:
     expired: int = 0  # 410 Gone answers that forced a relist
     reconnects: int = 0  # failures (refused, reset, 5xx) followed by a retry
     bookmarks: int = 0  # BOOKMARK lines received
+    malformed: int = 0  # lines that were not a watch event (each forced a relist)
     events: int = 0  # ADDED/MODIFIED/DELETED yielded (SYNCED not counted)
 
 
 class _Expired(Exception):
     """The server no longer has our resourceVersion in its history: relist."""
+
+
+class _Malformed(Exception):
+    """A line of the stream was not a watch event: relist, as after 410 Gone."""
 
 
 class _StreamBroken(Exception):
@@ -190,10 +201,14 @@ class Reflector:
             except _Expired:
                 self.stats.expired += 1
                 self.resource_version = None  # relist on the next turn, right away
-            except (ClusterUnreachable, _StreamBroken):
+            except (ClusterUnreachable, _StreamBroken, _Malformed) as failure:
                 if self._stop.is_set():
                     return
-                self.stats.reconnects += 1
+                if isinstance(failure, _Malformed):
+                    self.stats.malformed += 1
+                    self.resource_version = None  # the line may have held a change: relist, which reports it
+                else:
+                    self.stats.reconnects += 1
                 # Jitter keeps many watchers from reconnecting in lockstep after an outage.
                 pause = backoff * random.uniform(0.8, 1.2)
                 if deadline is not None:
@@ -285,11 +300,11 @@ class Reflector:
                 if response.status == 410:
                     raise _Expired()
                 try:
-                    raise_for_status(response.status, data, what=f"watch {self._path()}")
+                    raise_for_status(response.status, data, what=f"watch {self._path()}", token=self.api.token)
                 except KubeApiError as err:
                     raise _retryable_or(err) from None
             for line in self._lines(response, deadline):
-                event = self._handle(json.loads(line))
+                event = self._handle(self._parse(line))
                 if event is not None:
                     yield event
         finally:
@@ -320,6 +335,19 @@ class Reflector:
             return
         if pending.strip():  # the stream stopped in the middle of a line: the server went away
             raise _StreamBroken("stream ended inside an event")
+
+    def _parse(self, line: bytes) -> dict[str, Any]:
+        """One line of the stream as a watch event, or _Malformed: after a line that cannot be read, the
+        position in the stream is uncertain (a change may be lost inside it), so the caller lists again."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("object", {}), dict):
+            log.warning("the watch on %s sent a line that is not a JSON watch event (%r); listing again",
+                        self._describe(), line[:120])
+            raise _Malformed()
+        return message
 
     def _handle(self, message: dict[str, Any]) -> Event | None:
         event_type = message.get("type")

@@ -2,7 +2,8 @@
 
     $ jhtutorial run                          # the whole series, one line per notebook
     $ jhtutorial run --namespace alice --timeout 300
-    $ jhtutorial lab                          # JupyterLab on notebooks/, KUBECONFIG set
+    $ jhtutorial lab                          # JupyterLab on a working copy, KUBECONFIG set
+    $ jhtutorial lab --workdir ~/k8s-workshop # the working copy in a folder of your choice
 
 Both pick the cluster the way kubectl does (``--context``, ``KUBECONFIG``,
 ``~/.kube/config``); when none is configured they start the local simulated
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TutorialError
+from .shipped import shipped_folder
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = shipped_folder("notebooks")  # the reference copies, with the outputs of a clean run
 DEFAULT_OUTPUT = Path("output")
 # ipykernel warns on every start that its local TCP ports are unencrypted; a kernel's
 # real failures still reach the notebook (and papermill) as errors.
@@ -181,11 +183,18 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
 
 
 def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
-                    base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment JupyterLab and its kernels get: ``--namespace`` and ``--context`` travel as
-    ``JHTUTORIAL_NAMESPACE`` and ``JHTUTORIAL_CONTEXT``, which the notebooks read when their
-    ``namespace`` and ``context`` parameters are None (the CLI's own rule)."""
+                    base: dict[str, str] | None = None, *, manifests: Path | None = None) -> dict[str, str]:
+    """The environment JupyterLab, its kernels and its terminals get: ``--namespace`` and ``--context``
+    travel as ``JHTUTORIAL_NAMESPACE`` and ``JHTUTORIAL_CONTEXT``, which the notebooks read when their
+    ``namespace`` and ``context`` parameters are None (the CLI's own rule); ``manifests`` (the working
+    copy's) becomes the folder the notebooks' helpers apply, the same files a terminal's kubectl names.
+    The local cluster's kubectl goes on PATH: first when KUBECONFIG is the local cluster's or no other
+    kubectl is installed, else last (the learner's own kubectl, for their own cluster, keeps precedence)."""
+    import shutil
+
     from .connect import CONTEXT_ENV, NAMESPACE_ENV
+    from .localcluster import LocalCluster, built_binaries
+    from .manifests import MANIFEST_DIR_ENV
 
     env = dict(os.environ if base is None else base)
     if kubeconfig is not None:
@@ -194,24 +203,68 @@ def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
         env[NAMESPACE_ENV] = args.namespace
     if getattr(args, "context", None):
         env[CONTEXT_ENV] = args.context
+    if manifests is not None:
+        env[MANIFEST_DIR_ENV] = str(manifests)
+    binaries = built_binaries()
+    if binaries is not None:
+        path = env.get("PATH", os.defpath)
+        local = LocalCluster(progress=lambda _message: None).kubeconfig.resolve()
+        first = (Path(env.get("KUBECONFIG") or os.devnull).resolve() == local
+                 or shutil.which("kubectl", path=path) is None)
+        folder = str(binaries.kubectl.parent)
+        env["PATH"] = f"{folder}{os.pathsep}{path}" if first else f"{path}{os.pathsep}{folder}"
     return env
 
 
+def lab_arguments(extra: list[str], *, root: bool | None = None, shell: str | None = None) -> list[str]:
+    """JupyterLab's options: the learner's own, plus
+
+    - a terminal shell that is not a login shell (unless the learner set ``terminado_settings``): JupyterLab
+      starts login shells when it has no tty (a service, a test, a notebook's ``!`` command), and a login
+      shell's /etc/profile resets PATH, losing the local cluster's kubectl that the lab puts there;
+    - ``--allow-root`` when this runs as root (JupyterLab refuses to start as root otherwise; CI machines
+      and many containers are root), said in one line.
+
+        >>> lab_arguments(["--port", "9999"], root=True, shell="/bin/bash")
+        ['--port', '9999', '--ServerApp.terminado_settings={"shell_command": ["/bin/bash"]}', '--allow-root']
+    """
+    import json
+    import shutil
+
+    arguments = list(extra)
+    if os.name != "nt" and not any("terminado_settings" in argument for argument in extra):
+        shell = shell or os.environ.get("SHELL") or shutil.which("bash") or "/bin/sh"
+        arguments.append(f"--ServerApp.terminado_settings={json.dumps({'shell_command': [shell]})}")
+    if root is None:
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if root and "--allow-root" not in extra:
+        print("running as root: passing --allow-root to JupyterLab, which refuses root otherwise",
+              file=sys.stderr, flush=True)
+        arguments.append("--allow-root")
+    return arguments
+
+
 def lab(args: argparse.Namespace) -> int:
-    """`jhtutorial lab`: JupyterLab on the notebooks, pointed at the right cluster and namespace."""
+    """`jhtutorial lab`: JupyterLab on the learner's working copy (see :mod:`jhtutorial.workingcopy`),
+    pointed at the right cluster and namespace."""
     from .cli import resolve_namespace
     from .connect import resolve_context
+    from .workingcopy import DEFAULT_WORKDIR, make_working_copy
 
     context = resolve_context(args.context)
     kubeconfig = ensure_cluster(context)
-    os.environ.update(lab_environment(args, kubeconfig))  # this process becomes JupyterLab below
+    copy = make_working_copy(Path(getattr(args, "workdir", None) or DEFAULT_WORKDIR), notebooks(NOTEBOOK_DIR),
+                             shipped_folder("manifests"))
+    print(str(copy), file=sys.stderr, flush=True)
+    os.environ.update(lab_environment(args, kubeconfig, manifests=copy.manifests))  # this process becomes JupyterLab
     if kubeconfig is not None:
         print(f"notebooks will use the local cluster (KUBECONFIG={kubeconfig})", file=sys.stderr, flush=True)
     namespace = resolve_namespace(context, args.namespace)
     print(f"notebooks will use namespace {namespace}" + (f", context {context}" if context else "")
           + " (unless a notebook's own parameters say otherwise)", file=sys.stderr, flush=True)
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}",
-               *getattr(args, "lab_args", [])]
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={copy.folder}",
+               *lab_arguments(getattr(args, "lab_args", []))]
+    os.chdir(copy.folder)  # a terminal opened at the file browser's top starts in the server's own folder
     os.execvpe(command[0], command, os.environ)
 
 

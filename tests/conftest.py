@@ -21,6 +21,16 @@ from jhtutorial.localcluster import LocalCluster
 
 TEST_LABEL = "jhtutorial.test"
 
+#: Fixtures that reach the API server: a test using any of them (directly or through another
+#: fixture) is a cluster test, so `pytest -m "not cluster"` leaves it out without a hand-written mark.
+CLUSTER_FIXTURES = frozenset({"local_cluster", "kubeconfig", "kubectl", "api_client", "namespace", "other_namespace"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: runs the workbook in JupyterLab in Chromium (tests/test_browser.py)")

@@ -7,10 +7,15 @@ token from the TokenRequest API (what `kubectl create token` does).
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import socket
+import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
 from kubernetes import client
 
@@ -84,3 +89,97 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def foreign_user_server(api_client: client.ApiClient, namespace: str, user: str = "bob") -> tuple[str, str]:
+    """A user pod and home PVC as ANOTHER JupyterHub's KubeSpawner makes them (its generic labels and
+    annotations, no label of this tutorial's): what a clean-up of the tutorial must leave alone.
+    Returns the pod's and the PVC's names."""
+    core = client.CoreV1Api(api_client)
+    annotations = {"hub.jupyter.org/username": user}
+    common = {"app.kubernetes.io/managed-by": "kubespawner", "app.kubernetes.io/name": "jupyterhub",
+              "app": "jupyterhub", "heritage": "jupyterhub", "hub.jupyter.org/username": user}
+    pvc, pod = f"claim-{user}", f"jupyter-{user}"
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": pvc, "annotations": annotations,
+                     "labels": {**common, "component": "singleuser-storage"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    })
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": pod, "annotations": annotations,
+                     "labels": {**common, "component": "singleuser-server"}},
+        "spec": {"containers": [{"name": "notebook", "image": "registry.k8s.io/pause:3.10"}],
+                 "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": pvc}}]},
+    })
+    return pod, pvc
+
+
+class GarbledWatchProxy:
+    """A plain-HTTP proxy on 127.0.0.1 in front of the real API server that puts ONE line that is not a JSON
+    event at the head of the next watch stream it forwards (what a broken proxy or a cut-off write can do).
+
+    Requests reach the API server with the given client's credentials; everything else passes unchanged.
+    ``with GarbledWatchProxy(api_client) as proxy: ApiClient(Configuration(host=proxy.url))``
+    """
+
+    GARBAGE = b'{"type": "MODIFIED", "object": {"metadata": \n'
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        from kubernetes.client import ApiClient
+
+        from jhtutorial.kubeapi import KubeApi
+
+        self.kube = KubeApi(ApiClient(api_client.configuration))
+        self.injected = 0
+        self.armed = threading.Event()
+        self.armed.set()
+        self._upstreams: list[Any] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # the body ends when the connection closes: nothing to re-chunk
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                upstream = proxy.kube.open("GET", url.path, query=query, timeout=(5.0, 120.0))
+                with proxy._lock:
+                    proxy._upstreams.append(upstream)
+                self.send_response(upstream.status)
+                self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
+                self.end_headers()
+                try:
+                    if query.get("watch") == "true" and upstream.status == 200 and proxy.armed.is_set():
+                        proxy.armed.clear()
+                        proxy.injected += 1
+                        self.wfile.write(proxy.GARBAGE)
+                        self.wfile.flush()
+                    for chunk in upstream.stream(64 * 1024):
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except (OSError, urllib3.exceptions.HTTPError):
+                    pass  # the client went away (a relist, a stop) or the proxy is closing
+                finally:
+                    upstream.close()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> GarbledWatchProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        with self._lock:
+            for upstream in self._upstreams:
+                with contextlib.suppress(Exception):
+                    upstream.shutdown()
+        self.kube.api_client.close()

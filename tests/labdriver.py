@@ -120,9 +120,9 @@ def write_lab_settings(folder: Path) -> Path:
     return folder
 
 
-def start_lab(*, namespace: str, kubeconfig: Path, workdir: Path, notebooks: Path, log: Path,
-              timeout: float = 120.0) -> Lab:
-    """`jhtutorial lab -n NAMESPACE` on a free loopback port, with a fresh token, as a learner runs it.
+def start_lab(*, namespace: str, kubeconfig: Path, workdir: Path, log: Path, timeout: float = 120.0) -> Lab:
+    """`jhtutorial lab -n NAMESPACE --workdir WORKDIR/workbook` on a free loopback port with a fresh token,
+    as a learner runs it (the command makes the working copy: notebooks without outputs, manifests/ beside).
 
     JupyterLab's settings, workspaces and runtime files live under ``workdir`` (not the learner's);
     its output goes to ``log`` with the token blanked out.
@@ -140,10 +140,8 @@ def start_lab(*, namespace: str, kubeconfig: Path, workdir: Path, notebooks: Pat
     for name in ("JHTUTORIAL_NAMESPACE", "JHTUTORIAL_CONTEXT"):
         env.pop(name, None)
     command = [str(Path(sys.executable).parent / "jhtutorial"), "lab", "--namespace", namespace,
-               "--no-browser", "--ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0",
-               f"--FileContentsManager.root_dir={notebooks}"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
+               "--workdir", str(workdir / "workbook"),
+               "--no-browser", "--ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0"]
     process = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert process.stdout is not None

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from kubernetes import client
 
@@ -58,25 +57,12 @@ def artefacts() -> Path:
     return ARTEFACTS
 
 
-def learner_copy(folder: Path) -> Path:
-    """The notebooks as a learner starts them: outputs cleared (the committed ones are a reference run)."""
-    folder.mkdir(parents=True)
-    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")):
-        document = nbformat.read(source, as_version=4)
-        for cell in document.cells:
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-        document.metadata.pop("widgets", None)
-        nbformat.write(document, folder / source.name)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def lab(chromium: Path, kubeconfig: Path, namespace: str, artefacts: Path,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[labdriver.Lab]:
     workdir = tmp_path_factory.mktemp("lab")
     running = labdriver.start_lab(namespace=namespace, kubeconfig=kubeconfig, workdir=workdir,
-                                  notebooks=learner_copy(workdir / "notebooks"), log=artefacts / "jupyterlab.log")
+                                  log=artefacts / "jupyterlab.log")
     yield running
     running.stop()
     assert running.token not in running.log.read_text(), "the JupyterLab token is in its log"

@@ -1,8 +1,9 @@
 """Clean-up: everything the tutorial and its hub made goes, nothing else does, and twice is harmless.
 
 The user pod and PVC come from the real KubeSpawner (through login()), so
-their labels are the ones KubeSpawner 7 really sets; the fallback by name is
-checked with objects that carry no labels at all.
+their labels are the ones KubeSpawner 7 really sets from the tutorial's hub
+config; another hub's user pod and PVC (KubeSpawner's generic labels, the same
+name pattern) must survive every form of the clean-up.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, KubeApi
 from jhtutorial.login import login
 from jhtutorial.steps import cleanup_commands
-from tests.kubehelpers import service_account_kubeconfig
+from tests.kubehelpers import foreign_user_server, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
 PAUSE = "registry.k8s.io/pause:3.10"
 TUTORIAL_OBJECTS = 15  # what the twelve manifest files define
+PART_OF = "app.kubernetes.io/part-of"
 
 
 def _deploy(conn: Connection) -> None:
@@ -51,8 +53,13 @@ def test_after_login_everything_goes_and_a_second_run_removes_nothing(
     conn: Connection, api_client: client.ApiClient
 ) -> None:
     _deploy(conn)
-    login(conn=conn, proxy="none", server_wait=1)  # the hub makes jupyter-admin and claim-admin
+    login(conn=conn, proxy="none", server_wait=1)  # the real KubeSpawner makes jupyter-admin and claim-admin
     core = client.CoreV1Api(api_client)
+    # the hub config's labels reach what KubeSpawner 7 creates (KubeSpawner's own labels do not override them)
+    assert core.read_namespaced_pod("jupyter-admin", conn.namespace).metadata.labels[PART_OF] == "jhtutorial"
+    claim = core.read_namespaced_persistent_volume_claim("claim-admin", conn.namespace)
+    assert claim.metadata.labels[PART_OF] == "jhtutorial"
+    assert claim.metadata.annotations["hub.jupyter.org/username"] == "admin"
     unrelated = {"metadata": {"name": "not-the-tutorials"},
                  "spec": {"containers": [{"name": "c", "image": PAUSE}]}}
     core.create_namespaced_pod(conn.namespace, unrelated)
@@ -60,12 +67,15 @@ def test_after_login_everything_goes_and_a_second_run_removes_nothing(
     assert "Pod/jupyter-admin" in found and "PersistentVolumeClaim/claim-admin" in found
     assert len(found) == TUTORIAL_OBJECTS + 2
 
-    result = clean_up(conn)
+    said: list[str] = []
+    result = clean_up(conn, progress=said.append)
     assert len(result.removed) == TUTORIAL_OBJECTS + 2 and not result.left
     assert set(result.from_hub) == {"Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin"}
     assert result.removed[:2] == ["Deployment/hub", "Deployment/proxy"]  # the hub goes first
     assert "nothing of the tutorial is left" in str(result)
-    assert "Pod/jupyter-admin (created by the hub)" in str(result)
+    assert "Pod/jupyter-admin (created by the hub for user admin)" in str(result)
+    # before the home volume goes, the clean-up says which one and whose
+    assert "deleting the home volume of user admin: PersistentVolumeClaim/claim-admin" in said
     # verified by the API server, not by our own bookkeeping: only the unrelated pod remains
     assert [p.metadata.name for p in core.list_namespaced_pod(conn.namespace).items] == ["not-the-tutorials"]
     assert core.list_namespaced_persistent_volume_claim(conn.namespace).items == []
@@ -78,27 +88,22 @@ def test_after_login_everything_goes_and_a_second_run_removes_nothing(
     core.delete_namespaced_pod("not-the-tutorials", conn.namespace, grace_period_seconds=0)
 
 
-def test_user_objects_are_found_by_label_and_by_name(conn: Connection, api_client: client.ApiClient) -> None:
+def test_another_hubs_user_pod_and_home_volume_survive(conn: Connection, api_client: client.ApiClient) -> None:
+    """KubeSpawner's generic labels and the jupyter-/claim- names are not the tutorial's: only its own label is."""
     core = client.CoreV1Api(api_client)
-    labelled = {"app.kubernetes.io/managed-by": "kubespawner", "component": "singleuser-server"}
-    pvc = {"metadata": {"name": "claim-bob", "labels": {"component": "singleuser-storage"}},
-           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
-    core.create_namespaced_persistent_volume_claim(conn.namespace, pvc)
-    core.create_namespaced_pod(conn.namespace, {
-        "metadata": {"name": "user-pod-renamed", "labels": labelled},  # found by its labels
-        "spec": {"containers": [{"name": "c", "image": PAUSE}],
-                 # the PVC is in use: it can only go once this pod has gone (pvc-protection)
-                 "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-bob"}}]},
-    })
-    core.create_namespaced_pod(conn.namespace, {  # no labels: found by its name
+    pod, pvc = foreign_user_server(api_client, conn.namespace, "bob")
+    core.create_namespaced_pod(conn.namespace, {  # the tutorial's own pod name pattern, no label: not ours either
         "metadata": {"name": "jupyter-carol"}, "spec": {"containers": [{"name": "c", "image": PAUSE}]}})
+    assert leftovers(conn) == []
     result = clean_up(conn)
-    assert set(result.from_hub) == {"Pod/user-pod-renamed", "Pod/jupyter-carol", "PersistentVolumeClaim/claim-bob"}
-    assert result.removed == ["Pod/jupyter-carol", "Pod/user-pod-renamed", "PersistentVolumeClaim/claim-bob"]
-    assert core.list_namespaced_pod(conn.namespace).items == []
-    with pytest.raises(ApiException) as gone:
-        core.read_namespaced_persistent_volume_claim("claim-bob", conn.namespace)
-    assert gone.value.status == 404
+    assert result.nothing_to_do and result.removed == []
+    assert sorted(p.metadata.name for p in core.list_namespaced_pod(conn.namespace).items) == [
+        "jupyter-bob", "jupyter-carol"]
+    assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(conn.namespace).items] == [
+        "claim-bob"]
+    for name in (pod, "jupyter-carol"):
+        core.delete_namespaced_pod(name, conn.namespace, grace_period_seconds=0)
+    core.delete_namespaced_persistent_volume_claim(pvc, conn.namespace)
 
 
 def test_credentials_that_may_not_delete_are_refused_and_nothing_is_claimed(
@@ -137,25 +142,31 @@ def test_the_namespace_goes_only_when_asked(kubeconfig: Path, api_client: client
 
 
 def test_the_clean_up_by_hand_deletes_the_deployments_first_and_leaves_nothing(
-    kubectl: Path, kubeconfig: Path, other_namespace: str
+    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path
 ) -> None:
-    """The line clean_up() and `jhtutorial down` print, typed in the project folder as notebook 08 shows it."""
+    """The line clean_up() and `jhtutorial down` print, as notebook 08 shows it, typed in any folder."""
     conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
     try:
         _deploy(conn)
+        login(conn=conn, proxy="none", server_wait=1)
+        foreign_user_server(api_client, other_namespace, "bob")
         line = cleanup_module._kubectl(other_namespace, False)  # what CleanupResult.kubectl holds
         commands = cleanup_commands(other_namespace)
         assert line == " && ".join(commands)
-        assert commands[0].startswith(f"kubectl delete -n {other_namespace} deployment hub proxy")
-        assert "-f manifests/" in commands[-1]
-        root = Path(__file__).resolve().parent.parent
+        assert commands[0].startswith(f"kubectl delete -n {other_namespace} deployments -l {PART_OF}=jhtutorial")
+        assert all(f" -l {PART_OF}=jhtutorial" in command for command in commands)  # one selector, nothing else
         env = {**os.environ, "KUBECONFIG": str(kubeconfig),
                "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
-        done = subprocess.run(["bash", "-c", line], cwd=root, env=env, capture_output=True, text=True, timeout=180)
+        done = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert lines[0].startswith('deployment.apps "hub" deleted'), lines  # the hub goes first
+        assert 'persistentvolumeclaim "claim-admin" deleted' in done.stdout
         assert leftovers(conn) == []
+        core = client.CoreV1Api(api_client)  # another hub's user pod and home volume are still there
+        assert [p.metadata.name for p in core.list_namespaced_pod(other_namespace).items] == ["jupyter-bob"]
+        assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(other_namespace).items] == [
+            "claim-bob"]
         assert STEPS[-1].kubectl(other_namespace) == line  # step 08's command is the same
     finally:
         conn.close()

@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from jhtutorial.cli import _still_waiting, context_namespace, resolve_namespace
-from tests.kubehelpers import free_port, kubeconfig_file
+from kubernetes import client
 
-pytestmark = pytest.mark.cluster
+from tests.kubehelpers import foreign_user_server, free_port, kubeconfig_file
+
 
 
 def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
@@ -31,7 +32,7 @@ def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
                           env=environment, timeout=timeout)
 
 
-def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) -> None:
+def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, api_client: client.ApiClient) -> None:
     ns = ["--namespace", namespace]
     status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
     assert status.returncode == 1, status.stderr
@@ -67,11 +68,19 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str) ->
     assert "pod jupyter-admin created by KubeSpawner" in logged_in.stdout
     assert "the hub ran here as a local process standing in for its container" in logged_in.stdout
 
+    foreign_user_server(api_client, namespace, "bob")  # another hub's user: down must leave it alone
     down = jhtutorial("down", *ns, kubeconfig=kubeconfig)
     assert down.returncode == 0, down.stderr
-    assert "removed 17 objects" in down.stdout and "Pod/jupyter-admin (created by the hub)" in down.stdout
-    assert (f"the same by hand (in the project folder): kubectl delete -n {namespace} deployment hub proxy "
+    assert "removed 17 objects" in down.stdout
+    assert "Pod/jupyter-admin (created by the hub for user admin)" in down.stdout
+    # said before it happens, which home volume goes and whose
+    assert down.stdout.index("deleting the home volume of user admin: PersistentVolumeClaim/claim-admin") < (
+        down.stdout.index("removed 17 objects"))
+    assert (f"the same by hand: kubectl delete -n {namespace} deployments -l app.kubernetes.io/part-of=jhtutorial "
             in down.stdout)  # the Deployments first, as clean_up() and notebook 08 do
+    core = client.CoreV1Api(api_client)
+    assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["jupyter-bob"]
+    assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items] == ["claim-bob"]
     again = jhtutorial("down", *ns, kubeconfig=kubeconfig)
     assert again.returncode == 0 and again.stdout.startswith(f"nothing to remove in namespace {namespace}")
     assert jhtutorial("status", *ns, kubeconfig=kubeconfig).returncode == 1
@@ -154,18 +163,19 @@ def test_lab_hands_its_namespace_and_context_to_the_notebooks(kubeconfig: Path, 
         "    out.write(repr((os.environ.get('JHTUTORIAL_NAMESPACE'), os.environ.get('JHTUTORIAL_CONTEXT'))) + '\\n')\n"
     )
     context = yaml.safe_load(kubeconfig.read_text())["current-context"]
-    lab = jhtutorial("lab", "-n", "alice", "--context", context, "--version", kubeconfig=kubeconfig,
-                     env={"PYTHONPATH": str(spy)})
+    lab = jhtutorial("lab", "-n", "alice", "--context", context, "--workdir", str(tmp_path / "wb"), "--version",
+                     kubeconfig=kubeconfig, env={"PYTHONPATH": str(spy)})
     assert lab.returncode == 0 and lab.stdout.strip()[0].isdigit(), lab.stderr
     seen = record.read_text().splitlines()
     assert seen[0] == "(None, None)" and seen[-1] == repr(("alice", context)), seen
     assert f"notebooks will use namespace alice, context {context}" in lab.stderr
 
 
-def test_run_and_lab_hand_over_to_the_workbook(kubeconfig: Path) -> None:
+def test_run_and_lab_hand_over_to_the_workbook(kubeconfig: Path, tmp_path: Path) -> None:
     nothing = jhtutorial("run", "--only", "99", kubeconfig=kubeconfig)
     assert nothing.returncode == 1 and "no notebooks to run" in nothing.stderr
-    lab = jhtutorial("lab", "--version", kubeconfig=kubeconfig)  # unknown options go to JupyterLab
+    # unknown options go to JupyterLab
+    lab = jhtutorial("lab", "--workdir", str(tmp_path), "--version", kubeconfig=kubeconfig)
     assert lab.returncode == 0 and lab.stdout.strip()[0].isdigit(), lab.stderr
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
+import psutil
 import pytest
 from kubernetes import client
 
@@ -285,3 +287,51 @@ def test_a_forbidden_answer_suggests_what_can_help() -> None:
         assert "Role in your namespace" in fix and "the notebooks' `namespace` parameter" in fix, namespaced
     assert not [what for what in ("GET /api/v1/nodes", "GET /api/v1/namespaces/a/pods")
                 if "connect(" in forbidden_fix(what)]  # Python is no help in a terminal or a parameter cell
+
+
+# --- replacing the current connection ----------------------------------------------------------
+
+
+def _sockets_to(server: str) -> set[tuple[str, int]]:
+    """Local addresses of this process's open TCP connections to the API server (the kernel's view)."""
+    port = urlparse(server).port
+    return {tuple(c.laddr) for c in psutil.Process().net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED}
+
+
+def test_a_replaced_connection_closes_its_sockets_unless_a_live_view_still_uses_it(
+    kubeconfig: Path, namespace: str, api_client: client.ApiClient
+) -> None:
+    """Each nb.begin connects anew: the connection it replaces must not keep its pool of sockets open."""
+    from jhtutorial.liveview import LiveView
+
+    server = api_client.configuration.host
+    baseline = _sockets_to(server)
+    first = connect(namespace=namespace, kubeconfig=kubeconfig)
+    first_sockets = _sockets_to(server) - baseline
+    assert first_sockets  # its requests left a kept-alive socket in its pool
+    second = connect(namespace=namespace, kubeconfig=kubeconfig)
+    assert current_connection() is second
+    assert not first_sockets & _sockets_to(server), "the replaced connection's sockets are still open"
+    assert second.api is not first.api
+
+    # a live view started on the current connection keeps it: replacing the connection must not cut its watch
+    view = LiveView(second, events=False, age_refresh=None).start()
+    try:
+        view_sockets = _sockets_to(server) - baseline  # the second connection's, its watch among them
+        assert view_sockets
+        third = connect(namespace=namespace, kubeconfig=kubeconfig)
+        client.CoreV1Api(api_client).create_namespaced_pod(namespace, {
+            "metadata": {"name": "seen-after-replacing"},
+            "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}})
+        deadline = time.monotonic() + 30
+        while "seen-after-replacing" not in [row.name for row in view.rows()] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "seen-after-replacing" in [row.name for row in view.rows()]  # the view still follows the pods
+        assert view_sockets & _sockets_to(server)  # its watch is still open
+    finally:
+        view.stop()
+    # once the view has stopped, the replaced connection it held is closed too
+    assert not view_sockets & _sockets_to(server), "the view's replaced connection is still open after stop()"
+    third.close()
+    client.CoreV1Api(api_client).delete_namespaced_pod("seen-after-replacing", namespace, grace_period_seconds=0)

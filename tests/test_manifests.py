@@ -476,6 +476,12 @@ def test_hub_config_makes_jupyter_admin_with_claim_admin(hub_app) -> None:
 
     assert pod["metadata"]["name"] == "jupyter-admin"
     assert pvc["metadata"]["name"] == "claim-admin"
+    # the tutorial's own label reaches both (KubeSpawner's common labels do not override it), beside
+    # KubeSpawner's generic ones; whose server and home they are is in the username annotation
+    for made in (pod, pvc):
+        assert made["metadata"]["labels"]["app.kubernetes.io/part-of"] == "jhtutorial"
+        assert made["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubespawner"
+        assert made["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
     (container,) = pod["spec"]["containers"]
     assert container["image"] == USER_IMAGE
     assert container["args"] == ["jupyterhub-singleuser"]
@@ -701,3 +707,12 @@ def test_readme_describes_every_file_and_the_differences() -> None:
     assert 'kubectl create secret generic hub-secret --from-literal=proxy.token="$(openssl rand -hex 32)"' in readme
     assert PROXY_TOKEN_PLACEHOLDER in readme
     assert "shared-password" in readme  # the DummyAuthenticator upgrade path
+
+
+def test_the_clean_up_looks_for_every_kind_the_manifests_define() -> None:
+    """clean_up() and its kubectl lines select by label per kind: a kind missing there would be left behind."""
+    from jhtutorial.steps import CLEANUP_RESOURCES, STEPS
+
+    kinds = {obj["kind"] for step in STEPS for obj in step.objects()} | {"Pod"}  # Pod: the user servers
+    assert {resource.kind for resource in CLEANUP_RESOURCES} == kinds
+    assert CLEANUP_RESOURCES[0].kind == "Deployment"  # no hub is left to start a user pod meanwhile

@@ -67,24 +67,27 @@ def test_kubectl_commands_a_learner_would_type() -> None:
 def test_commands_that_name_manifest_files_say_where_to_type_them() -> None:
     from jhtutorial.steps import WHERE_TO_TYPE, by_hand
 
-    assert by_hand(get_step("rbac").kubectl("jhub")).startswith("the same by hand (in the project folder): kubectl")
+    assert by_hand(get_step("rbac").kubectl("jhub")).startswith("the same by hand (in the folder holding manifests/): kubectl")
     assert by_hand("kubectl get pods -n jhub --watch") == "the same by hand: kubectl get pods -n jhub --watch"
-    assert "cd .." in WHERE_TO_TYPE and "notebooks/" in WHERE_TO_TYPE
+    assert "manifests/" in WHERE_TO_TYPE and "jhtutorial lab" in WHERE_TO_TYPE
 
 
 # --- against the cluster ----------------------------------------------------------------------------
 
 
 @pytest.mark.cluster
-def test_the_step_commands_work_from_the_project_folder_and_not_from_notebooks(
-    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+def test_the_step_commands_work_in_the_lab_working_copy_and_not_elsewhere(
+    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path
 ) -> None:
-    """What the notebooks show is typed in a shell: in the project folder it applies the step; in notebooks/,
-    where a JupyterLab terminal starts, the same line finds no file (hence the shown 'cd ..' line)."""
-    root = manifests.MANIFEST_DIR.parent
+    """What the notebooks show is typed in a shell: in the working copy `jhtutorial lab` opens (where its
+    terminals start) it applies the step; in a folder without manifests/ the same line finds no file."""
+    from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
+    from jhtutorial.workingcopy import make_working_copy
+
+    root = make_working_copy(tmp_path / "workbook", notebooks(NOTEBOOK_DIR), manifests.MANIFEST_DIR).folder
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
     command = get_step("rbac").kubectl(other_namespace)
-    wrong = subprocess.run(["bash", "-c", command], cwd=root / "notebooks", env=env, capture_output=True, text=True)
+    wrong = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert wrong.returncode != 0 and "manifests/rbac.yaml" in wrong.stderr
     shown = STEPS[:3] if shutil.which("openssl") else STEPS[:2]  # 03 is a pipeline with sed and openssl
     for step in shown:
@@ -376,3 +379,37 @@ def test_steps_without_manifests_say_where_to_go(conn: Connection) -> None:
         apply("login-and-spawn", conn=conn)
     assert "no manifests" in caught.value.problem
     assert f"kubectl get pods -n {conn.namespace} --watch" in caught.value.fix
+
+
+@pytest.mark.cluster
+def test_a_hand_edit_makes_a_kubectl_apply_conflict_until_forced(
+    kubeconfig: Path, other_namespace: str, api_client: client.ApiClient
+) -> None:
+    """Server-side apply by field ownership: after `kubectl patch` changed the Role's rules, an apply as kubectl
+    stops with a conflict naming that manager and field and changes nothing; --force-conflicts takes it back."""
+    conn = connect(namespace=other_namespace, kubeconfig=kubeconfig)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    try:
+        apply("rbac", conn=conn, manager="kubectl", force_conflicts=False)  # a first apply owns everything
+        rbac.patch_namespaced_role("hub", other_namespace, [{"op": "remove", "path": "/rules/0/verbs/4"}],
+                                   field_manager="kubectl-patch")
+        with pytest.raises(ApplyRejected) as caught:
+            apply("rbac", conn=conn, manager="kubectl", force_conflicts=False)
+        assert "HTTP 409" in caught.value.problem and 'conflict with "kubectl-patch"' in caught.value.problem
+        assert ".rules" in caught.value.problem and "nothing was applied" in caught.value.problem
+        assert "--force-conflicts" in caught.value.fix
+        assert "delete" not in rbac.read_namespaced_role("hub", other_namespace).rules[0].verbs  # unchanged
+
+        result = apply("rbac", conn=conn, manager="kubectl", force_conflicts=True)
+        assert [o.action for o in result.objects if o.kind == "Role"] == ["configured"]
+        role = rbac.read_namespaced_role("hub", other_namespace)
+        assert "delete" in role.rules[0].verbs
+        owners = {entry.manager for entry in role.metadata.managed_fields if "f:rules" in (entry.fields_v1 or {})}
+        assert owners == {"kubectl"}
+        # the helper's own default still converges whoever changed what
+        rbac.patch_namespaced_role("hub", other_namespace, [{"op": "remove", "path": "/rules/0/verbs/4"}],
+                                   field_manager="kubectl-patch")
+        apply("rbac", conn=conn)
+        assert "delete" in rbac.read_namespaced_role("hub", other_namespace).rules[0].verbs
+    finally:
+        conn.close()

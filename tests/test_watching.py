@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -9,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client import ApiClient, Configuration
 
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import CONFIGMAPS, SECRETS, Resource
 from jhtutorial.watching import Event, Reflector, object_key
-from kubehelpers import service_account_kubeconfig
+from kubehelpers import GarbledWatchProxy, kubeconfig_file, service_account_kubeconfig
 
-pytestmark = pytest.mark.cluster
 
 
 class Follower:
@@ -246,3 +247,61 @@ def test_resource_path_of_cluster_scoped_and_grouped_kinds() -> None:
     assert deployments.path("ns", "hub", "status") == "/apis/apps/v1/namespaces/ns/deployments/hub/status"
     assert deployments.path() == "/apis/apps/v1/deployments"
 
+
+
+# --- a malformed line in the stream ------------------------------------------------------------
+
+
+def test_a_malformed_line_is_logged_and_the_objects_listed_again(
+    api_client: client.ApiClient, namespace: str, core: client.CoreV1Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="jhtutorial.watching")
+    with GarbledWatchProxy(api_client) as proxy:
+        proxied = ApiClient(Configuration(host=proxy.url))
+        follower = Follower(Reflector(proxied, CONFIGMAPS, namespace, watch_seconds=60))
+        try:
+            # the first watch starts with the garbage: the reflector lists again (a second SYNCED) and goes on
+            follower.wait_for(lambda events: sum(e.type == "SYNCED" for e in events) >= 2)
+            assert proxy.injected == 1
+            core.create_namespaced_config_map(namespace, configmap("after-the-garbage"))
+            follower.wait_for(follower.seen("ADDED", "after-the-garbage"))
+        finally:
+            follower.stop()
+            proxied.close()
+    (warning,) = [r for r in caplog.records if r.name == "jhtutorial.watching"]
+    assert "not a JSON watch event" in warning.getMessage() and "listing again" in warning.getMessage()
+    assert f"configmaps in namespace {namespace}" in warning.getMessage()
+
+
+def test_a_wait_and_the_live_view_go_on_after_a_malformed_line(
+    api_client: client.ApiClient, namespace: str, core: client.CoreV1Api, tmp_path: Path
+) -> None:
+    from jhtutorial.connect import connect
+    from jhtutorial.liveview import LiveView
+    from jhtutorial.waits import wait_deleted
+
+    with GarbledWatchProxy(api_client) as proxy:
+        kubeconfig = kubeconfig_file(tmp_path / "through-the-proxy", proxy.url, {"token": "unused"}, ca=None)
+        conn = connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
+        try:
+            core.create_namespaced_config_map(namespace, configmap("doomed"))
+            deleter = threading.Timer(1.0, core.delete_namespaced_config_map, ("doomed", namespace))
+            deleter.start()
+            waited = wait_deleted(CONFIGMAPS, "doomed", conn=conn, timeout=30)
+            deleter.join()
+            assert proxy.injected == 1 and "doomed" in waited.what
+
+            proxy.armed.set()  # the next watch, the view's, gets garbage too
+            with LiveView(conn, events=False, age_refresh=None) as view:
+                core.create_namespaced_pod(namespace, {
+                    "metadata": {"name": "after-the-garbage"},
+                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}})
+                deadline = time.monotonic() + 30
+                while "after-the-garbage" not in [r.name for r in view.rows()] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert proxy.injected == 2
+                assert "after-the-garbage" in [r.name for r in view.rows()]
+                assert view.running and "stopped" not in view.snapshot()
+            core.delete_namespaced_pod("after-the-garbage", namespace, grace_period_seconds=0)
+        finally:
+            conn.close()

@@ -89,12 +89,7 @@ def ensure_binaries(progress: Progress = say) -> Binaries:
             )
         return binaries
 
-    bin_root = paths.cache_dir() / "bin"
-    folders = {
-        "kubernetes": bin_root / f"kubernetes-{versions.KUBERNETES}",
-        "etcd": bin_root / f"etcd-{versions.ETCD}",
-        "kwok": bin_root / f"kwok-{versions.KWOK}",
-    }
+    folders = _cache_folders()
     builders = {"kubernetes": _build_kubernetes, "etcd": _build_etcd, "kwok": _build_kwok}
     todo = [name for name, folder in folders.items() if not (folder / COMPLETE_MARKER).is_file()]
     if todo:
@@ -106,6 +101,28 @@ def ensure_binaries(progress: Progress = say) -> Binaries:
                     continue
                 _build_into(folder, name, lambda out: builders[name](go, out, progress), progress)
     return Binaries.in_folders(folders["kubernetes"], folders["etcd"], folders["kwok"])
+
+
+def built_binaries() -> Binaries | None:
+    """The cluster's binaries if they are all there already (``JHTUTORIAL_BIN_DIR`` or the cache); builds nothing."""
+    prebuilt = paths.prebuilt_bin_dir()
+    if prebuilt is not None:
+        binaries = Binaries.in_folders(prebuilt, prebuilt, prebuilt)
+    else:
+        folders = _cache_folders()
+        if not all((folder / COMPLETE_MARKER).is_file() for folder in folders.values()):
+            return None
+        binaries = Binaries.in_folders(folders["kubernetes"], folders["etcd"], folders["kwok"])
+    return None if binaries.missing() else binaries
+
+
+def _cache_folders() -> dict[str, Path]:
+    bin_root = paths.cache_dir() / "bin"
+    return {
+        "kubernetes": bin_root / f"kubernetes-{versions.KUBERNETES}",
+        "etcd": bin_root / f"etcd-{versions.ETCD}",
+        "kwok": bin_root / f"kwok-{versions.KWOK}",
+    }
 
 
 # --- go ----------------------------------------------------------------------

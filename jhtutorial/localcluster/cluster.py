@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ClusterBusy, LocalClusterError, PortInUse
+from ..readable import Readable
 from . import paths, versions
 from .build import Binaries, Progress, ensure_binaries, say
 
@@ -59,7 +60,7 @@ KWOKCTL_TIMEOUT_SECONDS = 90
 
 
 @dataclass
-class ClusterStatus:
+class ClusterStatus(Readable):
     """What `jhtutorial cluster status` reports."""
 
     state: str  # "running", "stopped" (processes gone, state kept) or "absent"
@@ -386,18 +387,17 @@ class LocalCluster:
         except LocalClusterError:
             pass  # a half-made folder kwokctl does not recognise: removed below
         shutil.rmtree(self.cluster_dir, ignore_errors=True)
-        for volume in volumes:
-            shutil.rmtree(volume, ignore_errors=True)
+        remove_volume_folders(volumes, HOSTPATH_ROOT)
         (self.state_dir / "kwokctl.yaml").unlink(missing_ok=True)
         self._remove_exported_kubeconfig()
 
-    def _hostpath_volumes(self, binaries: Binaries) -> list[Path]:
+    def _hostpath_volumes(self, binaries: Binaries) -> list[str]:
+        """The hostPath of every PersistentVolume, as the API server has it (unchecked text)."""
         try:
             pvs = json.loads(self._kubectl(binaries, "get", "pv", "-o", "json"))["items"]
         except LocalClusterError:
             return []
-        found = [Path(pv["spec"].get("hostPath", {}).get("path", "")) for pv in pvs]
-        return [p for p in found if p.is_relative_to(HOSTPATH_ROOT) and p != HOSTPATH_ROOT]
+        return [str((pv.get("spec") or {}).get("hostPath", {}).get("path", "")) for pv in pvs]
 
     def _remove_exported_kubeconfig(self) -> None:
         if self.kubeconfig.exists() and _is_our_kubeconfig(self.kubeconfig):
@@ -528,6 +528,25 @@ def _storage_class() -> dict:
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     }
+
+
+def remove_volume_folders(paths: list[str], root: Path) -> list[Path]:
+    """Delete the folders among ``paths`` that really lie inside ``root`` (not ``root`` itself); return them.
+
+    A PV's hostPath is text that whoever may create PVs chooses: ``root/../home`` or a symlink under the root
+    reads as inside it. So each path is resolved (``..`` and symlinks followed, as the kernel would) before
+    the check, and the resolved folder is the one deleted.
+    """
+    real_root = root.resolve()
+    removed: list[Path] = []
+    for text in paths:
+        if not text or not Path(text).is_absolute():
+            continue
+        folder = Path(text).resolve()
+        if folder != real_root and folder.is_relative_to(real_root) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _is_our_kubeconfig(path: Path) -> bool:

@@ -1,0 +1,160 @@
+"""How much of the cluster one learner may use: a ResourceQuota and a LimitRange derived from the tutorial.
+
+The numbers are not guessed: they come from the files the learner will apply. The hub and proxy Deployments
+(``manifests/deploy-*.yaml``) state each container's requests and limits; the hub's configuration
+(``manifests/cm-hub-config.yaml``) states what KubeSpawner gives each user pod (``cpu_guarantee``,
+``mem_limit``, ``storage_capacity``...). One learner's tutorial is the hub, the proxy, ``USER_PODS`` user pods
+and their claims; the quota is that times ``HEADROOM``, so a rollout, a replaced pod or a second login fit,
+and a runaway Deployment does not.
+
+    >>> need = tutorial_needs()
+    >>> need.pods, need.claims
+    (4, 3)
+    >>> quota = resource_quota("room-1", {"jhtutorial/classroom": "room"})
+    >>> quota["spec"]["hard"]["pods"]
+    '8'
+
+The kubectl equivalent of what this makes: ``kubectl create quota classroom --hard=pods=8,... -n room-1``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+from .. import manifests
+
+Obj = dict[str, Any]
+
+USER_PODS = 2  # the tutorial logs in as admin; a second user shows that each gets a pod and a claim
+HEADROOM = 2  # the quota allows twice what the tutorial needs
+QUOTA_NAME = "classroom"
+LIMIT_RANGE_NAME = "classroom"
+HUB_CONFIG = "cm-hub-config.yaml"
+DEPLOYMENTS = ("deploy-hub.yaml", "deploy-proxy.yaml")
+# KubeSpawner options that size a user pod, as the hub config names them
+SPAWNER_SIZES = {
+    "cpu_guarantee": "requests.cpu",
+    "mem_guarantee": "requests.memory",
+    "cpu_limit": "limits.cpu",
+    "mem_limit": "limits.memory",
+}
+
+
+@dataclass
+class Needs:
+    """What one learner's tutorial asks of the cluster at its largest (hub, proxy, user pods, claims)."""
+
+    pods: int = 0
+    claims: int = 0
+    services: int = 0
+    node_ports: int = 0
+    amounts: dict[str, Decimal] | None = None  # requests.cpu, limits.memory, requests.storage, ...
+    largest_container: dict[str, Decimal] | None = None  # limits.cpu / limits.memory of the biggest container
+    smallest_container: dict[str, Decimal] | None = None  # requests and limits of the smallest one
+    largest_claim: Decimal = Decimal(0)
+
+
+def tutorial_needs() -> Needs:
+    """Add up the tutorial's pods, containers and claims from the manifests and the hub config."""
+    need = Needs(amounts={}, largest_container={}, smallest_container={})
+    containers: list[dict[str, Decimal]] = []
+    for name in DEPLOYMENTS:
+        for deployment in manifests.load_manifest(name):
+            spec = deployment["spec"]
+            replicas = int(spec.get("replicas", 1))
+            need.pods += replicas
+            for container in spec["template"]["spec"].get("containers", []):
+                sizes = _container_sizes(container)
+                containers.extend([sizes] * replicas)
+    spawner = spawner_settings()
+    user = {key: parse_quantity(str(spawner[option])) for option, key in SPAWNER_SIZES.items() if option in spawner}
+    containers.extend([user] * USER_PODS)
+    need.pods += USER_PODS
+    for sizes in containers:
+        for key, value in sizes.items():
+            need.amounts[key] = need.amounts.get(key, Decimal(0)) + value
+    for key in ("limits.cpu", "limits.memory"):
+        need.largest_container[key] = max(c.get(key, Decimal(0)) for c in containers)
+    for key in ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory"):
+        need.smallest_container[key] = min(c[key] for c in containers if key in c)
+    storage = [parse_quantity(pvc["spec"]["resources"]["requests"]["storage"]) for pvc in _objects("PersistentVolumeClaim")]
+    storage += [parse_quantity(spawner.get("storage_capacity", "1Gi"))] * USER_PODS
+    need.claims = len(storage)
+    need.amounts["requests.storage"] = sum(storage, Decimal(0))
+    need.largest_claim = max(storage)
+    services = _objects("Service")
+    need.services = len(services)
+    need.node_ports = sum(1 for s in services if s["spec"].get("type") in ("NodePort", "LoadBalancer"))
+    return need
+
+
+def spawner_settings() -> dict[str, Any]:
+    """``c.KubeSpawner.NAME = constant`` lines of the hub's configuration, read without running it."""
+    code = next(obj for obj in manifests.load_manifest(HUB_CONFIG))["data"]["jupyterhub_config.py"]
+    found: dict[str, Any] = {}
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target = node.targets[0]
+        if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute)
+                and target.value.attr == "KubeSpawner" and isinstance(node.value, ast.Constant)):
+            found[target.attr] = node.value.value
+    return found
+
+
+def resource_quota(namespace: str, labels: dict[str, str], need: Needs | None = None) -> Obj:
+    """The learner's ResourceQuota: the tutorial's needs times HEADROOM."""
+    need = need or tutorial_needs()
+    hard = {key: _quantity(value * HEADROOM, key) for key, value in sorted((need.amounts or {}).items())}
+    hard.update({
+        "pods": str(need.pods * HEADROOM),
+        "persistentvolumeclaims": str(need.claims * HEADROOM),
+        "services": str(need.services * HEADROOM),
+        "services.nodeports": str(need.node_ports * HEADROOM),
+        "services.loadbalancers": "0",  # a learner's hub stays inside the cluster (and its node port)
+    })
+    return {"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": QUOTA_NAME, "namespace": namespace, "labels": labels}, "spec": {"hard": hard}}
+
+
+def limit_range(namespace: str, labels: dict[str, str], need: Needs | None = None) -> Obj:
+    """The learner's LimitRange: defaults for containers that state nothing (a quota on requests refuses
+    such pods otherwise), and no container or claim larger than the tutorial's largest, times HEADROOM."""
+    need = need or tutorial_needs()
+    small = need.smallest_container or {}
+    large = need.largest_container or {}
+    container = {
+        "type": "Container",
+        "defaultRequest": {"cpu": _quantity(small["requests.cpu"], "cpu"),
+                           "memory": _quantity(small["requests.memory"], "memory")},
+        "default": {"cpu": _quantity(small["limits.cpu"], "cpu"), "memory": _quantity(small["limits.memory"], "memory")},
+        "max": {"cpu": _quantity(large["limits.cpu"] * HEADROOM, "cpu"),
+                "memory": _quantity(large["limits.memory"] * HEADROOM, "memory")},
+    }
+    claim = {"type": "PersistentVolumeClaim", "max": {"storage": _quantity(need.largest_claim * HEADROOM, "storage")}}
+    return {"apiVersion": "v1", "kind": "LimitRange",
+            "metadata": {"name": LIMIT_RANGE_NAME, "namespace": namespace, "labels": labels},
+            "spec": {"limits": [container, claim]}}
+
+
+def _container_sizes(container: Obj) -> dict[str, Decimal]:
+    resources = container.get("resources") or {}
+    return {f"{part}.{name}": parse_quantity(value)
+            for part in ("requests", "limits") for name, value in (resources.get(part) or {}).items()}
+
+
+def _objects(kind: str) -> list[Obj]:
+    return [obj for files in manifests.load_all().values() for obj in files if obj.get("kind") == kind]
+
+
+def _quantity(value: Decimal, key: str) -> str:
+    """A readable Kubernetes quantity, rounded up: millicores for CPU, Mi for bytes."""
+    if key.endswith("cpu"):
+        return f"{math.ceil(value * 1000)}m"
+    return f"{math.ceil(value / (1024 * 1024))}Mi"
