@@ -46,6 +46,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
+from .tally import Observer, ignore
 from .watching import Reflector
 
 Obj = dict[str, Any]
@@ -60,16 +61,6 @@ JOIN_SECONDS = 10.0
 
 _registry_lock = threading.Lock()
 _running: dict[tuple[str, str], LiveView] = {}
-
-
-@dataclass
-class ViewStats:
-    """What a view did: events received and redraws made (the batching benchmark reads these)."""
-
-    pod_events: int = 0
-    pod_event_changes: int = 0  # Event objects about pods received
-    renders: int = 0  # times the widget's value was replaced
-    render_seconds: float = 0.0  # time spent building and setting the table
 
 
 @dataclass(frozen=True)
@@ -113,6 +104,8 @@ class LiveView:
         interval: redraw at most this often, in seconds.
         age_refresh: redraw this often while idle so ages move on (None: only on changes).
         events: also watch the namespace's events and show each pod's latest one.
+        tally: told each pod event, event about a pod, redraw and the seconds it took
+            (see :mod:`jhtutorial.tally`); by default nothing is counted.
 
     Use it as ``view = live_view()`` (started), or ``with LiveView() as view: ...``.
     """
@@ -125,6 +118,7 @@ class LiveView:
         interval: float = DEFAULT_INTERVAL,
         age_refresh: float | None = DEFAULT_AGE_REFRESH,
         events: bool = True,
+        tally: Observer | None = None,
     ) -> None:
         import ipywidgets  # here, not at import time: the CLI never draws a widget
 
@@ -134,7 +128,7 @@ class LiveView:
         self.age_refresh = age_refresh
         self.watch_events = events
         self.simulated = self.conn.cluster_kind == "local"
-        self.stats = ViewStats()
+        self._tally = ignore if tally is None else tally  # not `or`: an empty Tally is falsy
         self._state = _State()
         self._lock = threading.Lock()  # guards _state
         self._dirty = threading.Condition()
@@ -284,7 +278,7 @@ class LiveView:
                         self._state.pods[_uid(event.object)] = event.object
                     else:
                         continue
-                    self.stats.pod_events += event.type != "SYNCED"
+                    self._tally("pod_event", event.type != "SYNCED")
                 self._mark_dirty()
         except TutorialError as err:
             with self._lock:
@@ -312,7 +306,7 @@ class LiveView:
                     known = self._state.events.get(key)
                     if known is None or latest.stamp >= known.stamp:
                         self._state.events[key] = latest
-                    self.stats.pod_event_changes += 1
+                    self._tally("pod_event_change")
                 self._mark_dirty()
         except TutorialError as err:
             # No permission to read events is common for namespaced users: the pods still show.
@@ -352,9 +346,9 @@ class LiveView:
             value = self._html(rows, live=live)
             if value != self.widget.value:
                 self.widget.value = value  # from this thread: ipywidgets sends the change to the browser
-                self.stats.renders += 1
+                self._tally("render")
             self._last_render = time.monotonic()
-            self.stats.render_seconds += self._last_render - started
+            self._tally("render_seconds", self._last_render - started)
 
     def _list_once(self) -> None:
         """For a view that never ran: one list of the pods and events, no watch."""

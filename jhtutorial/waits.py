@@ -288,15 +288,17 @@ def _wait(
     )
     verdict = Verdict(False, "no answer from the API server yet")
     stream = reflector.events(timeout=timeout)
+    changes = 0
     try:
         # The cache is complete whenever an event is yielded (the list fills it
         # before the first one), so every event is a moment to decide.
-        for _event in stream:
+        for event in stream:
+            changes += event.type != "SYNCED"
             verdict = evaluate(reflector.cache)
             if verdict.done:
                 return WaitResult(
                     what=what, summary=verdict.summary, seconds=time.monotonic() - start,
-                    requests=reflector.requests, events=reflector.stats.events,
+                    requests=reflector.requests, events=changes,
                     objects=list(reflector.cache.values()),
                 )
     finally:

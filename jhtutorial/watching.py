@@ -40,7 +40,6 @@ import random
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import urllib3
@@ -48,6 +47,7 @@ from kubernetes.client import ApiClient
 
 from .errors import ClusterUnreachable, KubeApiError
 from .kubeapi import CONNECTION_ERRORS, KubeApi, Resource, raise_for_status
+from .tally import Observer, ignore
 
 # The server ends a watch after this many seconds; we then watch again from the
 # last resourceVersion. Long enough that a wait of a few minutes costs one watch
@@ -76,19 +76,6 @@ class Event(NamedTuple):
 
     type: str
     object: dict[str, Any]
-
-
-@dataclass
-class WatchStats:
-    """What a reflector did, for tests, benchmarks and curious learners."""
-
-    lists: int = 0  # LIST requests (pages count one each)
-    watches: int = 0  # WATCH requests opened
-    expired: int = 0  # 410 Gone answers that forced a relist
-    reconnects: int = 0  # failures (refused, reset, 5xx) followed by a retry
-    bookmarks: int = 0  # BOOKMARK lines received
-    malformed: int = 0  # lines that were not a watch event (each forced a relist)
-    events: int = 0  # ADDED/MODIFIED/DELETED yielded (SYNCED not counted)
 
 
 class _Expired(Exception):
@@ -123,10 +110,12 @@ class Reflector:
         watch_seconds: the server-side timeout of each watch request.
         yield_bookmarks: also yield the BOOKMARK events (an object holding only
             metadata.resourceVersion); by default they only move the position.
+        tally: told each list, watch, event, bookmark, relist and reconnect (see :mod:`jhtutorial.tally`);
+            by default nothing is counted.
 
     Attributes worth reading: :attr:`cache` (``namespace/name`` -> object),
     :attr:`resource_version`, :attr:`requests` (HTTP requests sent, counted on
-    the client), :attr:`stats`, :attr:`timed_out`.
+    the client), :attr:`timed_out`.
     """
 
     def __init__(
@@ -140,6 +129,7 @@ class Reflector:
         resource_version: str | None = None,
         watch_seconds: int = WATCH_SECONDS,
         yield_bookmarks: bool = False,
+        tally: Observer | None = None,
     ) -> None:
         self.api = KubeApi(api_client)
         self.resource = resource
@@ -150,7 +140,7 @@ class Reflector:
         self.watch_seconds = max(1, int(watch_seconds))
         self.yield_bookmarks = yield_bookmarks
         self.cache: dict[str, dict[str, Any]] = {}
-        self.stats = WatchStats()
+        self._tally = ignore if tally is None else tally  # not `or`: an empty Tally is falsy
         self.timed_out = False
         self._lines_read = 0
         self._stop = threading.Event()
@@ -199,16 +189,16 @@ class Reflector:
                     raise _StreamBroken("the watch ended immediately")
                 backoff = BACKOFF_FIRST  # a stream that ended normally: reconnect at once
             except _Expired:
-                self.stats.expired += 1
+                self._tally("expired")
                 self.resource_version = None  # relist on the next turn, right away
             except (ClusterUnreachable, _StreamBroken, _Malformed) as failure:
                 if self._stop.is_set():
                     return
                 if isinstance(failure, _Malformed):
-                    self.stats.malformed += 1
+                    self._tally("malformed")
                     self.resource_version = None  # the line may have held a change: relist, which reports it
                 else:
-                    self.stats.reconnects += 1
+                    self._tally("reconnect")
                 # Jitter keeps many watchers from reconnecting in lockstep after an outage.
                 pause = backoff * random.uniform(0.8, 1.2)
                 if deadline is not None:
@@ -243,7 +233,7 @@ class Reflector:
                 "limit": LIST_PAGE_SIZE,
                 "continue": continue_token,
             }
-            self.stats.lists += 1
+            self._tally("list")
             try:
                 page = self.api.call("GET", self._path(), query=query, timeout=self._timeouts(deadline, 30.0))
             except KubeApiError as err:
@@ -286,7 +276,7 @@ class Reflector:
             "labelSelector": self.label_selector,
             "fieldSelector": self.field_selector,
         }
-        self.stats.watches += 1
+        self._tally("watch")
         response = self.api.open(
             "GET", self._path(), query=query, timeout=self._timeouts(deadline, self.watch_seconds + READ_GRACE)
         )
@@ -367,7 +357,7 @@ class Reflector:
         if new_version:
             self.resource_version = new_version
         if event_type == "BOOKMARK":
-            self.stats.bookmarks += 1
+            self._tally("bookmark")
             return Event("BOOKMARK", obj) if self.yield_bookmarks else None
         key = object_key(obj)
         if event_type == "DELETED":
@@ -381,7 +371,7 @@ class Reflector:
     # --- helpers --------------------------------------------------------------------
 
     def _count(self, event: Event) -> Event:
-        self.stats.events += 1
+        self._tally("event")
         return event
 
     def _path(self) -> str:

@@ -29,6 +29,7 @@ from jhtutorial.liveview import (
     running_views,
     stable_name,
 )
+from jhtutorial.tally import Tally
 from tests.kubehelpers import service_account_kubeconfig
 
 PAUSE = "registry.k8s.io/pause:3.10"
@@ -204,17 +205,27 @@ def test_stop_leaves_no_thread_and_freezes_the_table(view: LiveView, core: clien
     core.delete_namespaced_pod("lv-after-stop", conn.namespace, grace_period_seconds=0)
 
 
-def test_bursts_are_batched_into_few_redraws(view: LiveView, core: client.CoreV1Api, conn: Connection) -> None:
+def test_bursts_are_batched_into_few_redraws(core: client.CoreV1Api, conn: Connection) -> None:
+    tally = Tally()  # the view reports each pod event and redraw to it
+    view = LiveView(conn, interval=0.3, tally=tally)
+    try:
+        _bursts_are_batched(view, tally, core, conn)
+    finally:
+        view.stop()
+    assert not hasattr(view, "stats")  # no counters of its own: only the hook it was given
+
+
+def _bursts_are_batched(view: LiveView, tally: Tally, core: client.CoreV1Api, conn: Connection) -> None:
     watcher = _Watcher(view)
     view.start()
-    watcher.wait_for(lambda rows: view.stats.renders >= 1 or not rows, timeout=10)
-    before_events, before_renders = view.stats.pod_events, view.stats.renders
+    watcher.wait_for(lambda rows: tally["render"] >= 1 or not rows, timeout=10)
+    before_events, before_renders = tally["pod_event"], tally["render"]
     names = [f"lv-burst-{i}" for i in range(15)]
     for name in names:
         core.create_namespaced_pod(conn.namespace, _pod(name, {"app": "lv-burst"}))
     watcher.wait_for(lambda rows: sum(1 for r in rows if r.name in names and r.phase == "Running") == len(names))
-    events = view.stats.pod_events - before_events
-    renders = view.stats.renders - before_renders
+    events = tally["pod_event"] - before_events
+    renders = tally["render"] - before_renders
     assert events >= 3 * len(names)  # each pod: added, scheduled, running (and more)
     assert renders * 4 <= events, f"{renders} redraws for {events} pod changes: not batched"
     times = [t for t, name in watcher.changes if name.startswith("jhtutorial-liveview-draw")]

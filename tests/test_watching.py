@@ -14,6 +14,7 @@ from kubernetes.client import ApiClient, Configuration
 
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import CONFIGMAPS, SECRETS, Resource
+from jhtutorial.tally import Tally
 from jhtutorial.watching import Event, Reflector, object_key
 from kubehelpers import GarbledWatchProxy, kubeconfig_file, service_account_kubeconfig
 
@@ -22,8 +23,9 @@ from kubehelpers import GarbledWatchProxy, kubeconfig_file, service_account_kube
 class Follower:
     """Runs a reflector in a thread and lets the test wait (on a Condition, not a sleep loop) for events."""
 
-    def __init__(self, reflector: Reflector) -> None:
+    def __init__(self, reflector: Reflector, tally: Tally | None = None) -> None:
         self.reflector = reflector
+        self.tally = tally if tally is not None else Tally()  # what the reflector reported doing
         self.events: list[Event] = []
         self.error: BaseException | None = None
         self._changed = threading.Condition()
@@ -71,7 +73,9 @@ def follow(api_client: client.ApiClient, namespace: str) -> Iterator[Callable[..
     followers: list[Follower] = []
 
     def start(**kwargs: object) -> Follower:
-        follower = Follower(Reflector(api_client, CONFIGMAPS, namespace, **kwargs))  # type: ignore[arg-type]
+        tally = Tally()
+        follower = Follower(Reflector(api_client, CONFIGMAPS, namespace, tally=tally, **kwargs),  # type: ignore[arg-type]
+                            tally)
         followers.append(follower)
         return follower
 
@@ -100,8 +104,9 @@ def test_list_then_watch_reports_every_change_in_order(core, namespace, follow) 
     ]
     assert watcher.events[3].object["data"] == {"k": "v2"}
     assert set(watcher.reflector.cache) == {f"{namespace}/after"}
-    assert watcher.reflector.stats.lists == 1 and watcher.reflector.stats.watches == 1
+    assert watcher.tally == {"list": 1, "watch": 1, "event": 4}  # what the hook heard: ADDED, ADDED, MODIFIED, DELETED
     assert watcher.reflector.requests == 2  # one list, one watch: nothing polls
+    assert not hasattr(watcher.reflector, "stats")  # no counters of its own: only the hook it was given
     for obj in [e.object for e in watcher.events if e.type != "SYNCED"]:
         assert obj["kind"] == "ConfigMap" and object_key(obj).startswith(namespace)
 
@@ -115,10 +120,10 @@ def test_a_stream_the_server_closes_is_resumed_without_losing_changes(core, name
     watcher.wait_for(watcher.seen("ADDED", "resume-3"))
     added = [name(e) for e in watcher.events if e.type == "ADDED"]
     assert added == [f"resume-{i}" for i in range(4)]  # each once, in order
-    stats = watcher.reflector.stats
-    assert stats.watches >= 3, stats
-    assert stats.lists == 1 and stats.expired == 0, stats  # resumed from resourceVersion, never relisted
-    assert watcher.reflector.requests == stats.lists + stats.watches
+    tally = watcher.tally
+    assert tally["watch"] >= 3, tally
+    assert tally["list"] == 1 and tally["expired"] == 0, tally  # resumed from resourceVersion, never relisted
+    assert watcher.reflector.requests == tally["list"] + tally["watch"]
 
 
 def test_bookmarks_move_the_resource_version_past_changes_the_selector_filters_out(core, namespace, api_client) -> None:
@@ -129,8 +134,9 @@ def test_bookmarks_move_the_resource_version_past_changes_the_selector_filters_o
     timeoutSeconds runs out, and only once it has processed some change of the
     kind. Unrelated ConfigMaps keep coming here so that it has.
     """
+    tally = Tally()
     reflector = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=quiet", watch_seconds=5,
-                          yield_bookmarks=True)
+                          yield_bookmarks=True, tally=tally)
     stop = threading.Event()
     written: list[int] = []
 
@@ -153,7 +159,7 @@ def test_bookmarks_move_the_resource_version_past_changes_the_selector_filters_o
         writer.join()
     assert seen[0] == "SYNCED" and seen[-1] == "BOOKMARK", seen
     assert set(seen) == {"SYNCED", "BOOKMARK"}  # none of the unrelated ConfigMaps came through ...
-    assert reflector.stats.bookmarks >= 1
+    assert tally["bookmark"] >= 1
     assert reflector.cache == {}
     assert int(reflector.resource_version) >= written[0]  # ... yet the position moved past them
 
@@ -222,15 +228,16 @@ def test_an_api_server_restart_loses_no_update(core, namespace, follow, local_cl
     seen = {(e.type, name(e)) for e in after}
     assert ("ADDED", "new") in seen and ("DELETED", "drop") in seen
     assert any(e.type == "MODIFIED" and name(e) == "keep" and e.object.get("data") == {"v": "2"} for e in after)
-    stats = watcher.reflector.stats
-    assert stats.reconnects >= 1, stats  # the outage was noticed and ridden out
+    assert watcher.tally["reconnect"] >= 1, watcher.tally  # the outage was noticed and ridden out
 
     # The restarted server's watch cache begins at the moment it started: a position from
     # long before (resourceVersion 1) is answered with 410 Gone, and the reflector relists.
-    resumed = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=outage", resource_version="1")
+    counted = Tally()
+    resumed = Reflector(api_client, CONFIGMAPS, namespace, label_selector="test=outage", resource_version="1",
+                        tally=counted)
     events = list(resumed.events(timeout=3))
-    assert resumed.stats.expired == 1, resumed.stats
-    assert resumed.stats.lists == 1
+    assert counted["expired"] == 1, counted
+    assert counted["list"] == 1
     assert sorted((e.type, name(e)) for e in events) == [("ADDED", "keep"), ("ADDED", "new"), ("SYNCED", None)]
     assert set(resumed.cache) == set(watcher.reflector.cache)
     # and the position from just before the restart converges to the same objects, 410 or not
@@ -258,11 +265,11 @@ def test_a_malformed_line_is_logged_and_the_objects_listed_again(
     caplog.set_level(logging.WARNING, logger="jhtutorial.watching")
     with GarbledWatchProxy(api_client) as proxy:
         proxied = ApiClient(Configuration(host=proxy.url))
-        follower = Follower(Reflector(proxied, CONFIGMAPS, namespace, watch_seconds=60))
+        follower = Follower(Reflector(proxied, CONFIGMAPS, namespace, watch_seconds=60, tally=(tally := Tally())), tally)
         try:
             # the first watch starts with the garbage: the reflector lists again (a second SYNCED) and goes on
             follower.wait_for(lambda events: sum(e.type == "SYNCED" for e in events) >= 2)
-            assert proxy.injected == 1
+            assert proxy.injected == 1 and tally["malformed"] == 1 and tally["list"] == 2
             core.create_namespaced_config_map(namespace, configmap("after-the-garbage"))
             follower.wait_for(follower.seen("ADDED", "after-the-garbage"))
         finally:
