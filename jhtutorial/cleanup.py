@@ -178,8 +178,19 @@ def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, 
 def leftovers(conn: Connection | None = None) -> list[str]:
     """``Kind/name`` of every object of the tutorial still in the namespace: the manifests' in step order,
     then the user pods and PVCs the hub made (``kubectl get ... -l app.kubernetes.io/part-of=jhtutorial``)."""
+    return [found.label for found in inventory(conn)]
+
+
+def inventory(conn: Connection | None = None) -> list[Found]:
+    """What :func:`leftovers` lists, with who made each object and, for the hub's, whose it is.
+
+    Example::
+
+        for found in inventory():      # kubectl get pod,pvc -l app.kubernetes.io/part-of=jhtutorial -L hub.jupyter.org/username
+            print(found.label, "the hub, for " + str(found.user) if found.from_hub else "manifests/")
+    """
     conn = conn or current_connection()
-    return [found.label for found in _tutorial_objects(KubeApi(conn.api), conn.namespace)]
+    return _tutorial_objects(KubeApi(conn.api), conn.namespace)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -190,7 +201,9 @@ def _tutorial_objects(kube: KubeApi, namespace: str, *, deletion_order: bool = F
 
     Step order (the manifests' objects as the files list them, then the hub's); with ``deletion_order``:
     the Deployments, the hub's pods then PVCs, then the manifests' objects the last step first."""
-    in_files = [(obj["kind"], obj["metadata"]["name"]) for step in STEPS for obj in step.objects()]
+    # (kind, name) of each object the files define -> (its step's number, its place in the step's files)
+    in_files = {(obj["kind"], obj["metadata"]["name"]): (step.number, place)
+                for step in STEPS for place, obj in enumerate(step.objects())}
     found = []
     for resource in CLEANUP_RESOURCES:
         for item in kube.get(resource.path(namespace), labelSelector=PART_OF).get("items", []):
@@ -201,18 +214,22 @@ def _tutorial_objects(kube: KubeApi, namespace: str, *, deletion_order: bool = F
             user = (meta.get("annotations") or {}).get(USERNAME_ANNOTATION) if from_hub else None
             found.append(Found(resource, meta["name"], from_hub, user))
 
-    def step_order(item: Found) -> tuple[int, int, str]:
-        if item.from_hub:  # pods before PVCs: a PVC in use is only removed once its pod is gone
-            return (len(in_files), CLEANUP_RESOURCES.index(item.resource), item.name)
-        return (in_files.index((item.resource.kind, item.name)), 0, item.name)
+    def hub_rank(item: Found) -> tuple[int, str]:  # pods before PVCs: a PVC in use only goes once its pod has
+        return (CLEANUP_RESOURCES.index(item.resource), item.name)
 
-    def deletion(item: Found) -> tuple[int, int, str]:
-        position, kind_rank, name = step_order(item)
-        if item.resource == DEPLOYMENTS:
-            return (0, position, name)
+    def step_order(item: Found) -> tuple[int, int, int, str]:
         if item.from_hub:
-            return (1, kind_rank, name)
-        return (2, -position, name)
+            return (1, 0, *hub_rank(item))
+        number, place = in_files[(item.resource.kind, item.name)]
+        return (0, number, place, "")
+
+    def deletion(item: Found) -> tuple[int, int, int, str]:
+        if item.resource == DEPLOYMENTS and not item.from_hub:
+            return (0, *in_files[(item.resource.kind, item.name)], "")
+        if item.from_hub:
+            return (1, 0, *hub_rank(item))
+        number, place = in_files[(item.resource.kind, item.name)]
+        return (2, -number, place, "")  # the last step first; within a step, as its files list them
 
     return sorted(found, key=deletion if deletion_order else step_order)
 

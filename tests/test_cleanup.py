@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from jhtutorial import STEPS, apply
 from jhtutorial import cleanup as cleanup_module
-from jhtutorial.cleanup import clean_up, leftovers
+from jhtutorial.cleanup import clean_up, inventory, leftovers
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, KubeApi
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.cluster
 PAUSE = "registry.k8s.io/pause:3.10"
 TUTORIAL_OBJECTS = 15  # what the twelve manifest files define
 PART_OF = "app.kubernetes.io/part-of"
+MANIFEST_OBJECTS = [f"{obj['kind']}/{obj['metadata']['name']}" for step in STEPS for obj in step.objects()]
 
 
 def _deploy(conn: Connection) -> None:
@@ -64,14 +65,21 @@ def test_after_login_everything_goes_and_a_second_run_removes_nothing(
                  "spec": {"containers": [{"name": "c", "image": PAUSE}]}}
     core.create_namespaced_pod(conn.namespace, unrelated)
     found = leftovers(conn)
-    assert "Pod/jupyter-admin" in found and "PersistentVolumeClaim/claim-admin" in found
-    assert len(found) == TUTORIAL_OBJECTS + 2
+    assert found == [*MANIFEST_OBJECTS, "Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin"]  # step order
+    assert [(f.label, f.user) for f in inventory(conn) if f.from_hub] == [
+        ("Pod/jupyter-admin", "admin"), ("PersistentVolumeClaim/claim-admin", "admin")]
 
     said: list[str] = []
     result = clean_up(conn, progress=said.append)
     assert len(result.removed) == TUTORIAL_OBJECTS + 2 and not result.left
     assert set(result.from_hub) == {"Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin"}
-    assert result.removed[:2] == ["Deployment/hub", "Deployment/proxy"]  # the hub goes first
+    # the hub goes first, then what it made, then the files' objects the last step first (as notebook 08 lists)
+    assert result.removed == [
+        "Deployment/hub", "Deployment/proxy", "Pod/jupyter-admin", "PersistentVolumeClaim/claim-admin",
+        "Service/hub", "Service/proxy-api", "Service/proxy-http", "Service/proxy-public",
+        "PersistentVolumeClaim/hub-db-dir", "Secret/hub-secret",
+        "ConfigMap/hub-config", "ConfigMap/nginx-routes", "ConfigMap/nginx-proxy-config",
+        "ServiceAccount/hub", "ServiceAccount/proxy", "Role/hub", "RoleBinding/hub"]
     assert "nothing of the tutorial is left" in str(result)
     assert "Pod/jupyter-admin (created by the hub for user admin)" in str(result)
     # before the home volume goes, the clean-up says which one and whose
