@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps cluster cluster-down lab run test test-fast screenshots bench clean
+.PHONY: setup system-deps programs cluster cluster-down lab run test test-fast screenshots bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# nginx is only needed by the test that runs `nginx -t` on the proxy's config
-system-deps:
-	@command -v nginx >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing nginx-light (for the nginx -t test)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
-	  else echo "please install nginx (Debian/Ubuntu: sudo apt-get install nginx-light)"; exit 1; fi; }
+# The programs that back the local cluster's pods: Debian's nginx (as root, with apt-get)
+# and configurable-http-proxy from npm into the cache. `make test` needs them; `make run`
+# goes on without them (those pods then stay purely simulated, and the notebooks say so).
+system-deps: setup
+	$(BIN)/python -m jhtutorial.localcluster.backing.install --strict
+
+programs: setup
+	-$(BIN)/python -m jhtutorial.localcluster.backing.install
 
 setup: $(STAMP)
 
-cluster: setup
+cluster: setup programs
 	$(BIN)/jhtutorial cluster up
 
 cluster-down: setup
@@ -34,7 +35,7 @@ cluster-down: setup
 lab: setup
 	$(BIN)/jhtutorial lab
 
-run: setup
+run: setup programs
 	$(BIN)/jhtutorial run
 
 # The cluster is started here, not only inside pytest, so that a first-time
@@ -44,7 +45,7 @@ test: setup system-deps
 	$(BIN)/python -m pytest
 
 # the README's pictures (docs/img/): the browser test run in JupyterLab and Chromium, saving them on the way
-screenshots: setup
+screenshots: setup system-deps
 	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
 	JHTUTORIAL_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_browser.py -m browser
 

@@ -21,7 +21,6 @@ from .errors import (
     InvalidNamespace,
     KubeApiError,
     LocalClusterError,
-    LocalHubFailed,
     LoginFailed,
     NamespaceNotFound,
     NoDefaultStorageClass,
@@ -39,8 +38,7 @@ from .errors import (
 )
 from .liveview import LiveView, PodRow, live_view, running_views
 from .localcluster import ClusterStatus, LocalCluster
-from .localhub import LocalHub
-from .login import LoginResult, Stage, login
+from .login import LoginResult, Stage, follow_login, login
 from .steps import STEPS, Step, StepStatus, get_step
 from .waits import (
     WaitResult,
@@ -74,8 +72,6 @@ __all__ = [
     "LiveView",
     "LocalCluster",
     "LocalClusterError",
-    "LocalHub",
-    "LocalHubFailed",
     "LoginFailed",
     "LoginResult",
     "NamespaceNotFound",
@@ -107,6 +103,7 @@ __all__ = [
     "leftovers",
     "live_view",
     "login",
+    "follow_login",
     "require_deployed",
     "running_views",
     "wait_deleted",

@@ -24,9 +24,12 @@ node's address depends on the cluster, so the ways are tried in this order:
    any cluster; opened from Python (the client's websocket port-forward), or by
    running ``kubectl port-forward`` when that fails.
 
-On the simulated cluster (kwok) the proxy pod has no container: nothing can
-answer at any address, and the Access says so instead of inventing a URL.
-:func:`jhtutorial.login` then runs JupyterHub on this machine instead.
+On the local simulated cluster (kwok) the pods of a namespace made by the
+tutorial run their programs as local processes (see
+:mod:`jhtutorial.localcluster.backing`): kwok forwards ``kubectl port-forward`` to
+the local nginx, so the same port-forward is the way in there. Where the proxy
+pod is not backed (nginx not installed, a namespace not made by the tutorial),
+nothing answers, and the Access says why instead of inventing a URL.
 """
 
 from __future__ import annotations
@@ -46,23 +49,17 @@ from typing import Any
 
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
-from .kubeapi import NODES, PODS, SERVICES, KubeApi
+from .kubeapi import NAMESPACES, NODES, PODS, SERVICES, KubeApi
 from .readable import Readable
 from .steps import STEPS, and_join, get_step, up_command
 from .waits import pod_ready
 
 Obj = dict[str, Any]
 SERVICE = "proxy-public"
+PROXY_SELECTOR = "app.kubernetes.io/component=proxy,app.kubernetes.io/instance=jhtutorial"
 METHODS = ("auto", "minikube", "nodeport", "port-forward", "kubectl")
 PROBE_SECONDS = 2.0
 HEALTH_PATH = "/hub/health"  # answered by the hub, through nginx and configurable-http-proxy
-SIMULATED_NOTE = (
-    "the proxy pod runs on a simulated node (kwok): no container runs, so nothing answers at any address "
-    "(no NodePort, no port-forward: kwok reports 'no forward found'); "
-    "jhtutorial.login() runs JupyterHub on this machine instead, with the cluster's hub-config"
-)
-
-
 @dataclass
 class Access(Readable):
     """A way to the hub: the URL (None when there is none), how it was found, and how to type it."""
@@ -132,15 +129,20 @@ def hub_access(
     forward_cmd = f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} 8080:80"
 
     if method == "auto" and conn.cluster_kind == "local":
-        return Access(None, "simulated", forward_cmd, [SIMULATED_NOTE], simulated=True)
+        problem = not_backed(conn, kube)
+        if problem:
+            return Access(None, "simulated", forward_cmd, [problem], simulated=True)
 
     tried: list[str] = []
     attempts: list[tuple[str, Callable[[], Access]]] = []
+    # the simulated cluster's nodes have no reachable address, and kwok forwards kubectl's port-forward
+    # (not the client library's websocket one): kubectl it is
+    local = method == "auto" and conn.cluster_kind == "local"
     if method in ("auto", "minikube") and (method == "minikube" or conn.cluster_kind == "minikube"):
         attempts.append(("minikube", lambda: _minikube(conn, timeout)))
-    if method in ("auto", "nodeport"):
+    if method in ("auto", "nodeport") and not local:
         attempts.append(("nodeport", lambda: _node_port(conn, kube, node_port, timeout)))
-    if method in ("auto", "port-forward"):
+    if method in ("auto", "port-forward") and not local:
         attempts.append(("port-forward", lambda: _python_forward(conn, kube, local_port, timeout)))
     if method in ("auto", "kubectl"):
         attempts.append(("kubectl", lambda: _kubectl_forward(conn, local_port, timeout)))
@@ -164,13 +166,65 @@ def hub_access(
     fix = (f"on any cluster `{forward_cmd}` then open http://localhost:8080; "
            "check that the proxy pod is Ready (`kubectl get pods -n " + conn.namespace + "`)")
     if conn.cluster_kind == "local":
-        fix = ("nothing can answer on the simulated cluster: the proxy pod has no container. "
-               "Use jhtutorial.login(), which runs the hub on this machine")
+        fix = (f"check that the proxy pod is Ready (`kubectl get pods -n {conn.namespace}`) and what it logs "
+               f"(`kubectl logs -n {conn.namespace} deploy/proxy -c nginx`); `jhtutorial cluster status` shows the "
+               "supervisor that runs the pods' programs")
     elif conn.cluster_kind == "kind":
         fix = ("kind's NodePorts reach the host only through extraPortMappings set at `kind create cluster`; "
                f"use `{forward_cmd}` instead")
     raise AccessError(f"could not reach Service {SERVICE} in namespace {conn.namespace}:\n  "
                       + "\n  ".join(tried), fix=fix)
+
+
+def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
+    """On the local simulated cluster: None if the proxy pod runs its programs as local processes, else why not."""
+    from .localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION
+
+    kube = kube or KubeApi(conn.api)
+    pods = kube.get(PODS.path(conn.namespace), labelSelector=PROXY_SELECTOR).get("items", [])
+    pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    annotations = [(p.get("metadata") or {}).get("annotations") or {} for p in pods]
+    if any(BACKED_BY_ANNOTATION in a for a in annotations):
+        return None
+    why = next((a[NOT_BACKED_ANNOTATION] for a in annotations if NOT_BACKED_ANNOTATION in a), None)
+    if why:
+        return f"the proxy pod is purely simulated, its programs cannot run here: {why}"
+    try:
+        namespace = kube.get_or_none(NAMESPACES.path(name=conn.namespace)) or {}
+    except Forbidden:
+        namespace = {}
+    labels = (namespace.get("metadata") or {}).get("labels") or {}
+    if CLASSROOM_LABEL in labels:
+        return (f"namespace {conn.namespace} belongs to a classroom: its pods stay purely simulated (their "
+                "configuration, which anyone with access to the namespace may edit, is not run on this machine)")
+    if labels.get(BACKED_LABEL) != "true":
+        return (f"namespace {conn.namespace} was not made by `jhtutorial up` or notebook 00, so its pods stay "
+                f"purely simulated; to run them as processes here: kubectl label namespace {conn.namespace} "
+                f"{BACKED_LABEL}=true")
+    if not pods:
+        return "there is no proxy pod (step 06 makes it)"
+    return ("the proxy pod is not backed by local processes (yet): is the local cluster's supervisor running? "
+            "`jhtutorial cluster status` says; `jhtutorial cluster up` starts it")
+
+
+def backing_report(conn: Connection) -> list[str]:
+    """On the local cluster: which pods of the namespace run their programs as local processes, and why
+    the others do not (``jhtutorial status``, notebook 07)."""
+    from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION
+
+    pods = KubeApi(conn.api).get(PODS.path(conn.namespace)).get("items", [])
+    out = ["pods (local simulated cluster: no container runs; these run their programs as local processes):"]
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        annotations = pod["metadata"].get("annotations") or {}
+        how = annotations.get(BACKED_BY_ANNOTATION) or (
+            f"purely simulated: {annotations[NOT_BACKED_ANNOTATION]}" if NOT_BACKED_ANNOTATION in annotations
+            else "purely simulated")
+        out.append(f"  {pod['metadata']['name']}: {how}")
+    if not pods:
+        out.append("  (none)")
+    elif not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods):
+        out.append(f"  why: {not_backed(conn) or 'no pod of this tutorial here'}")
+    return out
 
 
 def require_deployed(conn: Connection, *, through: str = "deployments") -> Obj:
@@ -208,14 +262,17 @@ def _minikube(conn: Connection, timeout: float) -> Access:
     if conn.context and conn.context != "minikube":
         args += ["-p", conn.context]  # minikube names each context after its profile
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = _read_until(process, re.compile(r"(https?://\S+)"), timeout)
+    output = PipeReader(process)
+    url = output.wait_for(re.compile(r"(https?://\S+)"), timeout)
     if url is None:
-        _end(process)
-        raise AccessError(f"`{command}` printed no URL: {_tail(process)}")
+        _end(process, output)
+        raise AccessError(f"`{command}` printed no URL: {output.tail()}")
     if process.poll() is None:
-        # docker driver on macOS/Windows: the command holds a tunnel open for as long as it runs
+        # docker driver on macOS/Windows: the command holds a tunnel open for as long as it runs,
+        # and its output is read all along (a full pipe would stop it)
         return Access(url, "minikube", command, ["minikube keeps a tunnel open; close() ends it"],
-                      _closer=lambda: _end(process))
+                      _closer=lambda: _end(process, output))
+    _end(process, output)
     return Access(url, "minikube", command)
 
 
@@ -414,7 +471,7 @@ def _python_forward(conn: Connection, kube: KubeApi, local_port: int, timeout: f
 
 
 def _kubectl_forward(conn: Connection, local_port: int, timeout: float) -> Access:
-    binary = shutil.which("kubectl")
+    binary = kubectl_command(conn)
     if binary is None:
         raise AccessError("kubectl is not installed here")
     args = [binary, "port-forward", "-n", conn.namespace, f"svc/{SERVICE}", f"{local_port or ''}:80",
@@ -425,31 +482,88 @@ def _kubectl_forward(conn: Connection, local_port: int, timeout: float) -> Acces
     if conn.kubeconfig:
         env["KUBECONFIG"] = conn.kubeconfig
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    port_text = _read_until(process, re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"), timeout)
+    # Both pipes are read to the end by threads: kubectl writes a "Handling connection" line per
+    # connection, and a pipe nobody reads fills up and freezes the forward in a long session.
+    output = PipeReader(process)
+    port_text = output.wait_for(re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"), timeout)
     if port_text is None:
-        _end(process)
-        raise AccessError(f"`kubectl port-forward` did not start: {_tail(process)}")
-    errors: list[str] = []
-
-    # kubectl reports each failed connection on stderr; keep them for the health check's message.
-    def collect() -> None:
-        for line in process.stderr or []:
-            errors.append(line.strip())
-
-    reader = threading.Thread(target=collect, name="jhtutorial-kubectl-port-forward-stderr", daemon=True)
-    reader.start()
-
-    def close() -> None:
-        _end(process)
-        reader.join(5)
-
+        _end(process, output)
+        raise AccessError(f"`kubectl port-forward` did not start: {output.tail()}")
     access = Access(f"http://127.0.0.1:{port_text}", "kubectl",
                     f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} {local_port or 8080}:80",
                     [f"a `kubectl port-forward` process (pid {process.pid}) carries the connections; close() ends it"],
-                    _closer=close)
-    access.forward_errors = errors  # type: ignore[attr-defined]
+                    _closer=lambda: _end(process, output))
+    access.forward_errors = output.errors  # type: ignore[attr-defined]  # kubectl reports failed connections
     access.process = process  # type: ignore[attr-defined]
     return access
+
+
+def kubectl_command(conn: Connection) -> str | None:
+    """kubectl from PATH, else (on the local cluster) the one built with it."""
+    found = shutil.which("kubectl")
+    if found is None and conn.cluster_kind == "local":
+        from .localcluster import ensure_binaries
+
+        with contextlib.suppress(Exception):  # a missing build is reported as "not installed" by the caller
+            built = ensure_binaries(lambda _: None).kubectl
+            found = str(built) if built.is_file() else None
+    return found
+
+
+class PipeReader:
+    """Reads a process's stdout and stderr line by line in two threads, for as long as it runs.
+
+    Nothing else reads the pipes (no select() on a buffered stream): :meth:`wait_for` waits on a
+    condition that the threads signal. Keeps the last lines of both, and stderr's error lines.
+    """
+
+    def __init__(self, process: subprocess.Popen[str], keep: int = 200) -> None:
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self._keep = keep
+        self._changed = threading.Condition()
+        self._open = 0
+        self._threads = [threading.Thread(target=self._read, args=(stream, is_err), daemon=True,
+                                          name=f"jhtutorial-pipe-{process.pid}-{'err' if is_err else 'out'}")
+                         for stream, is_err in ((process.stdout, False), (process.stderr, True)) if stream]
+        self._open = len(self._threads)
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, stream: Any, is_err: bool) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in stream:
+                with self._changed:
+                    self.lines = [*self.lines[-self._keep + 1:], line.rstrip()]
+                    if is_err and "Handling connection" not in line:
+                        self.errors.append(line.strip())
+                    self._changed.notify_all()
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> str | None:
+        """Group 1 of the first line that matches, or None (the process ended, or time ran out)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    match = pattern.search(line)
+                    if match:
+                        return match.group(1)
+                remaining = deadline - time.monotonic()
+                if self._open == 0 or remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+
+    def tail(self, count: int = 3) -> str:
+        with self._changed:
+            lines = [line for line in self.lines if line.strip()]
+        return " / ".join(lines[-count:]) or "no output"
+
+    def join(self, timeout: float = 5.0) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -480,24 +594,7 @@ def _check_health(access: Access, timeout: float) -> str | None:
     return problem
 
 
-def _read_until(process: subprocess.Popen[str], pattern: re.Pattern[str], timeout: float) -> str | None:
-    """Read the process's stdout until a line matches (returns group 1), it exits, or time runs out."""
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        line = process.stdout.readline()
-        if not line:
-            return None
-        match = pattern.search(line)
-        if match:
-            return match.group(1)
-    return None
-
-
-def _end(process: subprocess.Popen[str]) -> None:
+def _end(process: subprocess.Popen[str], output: PipeReader) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -505,20 +602,11 @@ def _end(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    output.join()  # the readers end with the process's pipes
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             with contextlib.suppress(OSError, ValueError):
                 stream.close()
-
-
-def _tail(process: subprocess.Popen[str]) -> str:
-    text = ""
-    if process.stderr is not None:
-        with contextlib.suppress(OSError, ValueError):
-            if process.poll() is not None:
-                text = process.stderr.read()
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(lines[-3:]) or f"exit code {process.poll()}"
 
 
 def _reason(err: BaseException) -> str:

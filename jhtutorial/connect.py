@@ -53,6 +53,7 @@ from .errors import (
 )
 from .kubeapi import NAMESPACES, NODES, STORAGE_CLASSES, KubeApi
 from .localcluster import LocalCluster
+from .localcluster.backing import BACKED_LABEL
 from .readable import Readable
 
 DEFAULT_NAMESPACE = "jhtutorial"
@@ -226,7 +227,8 @@ def connect(
         conn.cluster_kind = _cluster_kind(kube, used_context, conn.server_version, conn.notes)
         _inspect_storage(kube, conn)
         if create_namespace:
-            conn.namespace_created = _ensure_namespace(kube, namespace, conn.notes, timeout=max(timeout, 60.0))
+            conn.namespace_created = _ensure_namespace(kube, namespace, conn.notes, timeout=max(timeout, 60.0),
+                                                       backed=conn.cluster_kind == "local")
     except BaseException:
         api.close()
         raise
@@ -449,8 +451,12 @@ def _inspect_storage(kube: KubeApi, conn: Connection) -> None:
 # --- the namespace ------------------------------------------------------------------------
 
 
-def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: float) -> bool:
-    """Make sure the namespace exists; True if this call created it."""
+def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: float, backed: bool = False) -> bool:
+    """Make sure the namespace exists; True if this call created it.
+
+    ``backed``: on the local simulated cluster, a namespace made here is marked (label
+    ``jhtutorial/backed=true``) so that the cluster's supervisor runs its pods' programs as this
+    machine's user; namespaces made any other way stay purely simulated."""
     try:
         existing = kube.get_or_none(NAMESPACES.path(name=name))
     except Forbidden:
@@ -462,7 +468,8 @@ def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: fl
         existing = None
     if existing is not None:
         return False
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": MANAGED_BY}}
+    labels = {**MANAGED_BY, **({BACKED_LABEL: "true"} if backed else {})}
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
     try:
         kube.call("POST", NAMESPACES.path(), body=body)
     except Forbidden as err:

@@ -200,7 +200,3 @@ class AccessError(HubError):
 
 class LoginFailed(HubError):
     """The hub refused the login, or the user's server could not be started."""
-
-
-class LocalHubFailed(HubError):
-    """The JupyterHub process started on this machine (for a simulated cluster) exited or never came up."""

@@ -46,6 +46,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
+from .localcluster.backing import BACKED_BY_ANNOTATION
 from .tally import Observer, ignore
 from .watching import Reflector
 
@@ -55,7 +56,8 @@ Obj = dict[str, Any]
 DEFAULT_INTERVAL = 0.3
 #: Redraw this often while nothing changes, so ages move on (None: never).
 DEFAULT_AGE_REFRESH = 5.0
-SIMULATED_CAPTION = "nodes and pods are simulated by kwok: no container runs"
+SIMULATED_CAPTION = ("nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run "
+                     "their programs as local processes instead")
 EVENT_WIDTH = 70  # characters of an event message shown in the live table
 JOIN_SECONDS = 10.0
 
@@ -76,6 +78,7 @@ class PodRow:
     node: str
     event_reason: str
     event_text: str
+    runs_as: str = ""  # on the local cluster: "process" (backed by local processes) or "simulated"
 
 
 @dataclass
@@ -373,13 +376,16 @@ class LiveView:
 
     def _html(self, rows: list[PodRow], *, live: bool, stable: bool = False, note: str | None = None) -> str:
         state = note or ("live" if live else ("stopped" if self._threads else "not started"))
+        runs = ["runs as"] if self.simulated else []
         if stable:
-            head = ["name", "phase", "ready", "restarts", "latest event"]
-            body = [[r.stable_name, r.phase, r.ready, str(r.restarts), r.event_reason] for r in rows]
+            head = ["name", "phase", "ready", "restarts", *runs, "latest event"]
+            body = [[r.stable_name, r.phase, r.ready, str(r.restarts), *([r.runs_as] if runs else []), r.event_reason]
+                    for r in rows]
             caption = f"pods: {len(rows)}"
         else:
-            head = ["name", "phase", "ready", "restarts", "age", "node", "latest event"]
-            body = [[r.name, r.phase, r.ready, str(r.restarts), r.age, r.node or "-", r.event_text] for r in rows]
+            head = ["name", "phase", "ready", "restarts", "age", "node", *runs, "latest event"]
+            body = [[r.name, r.phase, r.ready, str(r.restarts), r.age, r.node or "-", *([r.runs_as] if runs else []),
+                     r.event_text] for r in rows]
             caption = f"pods in namespace {self.namespace}: {len(rows)} ({state})"
         lines = [f"<div class='jhtutorial-liveview'><div><b>{html.escape(caption)}</b></div>"]
         for extra in self._captions():
@@ -466,6 +472,7 @@ def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
         node=str(spec.get("nodeName") or ""),
         event_reason=reason,
         event_text=text,
+        runs_as="process" if BACKED_BY_ANNOTATION in (meta.get("annotations") or {}) else "simulated",
     )
 
 
@@ -549,8 +556,9 @@ def _text_table(rows: list[PodRow], simulated: bool, error: str | None) -> str:
     if not rows:
         lines.append("no pods")
         return "\n".join(lines)
-    table = [["NAME", "PHASE", "READY", "RESTARTS", "LATEST EVENT"]]
-    table += [[r.stable_name, r.phase, r.ready, str(r.restarts), r.event_reason or "-"]
+    table = [["NAME", "PHASE", "READY", "RESTARTS", *(["RUNS AS"] if simulated else []), "LATEST EVENT"]]
+    table += [[r.stable_name, r.phase, r.ready, str(r.restarts), *([r.runs_as] if simulated else []),
+               r.event_reason or "-"]
               for r in sorted(rows, key=lambda r: (r.stable_name, r.phase, r.ready, r.event_reason))]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines += ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in table]

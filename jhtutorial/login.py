@@ -2,38 +2,41 @@
 
     >>> result = login("admin", "admin")        # doctest: +SKIP
     >>> print(result)                           # doctest: +SKIP
-    login as admin in namespace jhtutorial: the pod was created and runs (simulated); no notebook server
-       3.4 s  JupyterHub 5.5.0 with KubeSpawner 7.0.0 runs here as a local process, standing in for ...
-       3.5 s  logged in as admin (POST /hub/login -> 302 /hub/spawn)
-       3.7 s  server start requested (GET /hub/spawn -> 302 /hub/spawn-pending/admin)
-       3.7 s  PVC claim-admin created by KubeSpawner (Pending)
+    login as admin in namespace jhtutorial: the server is up (6.1 s)
+       0.9 s  the hub answers at http://127.0.0.1:40211 (kubectl: kubectl port-forward ... svc/proxy-public 8080:80)
+       1.0 s  logged in as admin (POST /hub/login -> 302 /hub/spawn, session cookie set)
+       1.3 s  PVC claim-admin created by KubeSpawner (Pending)
        ...
+       6.1 s  http://127.0.0.1:40211/user/admin/api: a Jupyter server answered (version 2.21.1)
 
-What a learner would do by hand: open the hub's URL in a browser, log in as
-admin/admin, and watch ``kubectl get pods -n NS --watch`` while the server
-starts: a pod ``jupyter-admin`` appears, with its home on PVC ``claim-admin``.
+What a learner would do by hand: ``kubectl port-forward svc/proxy-public 8080:80``,
+open http://localhost:8080 in a browser, log in as admin/admin, and watch
+``kubectl get pods -n NS --watch`` while the server starts: a pod ``jupyter-admin``
+appears, with its home on PVC ``claim-admin``, and the browser lands in JupyterLab.
 
 Here the same happens over HTTP, and each stage is reported as it happens:
 
-1. **login**: ``GET /hub/login`` for the form and its ``_xsrf`` token, then
+1. **the way in**: :func:`jhtutorial.hub_access` (a port-forward to proxy-public,
+   or minikube's URL or a node port), once the hub and proxy pods are Ready;
+2. **login**: ``GET /hub/login`` for the form and its ``_xsrf`` token, then
    ``POST /hub/login`` with the user name and password; the hub answers with a
    redirect and a session cookie;
-2. **start**: ``GET /hub/spawn``, what the browser loads next; the hub asks
+3. **start**: ``GET /hub/spawn``, what the browser loads next; the hub asks
    KubeSpawner to create the PVC and the pod;
-3. **follow**: two watches (the user's pods and PVCs, matched by KubeSpawner's
+4. **follow**: two watches (the user's pods and PVCs, matched by KubeSpawner's
    ``hub.jupyter.org/username`` annotation) report created, Bound, scheduled,
    Running, Ready; the hub's progress API (``/hub/api/users/NAME/server/progress``,
    the progress bar of the spawn page) reports what the hub sees;
-4. **answer**: ``/user/NAME/api`` must come from a Jupyter server.
+5. **answer**: ``/user/NAME/api`` must come from a Jupyter server, through nginx
+   and configurable-http-proxy.
 
-On a cluster with containers the hub is reached through proxy-public (see
-:mod:`jhtutorial.access`). On the simulated cluster it cannot run, so the real
-JupyterHub runs on this machine instead (:mod:`jhtutorial.localhub`), with the
-cluster's hub-config and the hub ServiceAccount's token: the PVC and the pod are
-created by KubeSpawner through the real API server, the pod becomes Running
-(simulated), and no notebook server can ever answer. The result says exactly
-that. The local hub is stopped at the end; the pod and PVC stay for the
-clean-up step, as they would when a real hub restarts.
+The path is the same on every cluster. On the local simulated cluster the pods'
+programs are local processes (:mod:`jhtutorial.localcluster.backing`): nginx,
+configurable-http-proxy, JupyterHub with KubeSpawner, and the user's
+``jupyterhub-singleuser`` are real; the containers are not (no image, no
+isolation, no limits). Where the proxy pod is not backed (nginx not installed,
+a namespace not made by the tutorial), nothing can answer: the result says so
+and why, without trying.
 """
 
 from __future__ import annotations
@@ -49,16 +52,18 @@ from typing import Any
 
 from .access import Access, hub_access, require_deployed
 from .connect import Connection, current_connection
-from .errors import AccessError, LoginFailed, TutorialError
-from .kubeapi import PODS, PVCS, KubeApi
-from .localhub import LocalHub
+from .errors import AccessError, LoginFailed, TutorialError, WaitTimeout
+from .kubeapi import PODS, PVCS
+from .localcluster.backing import BACKED_BY_ANNOTATION
 from .readable import Readable
+from .waits import wait_pods_ready
 from .watching import Reflector
 
 Obj = dict[str, Any]
 USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner puts the plain user name here
 POD_SELECTOR = "component=singleuser-server"
 PVC_SELECTOR = "component=singleuser-storage"
+HUB_PODS = "app.kubernetes.io/instance=jhtutorial,app.kubernetes.io/component in (hub,proxy)"
 HTTP_SECONDS = 30.0
 PROBE_SECONDS = 3.0
 
@@ -81,9 +86,9 @@ class LoginResult(Readable):
 
     user: str
     namespace: str
-    hub: str  # "local process" or "cluster"
     url: str | None = None  # where the login went
-    simulated: bool = False
+    simulated: bool = False  # the local simulated cluster: programs run as local processes there
+    not_run: str | None = None  # why nothing could log in (the proxy pod is purely simulated)
     logged_in: bool = False
     pod: str | None = None
     pvc: str | None = None
@@ -91,7 +96,6 @@ class LoginResult(Readable):
     pod_running: bool = False
     pod_ready: bool = False
     pvc_bound: bool = False
-    pod_left_in_place: bool = False
     hub_said_ready: bool = False
     hub_failed: str | None = None
     server_answered: bool = False  # a Jupyter server answered at /user/NAME/api
@@ -102,9 +106,7 @@ class LoginResult(Readable):
 
     @property
     def ok(self) -> bool:
-        """Did the lesson's login work? On the simulated cluster: logged in and the pod runs."""
-        if self.hub == "local process":
-            return self.logged_in and self.pod_running
+        """Did the lesson's login work: logged in, and the user's Jupyter server answered?"""
         return self.logged_in and self.server_answered
 
     @property
@@ -113,10 +115,8 @@ class LoginResult(Readable):
 
     def headline(self) -> str:
         where = f"login as {self.user} in namespace {self.namespace}"
-        if self.hub == "local process":
-            if self.pod_running:
-                return f"{where}: the pod was created and runs (simulated); no notebook server can start"
-            return f"{where}: the pod did not get to Running"
+        if self.not_run:
+            return f"{where}: not tried, nothing can answer: {self.not_run}"
         if self.server_answered:
             return f"{where}: the server is up"
         return f"{where}: the server did not come up"
@@ -134,11 +134,8 @@ def login(
     password: str = "admin",
     *,
     conn: Connection | None = None,
-    hub: str = "auto",
     url: str | None = None,
-    proxy: str = "auto",
     timeout: float | None = None,
-    server_wait: float = 5.0,
     progress: Callable[[str], None] | None = None,
 ) -> LoginResult:
     """Log in to the hub, start the user's server and report each stage.
@@ -146,19 +143,15 @@ def login(
     Args:
         user, password: the tutorial's hub accepts any user name with the password ``admin``.
         conn: a connection (default: the last one made).
-        hub: "auto" (a local process on the simulated cluster, else the cluster's hub),
-            "local" or "cluster".
-        url: a hub URL to use instead of finding one (``hub="cluster"`` only).
-        proxy: for the local hub: "auto", "chp" (configurable-http-proxy) or "none".
-        timeout: seconds for the pod to run (local hub, default 60) or the server to
-            answer (cluster, default 300: first image pulls are slow).
-        server_wait: local hub only: seconds to let the hub wait for the server to
-            answer once the pod runs, before stopping it.
+        url: a hub URL to use instead of finding one (e.g. a port-forward you opened).
+        timeout: seconds for the server to answer (default 60 on the local simulated cluster,
+            300 elsewhere: first image pulls are slow).
         progress: called with each stage's line as it happens (the CLI prints them).
 
     Raises StepOutOfOrder (the tutorial is not deployed; names the step),
     LoginFailed (wrong password, or the server did not start: ``err.result``
-    holds the stages), AccessError, LocalHubFailed.
+    holds the stages), AccessError. On the local cluster, when the proxy pod is
+    purely simulated, returns a result whose ``not_run`` says why.
 
     Example::
 
@@ -168,91 +161,135 @@ def login(
     import requests
 
     conn = conn or current_connection()
-    if hub not in ("auto", "local", "cluster"):
-        raise LoginFailed(f"unknown hub choice {hub!r}", fix="use 'auto', 'local' or 'cluster'")
-    mode = ("local" if conn.cluster_kind == "local" else "cluster") if hub == "auto" else hub
-    if url and mode == "local":
-        raise LoginFailed("url= is for a hub that already runs (hub='cluster')", fix="leave url out, or hub='cluster'")
     require_deployed(conn, through="deployments")
-    limit = timeout if timeout is not None else (60.0 if mode == "local" else 300.0)
+    simulated = conn.cluster_kind == "local"
+    limit = timeout if timeout is not None else (60.0 if simulated else 300.0)
 
-    result = LoginResult(user=user, namespace=conn.namespace, hub="local process" if mode == "local" else "cluster",
-                         simulated=conn.cluster_kind == "local")
+    result = LoginResult(user=user, namespace=conn.namespace, simulated=simulated)
     clock = _Clock(result, progress)
     watcher = _SpawnWatcher(conn, user, clock, result)
-    local: LocalHub | None = None
     access: Access | None = None
     reader: _ProgressReader | None = None
     session = requests.Session()
+    session.trust_env = False  # the hub is on this machine or the cluster's own address: no HTTP proxy between
     try:
-        watcher.start()  # before the start request, so no stage is missed
-        if mode == "local":
-            local = LocalHub(conn, proxy=proxy, http_timeout=int(max(60, server_wait + 30)))
-            local.start()
-            base = local.url
-            clock.stage(_local_hub_line(local))
-        elif url:
+        if url:
             base = url.rstrip("/")
             clock.stage(f"using the hub at {base}")
         else:
+            _wait_hub_and_proxy(conn, clock, limit)
             access = hub_access(conn)
             if access.url is None:
-                raise AccessError(f"no URL reaches the hub: {'; '.join(access.notes)}",
-                                  fix="on the simulated cluster use login(hub='local') (the default there)")
+                result.not_run = "; ".join(access.notes)
+                clock.stage(f"nothing can answer: {result.not_run}", ok=False)
+                return result
             base = access.url
             clock.stage(f"the hub answers at {base} ({access.how}: {access.kubectl})")
         result.url = base
+        watcher.start()  # before the start request, so no stage is missed
 
         _log_in(session, base, user, password, clock)
         result.logged_in = True
-        _request_start(session, base, user, clock, local)
+        _request_start(session, base, user, clock)
         reader = _ProgressReader(session, base, user, clock, result, watcher.changed)
         reader.start()
 
         deadline = time.monotonic() + limit
         with watcher.changed:
-            while True:
+            while not (result.hub_failed or result.hub_said_ready):
                 remaining = deadline - time.monotonic()
-                if result.hub_failed or result.hub_said_ready or remaining <= 0:
+                if remaining <= 0:
+                    clock.stage(f"the hub did not report {user}'s server ready within {limit:.0f} s", ok=False)
                     break
-                if mode == "local" and watcher.running_since is not None:
-                    waited = time.monotonic() - watcher.running_since
-                    if waited >= server_wait:
-                        break
-                    remaining = min(remaining, server_wait - waited)
                 watcher.changed.wait(min(remaining, 1.0))
-        if not result.pod_running and not result.hub_failed and mode == "local":
-            clock.stage(f"pod of {user} not Running after {limit:.0f} s", ok=False)
-
-        _check_server(session, base, user, result, clock, port=watcher.server_port,
-                      through_proxy=mode == "cluster" or (local is not None and local.proxy_used != "none"))
-        if mode == "local" and result.pod_running and not result.hub_said_ready and not result.hub_failed:
-            clock.stage(f"JupyterHub still waits for the server in pod {result.pod} to answer "
-                        f"after {server_wait:.0f} s; stopping the local hub ends the wait")
+        _check_server(session, base, user, result, clock)
     except (LoginFailed, AccessError) as err:
         err.result = result  # type: ignore[attr-defined]  # the stages so far, for the notebook and the CLI
         raise
     finally:
         if reader is not None:
             reader.close()
-        if local is not None:
-            local.stop()
-            if result.logged_in:
-                _report_leftovers(conn, result, clock)
         if access is not None:
             access.close()
         watcher.stop()
         session.close()
         result.seconds = clock.now()
-    _explain(result, local)
+    _explain(result)
     if not result.ok:
         err = LoginFailed(
             result.headline() + "\n" + "\n".join(f"    {stage}" for stage in result.stages),
-            fix=_failure_fix(result, mode),
+            fix=_failure_fix(result),
         )
         err.result = result  # type: ignore[attr-defined]
         raise err
     return result
+
+
+def follow_login(
+    url: str,
+    user: str = "admin",
+    *,
+    conn: Connection | None = None,
+    timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+) -> LoginResult:
+    """Follow a login made in a browser: the user's PVC and pod appear and become Ready, then the
+    server answers through ``url`` (the proxy). Returns what was seen; ``server_answered`` is False
+    when nobody logged in (or the server did not start) within ``timeout`` seconds.
+
+    Example (notebook 07: the learner logs in at access.url while this runs)::
+
+        seen = follow_login(access.url, "admin", timeout=300, progress=print)
+    """
+    import requests
+
+    conn = conn or current_connection()
+    result = LoginResult(user=user, namespace=conn.namespace, url=url.rstrip("/"),
+                         simulated=conn.cluster_kind == "local")
+    clock = _Clock(result, progress)
+    watcher = _SpawnWatcher(conn, user, clock, result)
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        watcher.start()
+        clock.stage(f"waiting for {user} to log in at {result.url} (and the hub to start the server)")
+        deadline = time.monotonic() + timeout
+        with watcher.changed:
+            while not result.pod_ready and time.monotonic() < deadline:
+                watcher.changed.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        # The hub adds the proxy's route once the server answers it, a moment after the pod is Ready:
+        # ask through the proxy until it answers or the time is up.
+        while result.pod_ready and time.monotonic() < deadline:
+            answered, text = _probe(session, f"{result.url}/user/{user}/api", user)
+            if answered:
+                result.logged_in = result.server_answered = True
+                result.server_answer = text
+                clock.stage(f"{result.url}/user/{user}/api: {text}")
+                break
+            time.sleep(0.5)  # the route appears without an event this side could watch
+        if not result.server_answered:
+            result.server_answer = f"no server of {user} answered within {timeout:.0f} s"
+            clock.stage(result.server_answer, ok=False)
+    finally:
+        watcher.stop()
+        session.close()
+        result.seconds = clock.now()
+    _explain(result)
+    return result
+
+
+def _wait_hub_and_proxy(conn: Connection, clock: _Clock, limit: float) -> None:
+    """The hub and proxy pods Ready first: a port-forward needs a Ready pod, the login a running hub."""
+    try:
+        waited = wait_pods_ready(HUB_PODS, count=2, conn=conn, timeout=limit)
+    except WaitTimeout as err:
+        raise LoginFailed(
+            f"the hub and proxy pods are not both Ready in namespace {conn.namespace}: {err.problem}",
+            fix=f"`kubectl logs -n {conn.namespace} deploy/hub` shows why the hub is not up (a mistake in "
+            f"hub-config shows there as a Python traceback); `kubectl logs -n {conn.namespace} deploy/proxy --all-containers` "
+            "for the proxy",
+        ) from None
+    clock.stage(f"hub and proxy pods Ready (waited {waited.seconds:.1f} s)")
 
 
 # --- the HTTP side --------------------------------------------------------------------------
@@ -287,7 +324,7 @@ def _log_in(session: Any, base: str, user: str, password: str, clock: _Clock) ->
     )
 
 
-def _request_start(session: Any, base: str, user: str, clock: _Clock, local: LocalHub | None) -> None:
+def _request_start(session: Any, base: str, user: str, clock: _Clock) -> None:
     # What the browser loads right after the login redirect: the hub starts the server
     # (no options form in this config) and sends the browser on to the pending page.
     clock.stage(f"requesting {user}'s server (GET /hub/spawn, the page a browser opens after the login)")
@@ -298,11 +335,8 @@ def _request_start(session: Any, base: str, user: str, clock: _Clock, local: Loc
         return
     page = re.search(r'<div class="error">(.*?)</div>', answer.text or "", re.S)
     said = " ".join(re.sub(r"<[^>]+>", " ", page.group(1)).split())[:200] if page else _first_line(answer.text)
-    why = _hub_error(local.log()) if local is not None else None
-    clock.stage(f"the hub answered the start request with HTTP {answer.status_code}: {said}"
-                + (f"; its log says: {why}" if why else ""), ok=False)
-    raise LoginFailed(f"the hub did not start {user}'s server: HTTP {answer.status_code} {said!r}"
-                      + (f"; the hub's log says: {why}" if why else ""),
+    clock.stage(f"the hub answered the start request with HTTP {answer.status_code}: {said}", ok=False)
+    raise LoginFailed(f"the hub did not start {user}'s server: HTTP {answer.status_code} {said!r}",
                       fix="a 403 from the API server means the hub's Role lacks a permission (rbac.yaml, step 01): "
                       "`kubectl describe role hub`; otherwise `kubectl logs deploy/hub` has the hub's side")
 
@@ -394,17 +428,14 @@ def progress_message(event: Obj) -> str:
     return _EVENT_TIME.sub("", str(event.get("message") or "").strip())
 
 
-def _check_server(session: Any, base: str, user: str, result: LoginResult, clock: _Clock, *,
-                  port: int, through_proxy: bool) -> None:
-    """Ask the user's server for /api, which a Jupyter server answers with its version."""
-    # Only through the proxy, never to a pod IP directly: on a simulated cluster pod
-    # IPs are made up, and this machine sends no traffic beyond loopback.
-    targets = [f"{base}/user/{user}/api"] if through_proxy else []
-    for target in targets:
-        answered, text = _probe(session, target, user)
-        result.server_answered = result.server_answered or answered
-        result.server_answer = result.server_answer or text
-        clock.stage(f"{target}: {text}", ok=answered or result.simulated)
+def _check_server(session: Any, base: str, user: str, result: LoginResult, clock: _Clock) -> None:
+    """Ask the user's server for /api through the proxy, which a Jupyter server answers with its version."""
+    # Only through the proxy, never to a pod IP directly: on the simulated cluster pod IPs are
+    # made up, and this machine sends no traffic beyond loopback.
+    target = f"{base}/user/{user}/api"
+    answered, text = _probe(session, target, user)
+    result.server_answered, result.server_answer = answered, text
+    clock.stage(f"{target}: {text}", ok=answered)
 
 
 def _probe(session: Any, url: str, user: str) -> tuple[bool, str]:
@@ -460,8 +491,6 @@ class _SpawnWatcher:
     def __init__(self, conn: Connection, user: str, clock: _Clock, result: LoginResult) -> None:
         self.conn, self.user, self.clock, self.result = conn, user, clock, result
         self.changed = threading.Condition()
-        self.running_since: float | None = None
-        self.server_port = 8888
         self._reflectors = [Reflector(conn.api, PODS, conn.namespace, label_selector=POD_SELECTOR),
                             Reflector(conn.api, PVCS, conn.namespace, label_selector=PVC_SELECTOR)]
         self._threads = [threading.Thread(target=self._follow, args=(r,), daemon=True,
@@ -480,7 +509,8 @@ class _SpawnWatcher:
         for reflector in self._reflectors:
             reflector.stop()
         for thread in self._threads:
-            thread.join(10)
+            if thread.is_alive():
+                thread.join(10)
 
     def _follow(self, reflector: Reflector) -> None:
         first = True
@@ -548,12 +578,11 @@ class _SpawnWatcher:
             self.clock.stage(f"pod {name} scheduled on node {spec['nodeName']}")
         if status.get("phase") == "Running" and self._first(pod, "running"):
             self.result.pod, self.result.pod_running, self.result.pod_ip = name, True, status.get("podIP")
-            self.running_since = time.monotonic()
-            for container in spec.get("containers") or []:
-                for port in container.get("ports") or []:
-                    self.server_port = int(port.get("containerPort") or self.server_port)
-            simulated = " (simulated: no container runs)" if self.result.simulated else ""
-            self.clock.stage(f"pod {name} Running{simulated}, pod IP {status.get('podIP')}")
+            self.clock.stage(f"pod {name} Running, pod IP {status.get('podIP')}"
+                             + (" (simulated; never contacted)" if self.result.simulated else ""))
+        backed = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
+        if backed and self._first(pod, "backed"):
+            self.clock.stage(f"pod {name} backed by {backed}")
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         if ready and self._first(pod, "ready"):
             self.result.pod_ready = True
@@ -574,85 +603,27 @@ class _SpawnWatcher:
             self.clock.stage(f"PVC {name} Bound to volume {(pvc.get('spec') or {}).get('volumeName')}")
 
 
-def _report_leftovers(conn: Connection, result: LoginResult, clock: _Clock) -> None:
-    """After the local hub stopped: are the pod and PVC still there, as the clean-up step expects?"""
-    kube = KubeApi(conn.api)
-    left = []
-    if result.pod and kube.get_or_none(PODS.path(conn.namespace, result.pod)) is not None:
-        left.append(f"pod {result.pod}")
-        result.pod_left_in_place = True
-    if result.pvc and kube.get_or_none(PVCS.path(conn.namespace, result.pvc)) is not None:
-        left.append(f"PVC {result.pvc}")
-    kept = " and ".join(left) if left else "nothing"
-    clock.stage(f"local hub stopped; {kept} left in place for the clean-up step "
-                "(hub-config sets cleanup_servers = False, as for a restarting hub)")
-
-
-# --- words ----------------------------------------------------------------------------------------
-
-
-def _local_hub_line(local: LocalHub) -> str:
-    versions = local.versions
-    proxy = ("configurable-http-proxy in front" if local.proxy_used != "none"
-             else "no proxy process (requests go to the hub's own port)")
-    return (f"JupyterHub {versions.get('jupyterhub')} with KubeSpawner {versions.get('jupyterhub-kubespawner')} "
-            f"started here as a local process in {local.started_seconds:.1f} s, standing in for the hub container: "
-            f"config from ConfigMap hub-config, Kubernetes credentials of ServiceAccount hub, {proxy}; "
-            f"login at {local.url}")
-
-
-def _explain(result: LoginResult, local: LocalHub | None) -> None:
-    if local is None:
-        if result.server_answered:
-            result.notes.append(f"{result.user}'s notebook server answers through the proxy: open {result.url}"
-                                f"/user/{result.user}/ in a browser")
-        return
-    result.notes.append("the hub ran here as a local process standing in for its container; "
-                        f"the pod was created by KubeSpawner with the hub's own permissions (Role hub); "
-                        "the notebook server cannot start on a simulated node: no container runs")
-    if result.hub_said_ready and not result.server_answered:
-        warning = next((_log_message(line) for line in local.log() if "no version header" in line), None)
-        seen = f" ({result.server_answer})" if result.server_answer else ""
-        result.notes.append(
-            "JupyterHub counted the server as started because something on this machine's network answered at "
-            f"the pod's simulated address{seen}; no notebook server ran"
-            + (f". The hub's log noticed: {warning!r}" if warning else ""))
+def _explain(result: LoginResult) -> None:
+    if result.server_answered:
+        result.notes.append(f"{result.user}'s server answers through the proxy: open {result.url}"
+                            f"/user/{result.user}/lab in a browser (while the port-forward runs)")
+        if result.simulated:
+            result.notes.append("on the local simulated cluster it is a local process, not a container: "
+                                "JupyterLab from this machine's Python, working in claim-admin's volume folder; "
+                                "no image, no isolation, no resource limits")
     if result.hub_failed:
         result.notes.append(f"JupyterHub gave up on the server: {result.hub_failed}")
-    overrides = ("what differs from the hub pod: listening on 127.0.0.1, the database in a temporary folder, "
-                 f"KubeSpawner.start_timeout={local.start_timeout} s and http_timeout={local.http_timeout} s "
-                 "(hub-config: 600 and 120), the start request answered after 1 s (slow_spawn_timeout, default 10)")
-    result.notes.append(overrides)
-    result.notes.extend(local.notes)
 
 
-def _failure_fix(result: LoginResult, mode: str) -> str:
-    if mode == "local":
-        return ("the stages show where it stopped; `kubectl describe pod -n " + result.namespace +
-                " jupyter-" + result.user + "` and `kubectl get events -n " + result.namespace + "` say more")
+def _failure_fix(result: LoginResult) -> str:
     if result.hub_failed:
         return "the hub's message above says why; `kubectl logs -n " + result.namespace + " deploy/hub` has the rest"
+    if result.simulated:
+        return (f"`kubectl logs -n {result.namespace} jupyter-{result.user}` shows the server's own log, "
+                f"`kubectl logs -n {result.namespace} deploy/hub` the hub's; `jhtutorial cluster status` lists the "
+                "pods that run as local processes")
     return ("a first start pulls a large image: try again with a longer timeout, and watch "
             f"`kubectl get pods -n {result.namespace} --watch` and `kubectl describe pod jupyter-{result.user}`")
-
-
-def _hub_error(log: list[str]) -> str | None:
-    """The first error in a JupyterHub log: the API server's own message when there is one."""
-    for index, line in enumerate(log):
-        if not line.startswith("[E"):
-            continue
-        for detail in log[index:index + 6]:
-            body = re.search(r"HTTP response body: (\{.*\})", detail)
-            if body:
-                with contextlib.suppress(ValueError):
-                    return str(json.loads(body.group(1)).get("message"))
-        return _log_message(line)
-    return None
-
-
-def _log_message(line: str) -> str:
-    """A JupyterHub log line without its "[W 2026-01-01 10:00:00.000 JupyterHub module:123]" prefix."""
-    return re.sub(r"^\[\w [^\]]*\]\s*", "", line).strip()
 
 
 def _path(location: str) -> str:

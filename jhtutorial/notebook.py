@@ -46,6 +46,7 @@ from .kubeapi import (
     Resource,
 )
 from .steps import STEPS, Step, get_step
+from .tokens import request_token
 from .yourturn import apply_step, wait_step  # noqa: F401  (nb.apply_step, nb.wait_step)
 
 Obj = dict[str, Any]
@@ -505,11 +506,9 @@ def service_account_client(conn: Connection, name: str, *, seconds: int = 600) -
 
     from kubernetes.client import ApiClient
 
-    answer = kube(conn).call("POST", SERVICE_ACCOUNTS.path(conn.namespace, name, "token"),
-                             body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                   "spec": {"expirationSeconds": seconds}})
+    token = request_token(kube(conn), conn.namespace, name, seconds=seconds)
     configuration = copy.copy(conn.api.configuration)
-    configuration.api_key = {"authorization": "Bearer " + answer["status"]["token"]}
+    configuration.api_key = {"authorization": "Bearer " + token.value}
     configuration.api_key_prefix = {}
     # nothing of the kubeconfig's user may come along: not its client certificate, and not the hook that
     # refreshes its token (exec plugins, cloud logins) and would put that token back in place of ours

@@ -23,7 +23,8 @@ TEST_LABEL = "jhtutorial.test"
 
 #: Fixtures that reach the API server: a test using any of them (directly or through another
 #: fixture) is a cluster test, so `pytest -m "not cluster"` leaves it out without a hand-written mark.
-CLUSTER_FIXTURES = frozenset({"local_cluster", "kubeconfig", "kubectl", "api_client", "namespace", "other_namespace"})
+CLUSTER_FIXTURES = frozenset({"local_cluster", "kubeconfig", "kubectl", "api_client", "namespace", "other_namespace",
+                              "backing"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -105,3 +106,21 @@ def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> I
 def other_namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A second namespace, for tests about isolation between namespaces."""
     yield from _fresh_namespace(api_client, f"other-{request.node.name}")
+
+
+@pytest.fixture(scope="session")
+def backing(local_cluster: LocalCluster | None, kubectl: Path, kubeconfig: Path) -> LocalCluster | None:
+    """On the local cluster: its supervisor runs, and kwok's PortForward/Logs resources exist, so pods in a
+    namespace marked for backing run their programs and `kubectl port-forward` reaches them. Skips (saying how
+    to fix it) on a local cluster made before those existed. None on a cluster with containers."""
+    if local_cluster is None:
+        return None
+    import subprocess
+
+    found = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "get", "crd",
+                            "portforwards.kwok.x-k8s.io", "logs.kwok.x-k8s.io"], capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.skip("the local cluster predates kwok's PortForward/Logs resources, so no backed pod can be reached: "
+                    "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
+    assert local_cluster.supervisor.pid() is not None, "cluster up starts the supervisor"
+    return local_cluster

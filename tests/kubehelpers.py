@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import socket
 import threading
 import urllib.parse
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 import urllib3
 import yaml
 from kubernetes import client
+
+from jhtutorial.localcluster.ports import free_port  # noqa: F401 - the tests' one free-port finder
 
 
 def kubeconfig_file(path: Path, server: str, user: dict[str, Any], *, ca: str | None, context: str = "test") -> Path:
@@ -82,13 +83,6 @@ def namespace_admin_kubeconfig(api_client: client.ApiClient, namespace: str, pat
     nothing cluster-wide (nodes, StorageClasses, PersistentVolumes, cluster-wide SubjectAccessReviews)."""
     return service_account_kubeconfig(api_client, namespace, name, [], path, cluster_role="admin",
                                       context=f"learner-{namespace}")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def foreign_user_server(api_client: client.ApiClient, namespace: str, user: str = "bob") -> tuple[str, str]:

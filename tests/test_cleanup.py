@@ -24,6 +24,7 @@ from jhtutorial.cleanup import clean_up, inventory, leftovers
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, KubeApi
+from jhtutorial.localcluster.backing import BACKED_LABEL
 from jhtutorial.login import login
 from jhtutorial.steps import cleanup_commands
 from tests.kubehelpers import foreign_user_server, service_account_kubeconfig
@@ -51,10 +52,13 @@ def conn(kubeconfig: Path, namespace: str) -> Iterator[Connection]:
 
 
 def test_after_login_everything_goes_and_a_second_run_removes_nothing(
-    conn: Connection, api_client: client.ApiClient
+    conn: Connection, api_client: client.ApiClient, backing
 ) -> None:
+    # marked as `jhtutorial up` marks its namespaces, so the hub runs (a local process on the local cluster)
+    KubeApi(conn.api).call("PATCH", NAMESPACES.path(name=conn.namespace), content_type="application/merge-patch+json",
+                           body={"metadata": {"labels": {BACKED_LABEL: "true"}}})
     _deploy(conn)
-    login(conn=conn, proxy="none", server_wait=1)  # the real KubeSpawner makes jupyter-admin and claim-admin
+    login(conn=conn)  # the real KubeSpawner makes jupyter-admin and claim-admin
     core = client.CoreV1Api(api_client)
     # the hub config's labels reach what KubeSpawner 7 creates (KubeSpawner's own labels do not override them)
     assert core.read_namespaced_pod("jupyter-admin", conn.namespace).metadata.labels[PART_OF] == "jhtutorial"
@@ -150,13 +154,16 @@ def test_the_namespace_goes_only_when_asked(kubeconfig: Path, api_client: client
 
 
 def test_the_clean_up_by_hand_deletes_the_deployments_first_and_leaves_nothing(
-    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path
+    kubectl: Path, kubeconfig: Path, other_namespace: str, api_client: client.ApiClient, tmp_path: Path, backing
 ) -> None:
     """The line clean_up() and `jhtutorial down` print, as notebook 08 shows it, typed in any folder."""
     conn = connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
     try:
+        KubeApi(conn.api).call("PATCH", NAMESPACES.path(name=conn.namespace),
+                               content_type="application/merge-patch+json",
+                               body={"metadata": {"labels": {BACKED_LABEL: "true"}}})  # so the hub runs
         _deploy(conn)
-        login(conn=conn, proxy="none", server_wait=1)
+        login(conn=conn)
         foreign_user_server(api_client, other_namespace, "bob")
         line = cleanup_module._kubectl(other_namespace, False)  # what CleanupResult.kubectl holds
         commands = cleanup_commands(other_namespace)

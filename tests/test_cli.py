@@ -32,7 +32,8 @@ def jhtutorial(*args: str, kubeconfig: Path, env: dict[str, str] | None = None,
                           env=environment, timeout=timeout)
 
 
-def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, api_client: client.ApiClient) -> None:
+def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, api_client: client.ApiClient,
+                                            kubectl: Path, backing) -> None:
     ns = ["--namespace", namespace]
     status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
     assert status.returncode == 1, status.stderr
@@ -54,19 +55,24 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, ap
 
     url = jhtutorial("url", *ns, kubeconfig=kubeconfig)
     assert url.returncode == 9 and url.stdout == ""  # scripts reading $(jhtutorial url) get nothing
-    assert "no container runs" in url.stderr and "jhtutorial login" in url.stderr
+    # the test's namespace was not made by `jhtutorial up`: its pods stay purely simulated, and it says why
+    assert "purely simulated" in url.stderr and f"kubectl label namespace {namespace} jhtutorial/backed=true" in (
+        url.stderr)
+    assert jhtutorial("login", *ns, kubeconfig=kubeconfig).returncode == 1
 
-    in_cluster = jhtutorial("login", "--hub", "cluster", *ns, kubeconfig=kubeconfig)
-    assert in_cluster.returncode == 9 and "no container runs" in in_cluster.stderr
-    assert "`jhtutorial login --hub local`" in in_cluster.stderr and "login(" not in in_cluster.stderr
-
+    # marked as `jhtutorial up` marks the namespaces it makes: the pods now run as local processes
+    subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "label", "namespace", namespace,
+                    "jhtutorial/backed=true"], check=True, capture_output=True)
     wrong = jhtutorial("login", "--password", "nope", *ns, kubeconfig=kubeconfig)
     assert wrong.returncode == 9 and "Invalid username or password" in wrong.stderr
 
-    logged_in = jhtutorial("login", "--proxy", "none", *ns, kubeconfig=kubeconfig)
+    logged_in = jhtutorial("login", *ns, kubeconfig=kubeconfig)
     assert logged_in.returncode == 0, logged_in.stderr
     assert "pod jupyter-admin created by KubeSpawner" in logged_in.stdout
-    assert "the hub ran here as a local process standing in for its container" in logged_in.stdout
+    assert "a Jupyter server answered" in logged_in.stdout
+
+    status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
+    assert "jupyter-admin: local processes on 127.0.0.1, not containers" in status.stdout
 
     foreign_user_server(api_client, namespace, "bob")  # another hub's user: down must leave it alone
     down = jhtutorial("down", *ns, kubeconfig=kubeconfig)

@@ -241,3 +241,52 @@ def test_a_cluster_without_a_default_storage_class_is_reported_by_connect(scratc
         assert claims.strip() == ""
     finally:
         conn.close()
+
+
+@pytest.mark.cluster
+def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> None:
+    """cluster up starts it (and a new one in place of a dead one), status reports it, and cluster down
+    leaves no process it started: the process table before and after is compared."""
+    from jhtutorial import connect
+    from jhtutorial.steps import STEPS
+    from jhtutorial.waits import wait_pods_ready
+
+    def ours() -> set[int]:
+        return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                and str(scratch_state).encode() in _cmdline(int(p.name))}
+
+    before = ours()
+    cluster = _quiet()
+    status = cluster.up()
+    pid = cluster.supervisor.pid()
+    assert pid is not None and any(f"supervisor:    running (pid {pid})" in line for line in status.lines())
+    conn = connect(namespace="backed", kubeconfig=status.kubeconfig)  # made here, so marked for backing
+    try:
+        for step in STEPS:
+            if step.files:
+                from jhtutorial import apply
+
+                apply(step, conn=conn)
+        wait_pods_ready("app.kubernetes.io/component=proxy", conn=conn, timeout=90)
+    finally:
+        conn.close()
+    groups = [g for g, _ in cluster.supervisor.status().get("process_groups", [])]
+    assert len(groups) >= 3  # hub, nginx, chp
+    os.kill(pid, signal.SIGKILL)  # a crash: its programs end with it (they are told to, by the kernel)
+    again = cluster.up()
+    assert cluster.supervisor.pid() not in (None, pid)
+    assert "supervisor:    running" in "\n".join(again.lines())
+    wait_pods_ready("app.kubernetes.io/component=proxy", conn=connect(namespace="backed", kubeconfig=again.kubeconfig),
+                    timeout=90)
+    assert cluster.down() is True
+    assert cluster.supervisor.pid() is None
+    for group in groups:
+        assert not process_alive(group)
+    assert ours() - before == set()  # nothing started for this cluster is left running
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""

@@ -24,7 +24,7 @@ RESULTS = [
     CleanupResult(namespace="learner-1", kubectl="kubectl delete ..."),
     ClusterStatus(state="absent", kubeconfig=Path("/nowhere/kubeconfig")),
     Access(url=None, how="simulated", kubectl="kubectl port-forward -n learner-1 svc/proxy-public 8080:80"),
-    LoginResult(user="admin", namespace="learner-1", hub="local process"),
+    LoginResult(user="admin", namespace="learner-1"),
     ApplyResult(STEPS[0], "learner-1", objects=[], kubectl="kubectl apply --server-side -n learner-1 -f manifests/rbac.yaml"),
     Connection(api=None, namespace="learner-1", context="kwok-jhtutorial", server="https://127.0.0.1:6443",  # type: ignore[arg-type]
                server_version="v1.36.3", cluster_kind="local", default_storage_class="standard",

@@ -45,6 +45,7 @@ from ..credentials import token_claims
 from ..errors import ClassroomError, InvalidNamespace, KubeApiError
 from ..kubeapi import NAMESPACES, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
 from ..readable import Readable
+from ..tokens import request_token
 from ..watching import Reflector
 from . import sizing
 
@@ -286,14 +287,10 @@ def _new_token(kube: KubeApi, namespace: str, labels: dict[str, str], expires: i
         "metadata": {"name": CREDENTIAL_SECRET, "labels": labels,
                      "annotations": {"description": "the learner's kubeconfig token is bound to this Secret: "
                                                     "deleting it withdraws the token"}}})
-    request = kube.call("POST", SERVICE_ACCOUNTS.path(namespace, LEARNER_ACCOUNT, "token"), body={
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"expirationSeconds": expires,
-                 "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": CREDENTIAL_SECRET,
-                                    "uid": secret["metadata"]["uid"]}}})
-    status = request.get("status") or {}
-    stamp = datetime.strptime(status["expirationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return status["token"], stamp.strftime("%Y-%m-%d %H:%M UTC")
+    token = request_token(kube, namespace, LEARNER_ACCOUNT, seconds=expires,
+                          bound_to=("Secret", CREDENTIAL_SECRET, secret["metadata"]["uid"]))
+    stamp = datetime.strptime(token.expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return token.value, stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- kubeconfig files -----------------------------------------------------------------------------

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -40,13 +39,20 @@ import yaml
 from ..errors import ClusterBusy, LocalClusterError, PortInUse
 from ..readable import Readable
 from . import paths, versions
+from .backing import KWOK_STATUS_ANNOTATION
+from .backing.admission import policy_objects
+from .backing.control import SupervisorControl
 from .build import Binaries, Progress, ensure_binaries, say
+from .ports import free_port, port_free
 
 CLUSTER_NAME = "jhtutorial"
 NODE_COUNT = 3
 # Each fake node offers far more than a workshop needs, so a classroom of
 # learners, each with a hub, a proxy and a user pod, fits with room to spare.
 NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "500Gi"}
+# kwok's resources that send `kubectl port-forward` and `kubectl logs` of a pod to a
+# process or file on this machine; the supervisor makes one of each per backed pod.
+KWOK_CRDS = ["PortForward", "ClusterPortForward", "Logs", "ClusterLogs"]
 # Pod and Service ranges that do not overlap (kwok's default pod range,
 # 10.0.0.0/24, collides with the apiserver's default Service range).
 POD_CIDR_PREFIX = "10.244"
@@ -71,6 +77,7 @@ class ClusterStatus(Readable):
     nodes_total: int = 0
     default_storage_class: str | None = None
     components: dict[str, bool] = field(default_factory=dict)
+    supervisor: list[str] = field(default_factory=list)  # what the supervisor of backed pods reports
 
     def lines(self) -> list[str]:
         out = [f"local cluster '{CLUSTER_NAME}': {self.state}"]
@@ -87,6 +94,7 @@ class ClusterStatus(Readable):
         down = [name for name, alive in self.components.items() if not alive]
         if down:
             out.append(f"  not running:   {', '.join(down)}")
+        out += self.supervisor
         out.append(f"  kubeconfig:    {self.kubeconfig}")
         out.append(f"  use it with:   export KUBECONFIG={self.kubeconfig}")
         return out
@@ -102,6 +110,7 @@ class LocalCluster:
         explicit = kubeconfig or os.environ.get("JHTUTORIAL_LOCAL_KUBECONFIG")
         self.kubeconfig = Path(explicit).expanduser().absolute() if explicit else self.state_dir / "kubeconfig"
         self.progress = progress
+        self.supervisor = SupervisorControl(self.state_dir, self.cluster_dir / "kubeconfig.yaml")
 
     # --- public ---------------------------------------------------------------
 
@@ -123,6 +132,9 @@ class LocalCluster:
             self._configure(binaries, nodes)
             self._wait_ready(binaries)
             self._export_kubeconfig()
+            self._check_kwok_resources(binaries)
+            pid, started = self.supervisor.ensure_running()
+            self.progress(f"supervisor of backed pods {'started' if started else 'already running'} (pid {pid})")
             status = self._status(binaries, known_ready=True)
         for line in status.lines():
             self.progress(line)
@@ -179,12 +191,12 @@ class LocalCluster:
     # --- steps of `up` ------------------------------------------------------------
 
     def _create(self, binaries: Binaries, port: int | None) -> None:
-        port = port or _free_port()
+        port = port or free_port()
         _ensure_port_free(port)
         self.progress(f"creating local cluster '{CLUSTER_NAME}' (kube-apiserver on 127.0.0.1:{port})")
         self.kwok_workdir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "kwokctl.yaml"
-        config.write_text(yaml.safe_dump(self._kwokctl_config(binaries, port), sort_keys=False))
+        config.write_text(yaml.safe_dump_all([self._kwokctl_config(binaries, port), _kwok_config()], sort_keys=False))
         try:
             self._kwokctl(binaries, "create", "cluster", "--config", str(config), "--timeout", "120s")
         except LocalClusterError:
@@ -210,6 +222,7 @@ class LocalCluster:
                 "kubectlBinary": str(binaries.kubectl),
                 "etcdBinary": str(binaries.etcd),
                 "kwokControllerBinary": str(binaries.kwok),
+                "enableCRDs": KWOK_CRDS,
             },
             "componentsPatches": [
                 {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}]},
@@ -232,7 +245,7 @@ class LocalCluster:
             self.progress(f"the cluster folder is incomplete (no {', '.join(missing)}): a creation was interrupted")
             return False
         port = self._apiserver_port()
-        if port is not None and not _port_free(port):
+        if port is not None and not port_free(port):
             self.progress(f"the stopped cluster's port {port} is now used by another process")
             return False
         self.progress("found a stopped local cluster (left by a crash or a reboot); restarting it")
@@ -246,9 +259,10 @@ class LocalCluster:
         return True
 
     def _configure(self, binaries: Binaries, nodes: int) -> None:
-        """Fake nodes and a default StorageClass; server-side apply, so re-runs converge."""
+        """Fake nodes, a default StorageClass and the policy that hands backed pods to the supervisor;
+        server-side apply, so re-runs converge."""
         manifest = json.dumps({"apiVersion": "v1", "kind": "List",
-                               "items": [*self._node_objects(nodes), _storage_class()]})
+                               "items": [*self._node_objects(nodes), _storage_class(), *policy_objects()]})
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -294,6 +308,16 @@ class LocalCluster:
         os.replace(tmp.name, self.kubeconfig)
 
     # --- checks -------------------------------------------------------------------
+
+    def _check_kwok_resources(self, binaries: Binaries) -> None:
+        """Say so when the cluster predates kwok's PortForward/Logs resources (then backed pods cannot be
+        reached with kubectl port-forward); only a new cluster gets them."""
+        try:
+            self._kubectl(binaries, "get", "crd", "portforwards.kwok.x-k8s.io", "logs.kwok.x-k8s.io")
+        except LocalClusterError:
+            self.progress("this cluster was made without kwok's PortForward and Logs resources: backed pods "
+                          "cannot be reached with kubectl port-forward or kubectl logs; "
+                          "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
 
     def _check_kubeconfig_target(self) -> None:
         target = self.kubeconfig
@@ -342,14 +366,14 @@ class LocalCluster:
 
     def _apiserver_port(self) -> int | None:
         try:
-            config = yaml.safe_load((self.state_dir / "kwokctl.yaml").read_text())
+            config = next(yaml.safe_load_all((self.state_dir / "kwokctl.yaml").read_text()))
             return int(config["options"]["kubeApiserverPort"])
         except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
             return None
 
     def _status(self, binaries: Binaries, known_ready: bool = False) -> ClusterStatus:
         components = {name: pid is not None for name, pid in self.component_pids().items()}
-        status = ClusterStatus("stopped", self.kubeconfig, components=components)
+        status = ClusterStatus("stopped", self.kubeconfig, components=components, supervisor=self.supervisor.lines())
         port = self._apiserver_port()
         status.server = f"https://127.0.0.1:{port}" if port else None
         if not (known_ready or self._served(binaries)):
@@ -375,6 +399,9 @@ class LocalCluster:
     def _delete(self, binaries: Binaries, quiet: bool = False) -> None:
         if not quiet:
             self.progress(f"deleting local cluster '{CLUSTER_NAME}'")
+        # first the processes that back pods: nothing may outlive the cluster
+        self.supervisor.stop()
+        shutil.rmtree(self.supervisor.folder / "pods", ignore_errors=True)
         volumes = self._hostpath_volumes(binaries) if self._served(binaries) else []
         # Everything the processes hold is deleted next, so there is nothing to
         # shut down gracefully for (kube-apiserver alone takes seconds to drain).
@@ -515,6 +542,23 @@ def _runs(pid: int, component: str) -> bool:
     return Path(command).name == component
 
 
+def _kwok_config() -> dict:
+    """kwok leaves the status of a pod annotated ``kwok.x-k8s.io/status=custom`` alone: the supervisor
+    marks the pods it backs so, and writes their status from the programs (Ready once a probe answers)."""
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "disregardStatusWithAnnotationSelector": f"{KWOK_STATUS_ANNOTATION}=custom",
+            # a configuration given to kwokctl replaces kwok's defaults: these are kwok v0.8.0's own
+            "enableDebuggingHandlers": True, "enableProfilingHandler": True, "enableContentionProfiling": False,
+            "podPlayStageParallelism": 4, "nodePlayStageParallelism": 4, "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 1, "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+        },
+    }
+
+
 def _storage_class() -> dict:
     return {
         "apiVersion": "storage.k8s.io/v1",
@@ -558,24 +602,8 @@ def _is_our_kubeconfig(path: Path) -> bool:
     return contexts == [f"kwok-{CLUSTER_NAME}"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _ensure_port_free(port: int) -> None:
-    if not _port_free(port):
+    if not port_free(port):
         raise PortInUse(
             f"port {port} on 127.0.0.1 is already in use, so kube-apiserver cannot listen there",
             fix=f"pick another port (`jhtutorial cluster up --port N`), leave it out to get a free one, "

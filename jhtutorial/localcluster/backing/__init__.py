@@ -1,0 +1,19 @@
+"""Pods on the local cluster's simulated nodes, backed by local processes (see :mod:`.supervisor`).
+
+The names below are what other parts of the package read on namespaces and pods.
+"""
+
+# On a namespace: the tutorial made it on the local cluster (``jhtutorial up``, notebook 00), so its
+# pods' programs may run as this machine's user. Set by hand with `kubectl label namespace NS jhtutorial/backed=true`.
+BACKED_LABEL = "jhtutorial/backed"
+# On a namespace: a classroom learner's. Never backed, whatever else it says.
+CLASSROOM_LABEL = "jhtutorial/classroom"
+# On a backed pod: which processes run it, and each container port's port on 127.0.0.1.
+BACKED_BY_ANNOTATION = "jhtutorial/backed-by"
+PORTS_ANNOTATION = "jhtutorial/local-ports"
+# On a backed pod: every address and path its programs were given that differs from the pod, one per line.
+MAPPED_ANNOTATION = "jhtutorial/mapped"
+# On a pod of a backed namespace that stays purely simulated: why (a program is not installed).
+NOT_BACKED_ANNOTATION = "jhtutorial/not-backed"
+# On a backed pod: kwok leaves its status to the supervisor (the cluster's kwok is configured so).
+KWOK_STATUS_ANNOTATION = "kwok.x-k8s.io/status"

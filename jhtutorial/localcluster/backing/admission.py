@@ -1,0 +1,57 @@
+"""A MutatingAdmissionPolicy that hands the tutorial's pods to the supervisor from the moment they exist.
+
+kwok marks a scheduled pod Running and Ready within milliseconds, long before a
+program could answer. The API server itself therefore annotates, at creation,
+every pod in a namespace marked for backing whose images all have a program here
+(``kwok.x-k8s.io/status=custom``); kwok is configured to leave such pods alone,
+and the supervisor writes their status from the programs instead. A pod the
+supervisor then cannot back (a program not installed) gets the annotation
+removed again, and kwok simulates it as before.
+
+    $ kubectl get mutatingadmissionpolicy jhtutorial-backed-pods -o yaml
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION
+from .programs import PROGRAMS
+
+POLICY = "jhtutorial-backed-pods"
+
+
+def policy_objects() -> list[dict[str, Any]]:
+    images = sorted({image for program in PROGRAMS for image in program.images})
+    # an image is NAME:TAG or NAME@DIGEST: compare the part before either
+    known = " || ".join(f"c.image.startsWith('{image}:') || c.image.startsWith('{image}@')" for image in images)
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicy",
+            "metadata": {"name": POLICY},
+            "spec": {
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                        "operations": ["CREATE"], "resources": ["pods"]}]},
+                "matchConditions": [{"name": "every-image-has-a-program-here",
+                                     "expression": f"object.spec.containers.all(c, {known})"}],
+                "failurePolicy": "Ignore",
+                "reinvocationPolicy": "Never",
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {
+                    "expression": "Object{metadata: Object.metadata{annotations: "
+                                  f"{{'{KWOK_STATUS_ANNOTATION}': 'custom'}}}}}}"}}],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicyBinding",
+            "metadata": {"name": POLICY},
+            "spec": {
+                "policyName": POLICY,
+                "matchResources": {"namespaceSelector": {
+                    "matchLabels": {BACKED_LABEL: "true"},
+                    "matchExpressions": [{"key": CLASSROOM_LABEL, "operator": "DoesNotExist"}],
+                }},
+            },
+        },
+    ]

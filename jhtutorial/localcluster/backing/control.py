@@ -1,0 +1,126 @@
+"""Start, find, report and stop the local cluster's supervisor (used by ``jhtutorial cluster up/status/down``).
+
+    >>> control = SupervisorControl(state_dir, kubeconfig)     # doctest: +SKIP
+    >>> control.ensure_running()                               # started, or the live one kept
+    >>> print("\\n".join(control.lines()))
+    supervisor:    running (pid 4242), 3 pods backed by local processes
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STOP_SECONDS = 20.0
+START_SECONDS = 15.0
+
+
+class SupervisorControl:
+    def __init__(self, state_dir: Path, kubeconfig: Path) -> None:
+        self.folder = state_dir / "backing"
+        self.kubeconfig = kubeconfig
+        self.pid_file = self.folder / "supervisor.pid"
+        self.log_file = self.folder / "supervisor.log"
+        self.status_file = self.folder / "status.json"
+
+    def pid(self) -> int | None:
+        """The running supervisor's process id, or None (no pid file, or its process is gone or another one)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if b"jhtutorial.localcluster.backing.supervisor" not in command:
+            return None
+        with contextlib.suppress(OSError):
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state in ("Z", "X"):
+                return None
+        return pid
+
+    def ensure_running(self) -> tuple[int, bool]:
+        """Start the supervisor unless one runs; returns (pid, started_now)."""
+        pid = self.pid()
+        if pid is not None:
+            return pid, False
+        self.stop_leftovers()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.status_file.unlink(missing_ok=True)
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
+                 "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        deadline = time.monotonic() + START_SECONDS
+        while not self.status_file.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the status file appears once it follows the cluster; nothing to wait on
+        return process.pid, True
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self) -> list[int]:
+        """Stop the supervisor (it stops every process it started); returns the process groups left, killed."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_SECONDS
+            while self.pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.1)  # process exit has no event to wait on
+            if self.pid() is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        killed = self.stop_leftovers()
+        self.pid_file.unlink(missing_ok=True)
+        return killed
+
+    def stop_leftovers(self) -> list[int]:
+        """Kill process groups a dead supervisor left behind (recorded in its status file)."""
+        killed = []
+        for group, started in self.status().get("process_groups", []):
+            if start_time(group) != started:
+                continue  # gone, or the number now belongs to another process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+                killed.append(group)
+        return killed
+
+    def lines(self) -> list[str]:
+        pid = self.pid()
+        if pid is None:
+            return ["  supervisor:    not running (pods are purely simulated; `jhtutorial cluster up` starts it)"]
+        status = self.status()
+        pods = status.get("pods", {})
+        out = [f"  supervisor:    running (pid {pid}), {len(pods)} pod{'s' if len(pods) != 1 else ''} backed by "
+               "local processes (not containers)"]
+        for key, report in sorted(pods.items()):
+            ready = all(c.get("ready") for c in report.get("containers", {}).values())
+            programs = ", ".join(f"{name}={c.get('program')}" for name, c in report.get("containers", {}).items())
+            out.append(f"    {key}: {programs}{'' if ready else ' (not ready)'}")
+        for name, why in sorted(status.get("missing", {}).items()):
+            out.append(f"  not installed: {name}: {why}")
+        log = self.log_file
+        out.append(f"  its log:       {log}")
+        return out
+
+
+def start_time(pid: int) -> int | None:
+    """When a process started (clock ticks since boot): with the pid, it names one process for good."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -1,0 +1,235 @@
+"""A pod's volumes and environment, as a container would see them, under one folder on this machine.
+
+Every backed pod gets a folder ``root/`` that stands for the container's file
+system at the places the pod mounts something:
+
+- a ConfigMap or Secret volume becomes files at ``root/MOUNTPATH/KEY`` (a
+  ``subPath`` mount: the one file at ``root/MOUNTPATH``), written from the
+  objects as the API server holds them when the pod starts;
+- an emptyDir becomes an empty folder at ``root/MOUNTPATH``;
+- a PersistentVolumeClaim becomes a link ``root/MOUNTPATH`` to the folder of
+  its bound volume (the hostPath provisioner's ``/tmp/hostpath_pv/pvc-...``),
+  so what a program writes there outlives the pod, as on a real cluster.
+
+Paths a program is given (arguments, configuration values) that point into a
+mount are mapped with :meth:`PodFiles.host_path`; other paths stay as they are.
+
+    >>> files = PodFiles(pod, folder, kube)          # doctest: +SKIP
+    >>> files.write()
+    >>> files.host_path("/etc/nginx/nginx.conf")
+    PosixPath('/root/.local/state/jhtutorial/backing/pods/ns/proxy-.../root/etc/nginx/nginx.conf')
+
+The environment (:func:`container_env`) follows the same rules as the kubelet:
+plain values, values from Secrets and ConfigMaps, the downward API, and
+``$(NAME)`` references in command and arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...errors import TutorialError
+from ...kubeapi import CONFIGMAPS, PVCS, PVS, SECRETS, KubeApi
+
+Obj = dict[str, Any]
+
+
+class NotReadyYet(TutorialError):
+    """Something the pod needs is not there yet (a PVC not bound, a Secret missing): try again soon."""
+
+
+@dataclass
+class PodFiles:
+    """The folders and files that stand for one pod's mounts."""
+
+    pod: Obj
+    folder: Path
+    kube: KubeApi
+    mounts: dict[str, Path] = field(default_factory=dict)  # container path -> path on this machine
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.folder / "root"
+
+    def write(self) -> None:
+        """Write every volume every container of the pod mounts (raises NotReadyYet while one is missing)."""
+        namespace = self.pod["metadata"]["namespace"]
+        volumes = {v["name"]: v for v in (self.pod.get("spec") or {}).get("volumes") or []}
+        self.root.mkdir(parents=True, exist_ok=True)
+        sources: dict[str, Path] = {}
+        for name, volume in volumes.items():
+            source = self._volume(namespace, name, volume)
+            if source is not None:
+                sources[name] = source
+        for container in self._containers():
+            for mount in container.get("volumeMounts") or []:
+                source = sources.get(mount["name"])
+                if source is None:
+                    continue
+                inside = mount["mountPath"].rstrip("/") or "/"
+                if mount.get("subPath"):
+                    source = source / mount["subPath"]
+                target = self.root / inside.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.is_symlink() or target.is_file():
+                    target.unlink()
+                elif target.is_dir():
+                    shutil.rmtree(target)
+                if source.is_dir() and volumes[mount["name"]].get("persistentVolumeClaim"):
+                    target.symlink_to(source, target_is_directory=True)
+                elif source.is_dir():
+                    shutil.copytree(source, target, symlinks=True)
+                else:
+                    shutil.copy2(source, target)
+                self.mounts[inside] = target
+
+    def host_path(self, inside: str) -> str:
+        """Where a container path lives on this machine: under root/ if a mount holds it, else unchanged."""
+        best = max((m for m in self.mounts if inside == m or inside.startswith(m.rstrip("/") + "/")),
+                   key=len, default=None)
+        if best is None:
+            return inside
+        return str(self.mounts[best]) + inside[len(best):]
+
+    def add_image_file(self, inside: str, source: Path) -> None:
+        """A file the image would bring (e.g. nginx's mime.types), copied from this machine's package."""
+        target = self.root / inside.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy2(source, target)
+        self.mounts.setdefault(inside, target)
+
+    # --- volumes ------------------------------------------------------------------------
+
+    def _containers(self) -> list[Obj]:
+        spec = self.pod.get("spec") or {}
+        return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+
+    def _volume(self, namespace: str, name: str, volume: Obj) -> Path | None:
+        staging = self.folder / "volumes" / name
+        if "configMap" in volume or "secret" in volume:
+            is_secret = "secret" in volume
+            ref = volume["secret"] if is_secret else volume["configMap"]
+            object_name = ref.get("secretName") if is_secret else ref.get("name")
+            resource = SECRETS if is_secret else CONFIGMAPS
+            found = self.kube.get_or_none(resource.path(namespace, object_name))
+            if found is None:
+                if ref.get("optional"):
+                    return None
+                raise NotReadyYet(f"{resource.kind} {object_name} (volume {name}) does not exist yet")
+            data = dict(found.get("data") or {})
+            if is_secret:
+                data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+            else:
+                data.update({k: base64.b64decode(v).decode("utf-8", "replace")
+                             for k, v in (found.get("binaryData") or {}).items()})
+            items = ref.get("items")
+            files = {item.get("path", item["key"]): data[item["key"]] for item in items if item["key"] in data} \
+                if items else data
+            if staging.exists():
+                shutil.rmtree(staging)
+            staging.mkdir(parents=True)
+            for relative, text in files.items():
+                path = staging / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                if is_secret:
+                    path.chmod(0o600)
+            return staging
+        if "emptyDir" in volume:
+            staging.mkdir(parents=True, exist_ok=True)
+            return staging
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            pvc = self.kube.get_or_none(PVCS.path(namespace, claim))
+            volume_name = ((pvc or {}).get("spec") or {}).get("volumeName")
+            if not volume_name or ((pvc or {}).get("status") or {}).get("phase") != "Bound":
+                raise NotReadyYet(f"PVC {claim} is not bound yet")
+            pv = self.kube.get_or_none(PVS.path(name=volume_name)) or {}
+            folder = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
+            if not folder:
+                raise NotReadyYet(f"volume {volume_name} of PVC {claim} is not a hostPath folder on this machine")
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.notes.append(f"volume {name}: PVC {claim} is the folder {folder}")
+            return Path(folder)
+        return None  # projected tokens, hostPath, ...: not needed by the tutorial's pods
+
+
+def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:
+    """The container's environment as the kubelet builds it (Secrets and the downward API resolved)."""
+    namespace = pod["metadata"]["namespace"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        for key, value in _object_data(kube, namespace, source).items():
+            env[prefix + key] = value
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = expand(item["value"], env)
+            continue
+        ref = item.get("valueFrom") or {}
+        if "fieldRef" in ref:
+            env[item["name"]] = _field(pod, ref["fieldRef"]["fieldPath"])
+        elif "secretKeyRef" in ref or "configMapKeyRef" in ref:
+            key_ref = ref.get("secretKeyRef") or ref.get("configMapKeyRef")
+            data = _object_data(kube, namespace, {("secretRef" if "secretKeyRef" in ref else "configMapRef"): key_ref})
+            if key_ref["key"] in data:
+                env[item["name"]] = data[key_ref["key"]]
+            elif not key_ref.get("optional"):
+                raise NotReadyYet(f"key {key_ref['key']} of {key_ref.get('name')} (env {item['name']}) is missing")
+    return env
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(NAME)`` expansion: known names are replaced, ``$$`` escapes, unknown ones stay."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
+def _object_data(kube: KubeApi, namespace: str, source: Obj) -> dict[str, str]:
+    is_secret = "secretRef" in source
+    ref = source.get("secretRef") or source.get("configMapRef") or {}
+    found = kube.get_or_none((SECRETS if is_secret else CONFIGMAPS).path(namespace, ref.get("name")))
+    if found is None:
+        if ref.get("optional"):
+            return {}
+        raise NotReadyYet(f"{'Secret' if is_secret else 'ConfigMap'} {ref.get('name')} does not exist yet")
+    data = found.get("data") or {}
+    if is_secret:
+        return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+    return dict(data)
+
+
+def _field(pod: Obj, path: str) -> str:
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    labels = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+    if labels:
+        return str((meta.get(labels.group(1)) or {}).get(labels.group(2), ""))
+    values = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
+        "spec.serviceAccountName": spec.get("serviceAccountName"),
+        # the program listens on this machine's loopback, not on the simulated pod IP
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+    }
+    return str(values.get(path) or "")
+
+
+def base_env() -> dict[str, str]:
+    """What a container gets from its image: a PATH and a locale. Nothing of this process's own
+    environment comes along (above all not the cluster admin's KUBECONFIG)."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {"PATH": os.pathsep.join([venv_bin, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                                     "/sbin", "/bin"]),
+            "LANG": os.environ.get("LANG", "C.UTF-8")}

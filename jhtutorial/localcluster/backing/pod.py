@@ -1,0 +1,478 @@
+"""One backed pod: its containers' programs as processes, their logs, probes and the pod's status.
+
+What a kubelet does for a pod, done for the simulated one with local processes:
+
+- start each container's program (:mod:`.programs`) in a process group of its
+  own, listening on 127.0.0.1 only;
+- write each program's output to a file in the CRI log format
+  (``<RFC3339 time> stdout F <line>``) that kwok's ``Logs`` object points at, so
+  ``kubectl logs`` shows it; a ``PortForward`` object sends
+  ``kubectl port-forward`` to the program's loopback port;
+- ask each container's readiness probe (httpGet or tcpSocket, at the mapped
+  port) and write the pod's ``Ready`` condition and container statuses; a
+  program that exits is started again after a back-off (1, 2, 4 ... 16 s; the
+  kubelet's goes up to 5 minutes) and its restart is counted;
+- stop everything when the pod goes.
+
+No image, no isolation, no resource limits: the processes run as the user who
+started the cluster. Both kwok objects name the pod as their owner, so the
+garbage collector removes them with the pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as dt
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ...errors import KubeApiError
+from ...kubeapi import PODS, KubeApi, Resource
+from ..ports import free_port
+from .mounts import PodFiles, base_env, container_env, expand
+from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION
+from .programs import Launch, PodContext, Program, program_for
+
+Obj = dict[str, Any]
+PORT_FORWARDS = Resource("kwok.x-k8s.io/v1alpha1", "PortForward", "portforwards")
+LOGS = Resource("kwok.x-k8s.io/v1alpha1", "Logs", "logs")
+TOKEN_SECONDS = 24 * 3600
+BACKOFF_CAP = 16.0
+PROBE_UNTIL_READY = 0.5  # seconds between probes while a container is not ready yet
+STOP_GRACE = 10.0
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Container:
+    """One container's program and what it did so far."""
+
+    spec: Obj
+    program: Program
+    log_path: Path
+    launch: Launch | None = None
+    process: subprocess.Popen[bytes] | None = None
+    started_at: str | None = None
+    restarts: int = 0
+    ready: bool = False
+    failures: int = 0
+    last_exit: Obj | None = None
+    restart_after: float = 0.0
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class PodBacking:
+    """Runs one pod's containers as processes, and reports them to the API server."""
+
+    def __init__(self, pod: Obj, folder: Path, kube: KubeApi, kubeconfig_cluster: Obj,
+                 service_address: Any, log: Any) -> None:
+        self.pod = pod
+        self.uid = str(pod["metadata"]["uid"])
+        self.namespace = str(pod["metadata"]["namespace"])
+        self.name = str(pod["metadata"]["name"])
+        self.folder = folder
+        self.kube = kube
+        self.kubeconfig_cluster = kubeconfig_cluster
+        self.log = log
+        self.files = PodFiles(pod, folder, kube)
+        self.ports: dict[int, int] = {}
+        self.containers: list[Container] = []
+        self.mapped: list[str] = []
+        self.problems: list[str] = []
+        self._service_address = service_address
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._written_status: str = ""
+        self._log_lock = threading.Lock()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def reserve(self) -> None:
+        """Pick the loopback ports and write them on the pod at once, as soon as it is created: the hub reads
+        them to find a user's server, and must see them before the pod first looks Ready (kwok marks a
+        scheduled pod Ready immediately; this supervisor then corrects that to the program's readiness)."""
+        for container in (self.pod.get("spec") or {}).get("containers") or []:
+            for port in container.get("ports") or []:
+                self.ports.setdefault(int(port["containerPort"]), free_port())
+        self._annotate({PORTS_ANNOTATION: json.dumps({str(k): v for k, v in sorted(self.ports.items())}),
+                        # from now on kwok leaves this pod's status to us (see cluster._kwok_config)
+                        KWOK_STATUS_ANNOTATION: "custom"})
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def prepare(self) -> None:
+        """Write the mounts, build each command line (raises NotReadyYet to try later)."""
+        spec = self.pod.get("spec") or {}
+        self.mapped = []
+        self.files.write()
+        kubeconfig = self._kubeconfig() if spec.get("automountServiceAccountToken", True) else None
+        ctx = PodContext(self.pod, self.files, self.ports,
+                         lambda name, port: self._service_address(self.namespace, name, port), kubeconfig)
+        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        self.containers = []
+        for spec_container in spec.get("containers") or []:
+            program = program_for(spec_container.get("image", ""))
+            assert program is not None  # the supervisor only backs pods whose images all have a program
+            env = {**base_env(), **container_env(self.pod, spec_container, self.kube)}
+            launch = program.launch(ctx, spec_container, env)
+            launch.argv = [expand(word, env) for word in launch.argv]
+            container = Container(spec_container, program, self.folder / "logs" / f"{spec_container['name']}.log",
+                                  launch)
+            self.containers.append(container)
+            self.mapped += [f"{container.name}: {line}" for line in launch.mapped]
+        self.mapped += self.files.notes
+        (self.folder / "mapping.txt").write_text("\n".join(self.mapped) + "\n")
+
+    def start(self) -> None:
+        for container in self.containers:
+            self._spawn(container)
+        self._publish()
+        self._thread = threading.Thread(target=self._run, name=f"jhtutorial-backing-{self.name}", daemon=True)
+        self._thread.start()
+
+    def observe(self, pod: Obj) -> None:
+        """The latest copy of the pod from the watch."""
+        with self._lock:
+            self.pod = pod
+        self._wake.set()  # a status someone else wrote (kwok, before our annotation reached it) is corrected now
+
+    def stop(self) -> None:
+        """SIGTERM every program's process group, SIGKILL after the grace period; remove the pod's folder."""
+        self._stop.set()
+        self._wake.set()
+        for container in self.containers:
+            _terminate(container.process)
+        deadline = time.monotonic() + STOP_GRACE
+        for container in self.containers:
+            if container.process is not None:
+                try:
+                    container.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    _kill_group(container.process)
+                    container.process.wait()
+        for container in self.containers:
+            for reader in container.readers:
+                reader.join(2)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def report(self) -> Obj:
+        return {
+            "namespace": self.namespace, "pod": self.name, "uid": self.uid,
+            "containers": {c.name: {"program": c.program.name, "pid": c.process.pid if c.process else None,
+                                    "ready": c.ready, "restarts": c.restarts,
+                                    "argv": c.launch.argv if c.launch else []}
+                           for c in self.containers},
+            "ports": {str(k): v for k, v in self.ports.items()},
+            "mapped": self.mapped,
+            "problems": self.problems,
+        }
+
+    def process_groups(self) -> list[int]:
+        return [c.process.pid for c in self.containers if c.alive and c.process is not None]
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.containers) and all(c.ready for c in self.containers)
+
+    def local_port(self, container_port: int) -> int | None:
+        return self.ports.get(container_port)
+
+    # --- processes ----------------------------------------------------------------------
+
+    def _spawn(self, container: Container) -> None:
+        assert container.launch is not None
+        launch = container.launch
+        launch.cwd.mkdir(parents=True, exist_ok=True)
+        try:
+            process = subprocess.Popen(
+                launch.argv, env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as err:
+            self._write_log(container, "stderr", f"cannot start {launch.argv[0]}: {err}")
+            container.last_exit = {"exitCode": 127, "reason": "StartError", "message": str(err),
+                                   "startedAt": now(), "finishedAt": now()}
+            container.restart_after = time.monotonic() + self._backoff(container)
+            return
+        container.process = process
+        container.started_at = now()
+        container.ready = False
+        container.failures = 0
+        container.readers = [
+            threading.Thread(target=self._pump, args=(container, stream, name), daemon=True,
+                             name=f"jhtutorial-backing-{self.name}-{container.name}-{name}")
+            for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
+        ]
+        for reader in container.readers:
+            reader.start()
+        self.log(f"{self.namespace}/{self.name}: started {container.name} ({container.program.name}, "
+                 f"pid {process.pid})")
+
+    def _pump(self, container: Container, stream: IO[bytes] | None, name: str) -> None:
+        # one thread per pipe reads it to the end: a full pipe would stop the program
+        if stream is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            for raw in stream:
+                self._write_log(container, name, raw.decode("utf-8", "replace").rstrip("\n"))
+        with contextlib.suppress(OSError):
+            stream.close()
+
+    def _write_log(self, container: Container, stream: str, line: str) -> None:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self._log_lock, open(container.log_path, "a", encoding="utf-8") as out:
+            out.write(f"{stamp} {stream} F {line}\n")
+
+    @staticmethod
+    def _backoff(container: Container) -> float:
+        return min(BACKOFF_CAP, 2.0 ** max(0, container.restarts - 1))
+
+    # --- the loop: exits, restarts, probes, status --------------------------------------------
+
+    def _run(self) -> None:
+        next_probe: dict[str, float] = {}
+        while not self._stop.is_set():
+            for container in self.containers:
+                self._check_exit(container)
+                if container.alive and time.monotonic() >= next_probe.get(container.name, 0.0):
+                    period = self._probe(container)
+                    next_probe[container.name] = time.monotonic() + period
+            with contextlib.suppress(KubeApiError, OSError):
+                self._write_status()
+            self._wake.wait(0.25)
+            self._wake.clear()
+
+    def _check_exit(self, container: Container) -> None:
+        process = container.process
+        if process is not None and process.poll() is not None:
+            code = process.returncode
+            container.last_exit = {"exitCode": code if code >= 0 else 128 - code,
+                                   "reason": "Completed" if code == 0 else "Error",
+                                   "startedAt": container.started_at, "finishedAt": now()}
+            container.process = None
+            container.ready = False
+            container.restarts += 1
+            delay = self._backoff(container)
+            container.restart_after = time.monotonic() + delay
+            self.log(f"{self.namespace}/{self.name}: {container.name} exited with code {code}; "
+                     f"restart {container.restarts} in {delay:.0f} s")
+        if container.process is None and container.restart_after and time.monotonic() >= container.restart_after:
+            container.restart_after = 0.0
+            self._spawn(container)
+
+    def _probe(self, container: Container) -> float:
+        """Ask the readiness probe once; returns seconds until the next probe."""
+        probe = container.spec.get("readinessProbe")
+        if not probe:
+            container.ready = True  # no probe: ready once the process runs, as for the kubelet
+            return 5.0
+        ok = self._ask(probe, container)
+        period = float(probe.get("periodSeconds", 10))
+        if ok:
+            container.failures = 0
+            container.ready = True
+        else:
+            container.failures += 1
+            if not container.ready or container.failures >= int(probe.get("failureThreshold", 3)):
+                container.ready = False
+        return period if container.ready else PROBE_UNTIL_READY
+
+    def _ask(self, probe: Obj, container: Container) -> bool:
+        timeout = float(probe.get("timeoutSeconds", 1))
+        check = probe.get("httpGet") or probe.get("tcpSocket")
+        if check is None:
+            return True  # exec probes: nothing to run them in; the process running stands for them
+        port = self._port_number(check.get("port"), container)
+        local = self.ports.get(port) if port is not None else None
+        if local is None:
+            return False
+        try:
+            if "path" in check or probe.get("httpGet") is not None:
+                connection = http.client.HTTPConnection("127.0.0.1", local, timeout=timeout)
+                try:
+                    connection.request("GET", check.get("path", "/"))
+                    return 200 <= connection.getresponse().status < 400
+                finally:
+                    connection.close()
+            with socket.create_connection(("127.0.0.1", local), timeout=timeout):
+                return True
+        except (OSError, http.client.HTTPException):
+            return False
+
+    @staticmethod
+    def _port_number(port: Any, container: Container) -> int | None:
+        if isinstance(port, int) or str(port).isdigit():
+            return int(port)
+        return next((int(p["containerPort"]) for p in container.spec.get("ports") or [] if p.get("name") == port),
+                    None)
+
+    def _write_status(self) -> None:
+        with self._lock:
+            pod = self.pod
+        status = pod.get("status") or {}
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        statuses = [self._container_status(c) for c in self.containers]
+        ready = "True" if self.ready else "False"
+        wanted = json.dumps([statuses, ready, status.get("phase")], sort_keys=True)
+        if wanted == self._written_status and self._conditions_match(status, ready):
+            return
+        earlier = {c.get("type"): c for c in status.get("conditions") or []}
+
+        def condition(kind: str, value: str, reason: str | None = None) -> Obj:
+            before = earlier.get(kind) or {}
+            item = {"type": kind, "status": value,
+                    "lastTransitionTime": before.get("lastTransitionTime") if before.get("status") == value else now()}
+            if value != "True" and reason:
+                item["reason"] = reason
+                waiting = [c.name for c in self.containers if not c.ready]
+                item["message"] = f"containers with unready status: [{' '.join(waiting)}]"
+            return item
+
+        body = {"status": {
+            "conditions": [condition("PodReadyToStartContainers", "True"), condition("Initialized", "True"),
+                           condition("Ready", ready, "ContainersNotReady"),
+                           condition("ContainersReady", ready, "ContainersNotReady"),
+                           condition("PodScheduled", "True")],
+            "containerStatuses": statuses,
+        }}
+        if status.get("phase") != "Running":
+            # kwok left the pod to us (or has not come to it yet): what it would write, with an address of its own
+            ip = self._pod_ip()
+            body["status"].update({"phase": "Running", "startTime": status.get("startTime") or now(),
+                                   "podIP": ip, "podIPs": [{"ip": ip}]})
+        self.kube.call("PATCH", PODS.path(self.namespace, self.name, "status"), body=body,
+                       content_type="application/merge-patch+json")
+        self._written_status = wanted
+
+    def _pod_ip(self) -> str:
+        """A pod IP from the node's pod range, as kwok would give one. Only shown: nothing connects to it.
+        kwok hands out addresses from the bottom of the range; these come from the top, one per pod."""
+        from ...kubeapi import NODES
+
+        node = (self.pod.get("spec") or {}).get("nodeName")
+        cidr = (((self.kube.get_or_none(NODES.path(name=node)) or {}).get("spec") or {}).get("podCIDR")
+                if node else None) or "10.244.0.0/24"
+        base = cidr.split("/")[0].rsplit(".", 1)[0]
+        return f"{base}.{200 + int(self.uid.replace('-', '')[:8], 16) % 54}"
+
+    @staticmethod
+    def _conditions_match(status: Obj, ready: str) -> bool:
+        """False when someone else (kwok, before it saw our annotation) wrote another readiness."""
+        current = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        return current.get("Ready") == ready and status.get("phase") == "Running"
+
+    def _container_status(self, container: Container) -> Obj:
+        item: Obj = {"name": container.name, "image": container.spec.get("image", ""), "imageID": "",
+                     "ready": container.ready, "restartCount": container.restarts, "started": container.alive}
+        if container.alive and container.process is not None:
+            item["containerID"] = f"process://{container.process.pid}"
+            item["state"] = {"running": {"startedAt": container.started_at}}
+        elif container.last_exit is not None:
+            item["state"] = {"waiting": {"reason": "CrashLoopBackOff",
+                                         "message": f"back-off restarting failed container {container.name}"}}
+        else:
+            item["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        if container.last_exit is not None:
+            item["lastState"] = {"terminated": container.last_exit}
+        return item
+
+    # --- the API side: token, kwok objects, annotations -----------------------------------------
+
+    def _kubeconfig(self) -> Path:
+        """The pod's ServiceAccount token (bound to this pod, as the kubelet asks for) as a kubeconfig."""
+        from ...tokens import request_token
+
+        account = (self.pod.get("spec") or {}).get("serviceAccountName") or "default"
+        token = request_token(self.kube, self.namespace, account, seconds=TOKEN_SECONDS,
+                              bound_to=("Pod", self.name, self.uid)).value
+        path = self.folder / "kubeconfig"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "cluster", "cluster": self.kubeconfig_cluster}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": account,
+                                                     "namespace": self.namespace}}],
+            "current-context": "pod",
+        }))
+        return path
+
+    def _publish(self) -> None:
+        """PortForward and Logs objects for kwok, and the pod's annotations (where it runs here)."""
+        owner = [{"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}]
+        forwards = [{"ports": [container_port], "target": {"address": "127.0.0.1", "port": local}}
+                     for container_port, local in sorted(self.ports.items())]
+        logs = [{"containers": [c.name], "logsFile": str(c.log_path), "follow": True} for c in self.containers]
+        for resource, spec in ((PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs})):
+            body = {"apiVersion": resource.api_version, "kind": resource.kind,
+                    "metadata": {"name": self.name, "namespace": self.namespace, "ownerReferences": owner},
+                    "spec": spec}
+            try:
+                self.kube.call("PATCH", resource.path(self.namespace, self.name), body=body,
+                               query={"fieldManager": "jhtutorial-backing", "force": True},
+                               content_type="application/apply-patch+yaml")
+            except KubeApiError as err:
+                problem = (f"no kwok {resource.kind} objects on this cluster ({err.problem}): "
+                           f"`kubectl {'port-forward' if resource is PORT_FORWARDS else 'logs'}` cannot reach the "
+                           "process; the cluster was made before they were enabled: `jhtutorial cluster down` "
+                           "then `jhtutorial cluster up` recreates it")
+                self.problems.append(problem)
+                self.log(f"{self.namespace}/{self.name}: {problem}")
+        pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in self.containers if c.process)
+        self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})",
+                        MAPPED_ANNOTATION: "\n".join(self.mapped)})
+
+    def _annotate(self, annotations: dict[str, str]) -> None:
+        with contextlib.suppress(KubeApiError):
+            self.kube.call("PATCH", PODS.path(self.namespace, self.name),
+                           body={"metadata": {"annotations": annotations}},
+                           content_type="application/merge-patch+json")
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM this process when the supervisor dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -1,0 +1,375 @@
+"""The local cluster's supervisor: pods on the simulated nodes, backed by local processes.
+
+One supervisor per local cluster, for all namespaces; ``jhtutorial cluster up``
+starts it (or a new one in place of a dead one), ``cluster status`` reports it,
+``cluster down`` stops it and every process it started. It follows namespaces,
+Services and pods with the package's Reflector (list, then watch) and, for
+each pod that
+
+- is scheduled on one of the simulated nodes,
+- lives in a namespace that the cluster's user made with ``jhtutorial up`` or
+  notebook 00 (label ``jhtutorial/backed=true``), or that they labelled so by
+  hand, and never in one labelled ``jhtutorial/classroom`` (a learner there may
+  edit the hub's configuration, which would run as this machine's user),
+- has only containers whose images have a program here (:mod:`.programs`),
+
+starts a :class:`~.pod.PodBacking`. Every other pod stays purely simulated.
+
+    $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F
+
+It writes what it does to ``F/supervisor.log`` (via its starter) and its
+current state to ``F/status.json``; each backed pod has a folder under
+``F/pods/NAMESPACE/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from ...errors import TutorialError
+from ...kubeapi import NAMESPACES, PODS, SERVICES
+from ...watching import Reflector
+from . import BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
+from .control import start_time
+from .mounts import NotReadyYet
+from .pod import PodBacking
+from .programs import missing_programs, program_for
+from .services import LocalServices
+
+Obj = dict[str, Any]
+RETRY_SECONDS = 1.0
+
+
+def namespace_backed(namespace: Obj | None) -> bool:
+    """True for a namespace the cluster's user made through the tutorial, never for a classroom's."""
+    labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(BACKED_LABEL) == "true" and CLASSROOM_LABEL not in labels
+
+
+class Supervisor:
+    def __init__(self, kubeconfig: Path, folder: Path) -> None:
+        from kubernetes import config as kube_config
+        from kubernetes.client import ApiClient
+
+        from ...kubeapi import KubeApi
+
+        self.folder = folder
+        self.api = ApiClient(configuration=_configuration(kube_config, kubeconfig))
+        self.kube = KubeApi(self.api)
+        loaded = yaml.safe_load(kubeconfig.read_text())
+        self.cluster_entry = dict(loaded["clusters"][0]["cluster"])
+        self.namespaces: dict[str, Obj] = {}
+        self.services: dict[str, Obj] = {}
+        self.pods: dict[str, Obj] = {}
+        self.backings: dict[str, PodBacking] = {}
+        self.waiting: dict[str, str] = {}  # pod key -> why it is not started yet
+        self.skipped: dict[str, str] = {}  # pod key -> why it stays purely simulated
+        self.missing = missing_programs()
+        self.events: queue.Queue[tuple[str, str, Obj]] = queue.Queue()
+        self.local_services = LocalServices(self._resolve_service)
+        self._stop = threading.Event()
+        self._reflectors = [Reflector(self.api, NAMESPACES), Reflector(self.api, SERVICES), Reflector(self.api, PODS)]
+        self._stopping: list[threading.Thread] = []
+        self.started = time.time()
+
+    # --- main loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        for line in self.missing.values():
+            self.log(f"cannot back pods that need it: {line}")
+        # Namespaces and Services first: a pod's program is told the local addresses of the Services it
+        # names when it starts, so they must be known before the first pod is looked at.
+        for reflector in self._reflectors:
+            synced = threading.Event()
+            threading.Thread(target=self._follow, args=(reflector, synced), daemon=True,
+                             name=f"jhtutorial-supervisor-{reflector.resource.plural}").start()
+            synced.wait(30)
+            self._drain()
+        self._write_status()
+        while not self._stop.is_set():
+            try:
+                kind, event_type, obj = self.events.get(timeout=RETRY_SECONDS)
+            except queue.Empty:
+                self._retry_waiting()
+                self._write_status()  # the pods' own threads change readiness and restarts
+                continue
+            try:
+                self._handle(kind, event_type, obj)
+            except Exception as err:  # noqa: BLE001 - one bad pod must not end the supervisor
+                self.log(f"error handling {kind} {_key(obj)}: {type(err).__name__}: {err}")
+            if self.events.empty():
+                self._retry_waiting()
+                self._write_status()
+        self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _drain(self) -> None:
+        """Handle what is queued now (the first lists), before the next kind is followed."""
+        while not self.events.empty():
+            self._handle(*self.events.get())
+
+    def _follow(self, reflector: Reflector, synced: threading.Event) -> None:
+        kind = reflector.resource.kind
+        while not self._stop.is_set():
+            try:
+                for event in reflector.events():
+                    if event.type == "SYNCED":
+                        synced.set()
+                    elif event.type in ("ADDED", "MODIFIED", "DELETED"):
+                        self.events.put((kind, event.type, event.object))
+            except TutorialError as err:
+                self.log(f"watching {reflector.resource.plural} failed: {err.problem}; again in 2 s")
+                self._stop.wait(2)
+
+    def _handle(self, kind: str, event_type: str, obj: Obj) -> None:
+        if event_type == "SYNCED":
+            return
+        key = _key(obj)
+        if kind == "Namespace":
+            name = obj["metadata"]["name"]
+            if event_type == "DELETED":
+                self.namespaces.pop(name, None)
+            else:
+                self.namespaces[name] = obj
+            if not namespace_backed(self.namespaces.get(name)):
+                for pod_key in [k for k in self.backings if k.startswith(name + "/")]:
+                    self._stop_backing(pod_key, "its namespace is no longer marked for backing")
+                if event_type == "DELETED":
+                    self.local_services.forget_namespace(name)
+            else:
+                for pod in [p for k, p in self.pods.items() if k.startswith(name + "/")]:
+                    self._reconcile(pod)
+        elif kind == "Service":
+            if event_type == "DELETED":
+                self.services.pop(key, None)
+            else:
+                self.services[key] = obj
+        elif kind == "Pod":
+            if event_type == "DELETED":
+                self.pods.pop(key, None)
+                self._stop_backing(key, "the pod was deleted")
+            else:
+                self.pods[key] = obj
+                self._reconcile(obj)
+
+    def _reconcile(self, pod: Obj) -> None:
+        key = _key(pod)
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        backing = self.backings.get(key)
+        if backing is not None and backing.uid != meta.get("uid"):
+            self._stop_backing(key, "a new pod took the name")
+            backing = None
+        if meta.get("deletionTimestamp"):
+            self.waiting.pop(key, None)
+            ours = (meta.get("annotations") or {}).get(KWOK_STATUS_ANNOTATION) == "custom"
+            self._stop_backing(key, "the pod is being deleted", then=(lambda: self._finish_deletion(pod)) if ours else None)
+            return
+        if backing is not None:
+            backing.observe(pod)
+            if not backing.started:
+                self._start_backing(backing)
+            return
+        if not namespace_backed(self.namespaces.get(meta["namespace"])):
+            return  # not a namespace of this machine's user: purely simulated
+        images = [c.get("image", "") for c in spec.get("containers") or []]
+        programs = [program_for(image) for image in images]
+        if not images or any(p is None for p in programs):
+            self._leave_to_kwok(pod)
+            return  # an image this tutorial does not use: purely simulated, as before
+        if self.missing:
+            self.missing = missing_programs()  # installed since? (`make system-deps` while the cluster runs)
+        missing = [self.missing[p.name] for p in programs if p is not None and p.name in self.missing]
+        if missing:
+            if self.skipped.get(key) != "; ".join(missing):
+                self.skipped[key] = "; ".join(missing)
+                self.log(f"{key}: stays purely simulated: {'; '.join(missing)}")
+                self._annotate(pod, {NOT_BACKED_ANNOTATION: "; ".join(missing)})
+            self._leave_to_kwok(pod)
+            return
+        folder = self.folder / "pods" / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
+        backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log)
+        backing.reserve()
+        self.backings[key] = backing
+        self._start_backing(backing)
+
+    def _start_backing(self, backing: PodBacking) -> None:
+        """Start the programs once the pod is scheduled and everything it mounts exists."""
+        key = f"{backing.namespace}/{backing.name}"
+        if not (backing.pod.get("spec") or {}).get("nodeName"):
+            return
+        try:
+            backing.prepare()
+        except NotReadyYet as err:
+            if self.waiting.get(key) != err.problem:
+                self.log(f"{key}: waiting: {err.problem}")
+            self.waiting[key] = err.problem
+            return
+        self.waiting.pop(key, None)
+        backing.start()
+        self.log(f"{key}: backed by local processes; mapped: " + " | ".join(backing.mapped))
+
+    def _leave_to_kwok(self, pod: Obj) -> None:
+        """A pod the policy handed over but that is not backed: kwok simulates it, as every other pod."""
+        if ((pod["metadata"].get("annotations") or {}).get(KWOK_STATUS_ANNOTATION)) == "custom":
+            self._annotate(pod, {KWOK_STATUS_ANNOTATION: None})
+
+    def _finish_deletion(self, pod: Obj) -> None:
+        """What a kubelet does once a pod's containers are stopped (kwok leaves our pods to us): remove it."""
+        meta = pod["metadata"]
+        try:
+            self.kube.call("DELETE", PODS.path(meta["namespace"], meta["name"]),
+                           body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                                 "preconditions": {"uid": meta["uid"]}})
+        except TutorialError as err:
+            if getattr(err, "status", None) not in (404, 409):
+                self.log(f"{_key(pod)}: could not remove the deleted pod: {err.problem}")
+
+    def _retry_waiting(self) -> None:
+        for key in list(self.waiting):
+            pod = self.pods.get(key)
+            if pod is None:
+                self.waiting.pop(key, None)
+            else:
+                self._reconcile(pod)
+
+    def _stop_backing(self, key: str, why: str, then: Callable[[], None] | None = None) -> None:
+        """Stop a pod's processes in a thread of its own (a program may take seconds to exit, and the
+        other pods' events must not wait for it), then run ``then`` (remove the pod, as a kubelet does)."""
+        backing = self.backings.pop(key, None)
+
+        def stop() -> None:
+            if backing is not None:
+                backing.stop()
+                self.log(f"{key}: processes stopped ({why})")
+            if then is not None:
+                then()
+
+        thread = threading.Thread(target=stop, name=f"jhtutorial-stop-{key}", daemon=True)
+        self._stopping = [t for t in self._stopping if t.is_alive()] + [thread]
+        thread.start()
+
+    def _shutdown(self) -> None:
+        for key in list(self.backings):
+            self._stop_backing(key, "the supervisor stops")
+        for thread in self._stopping:
+            thread.join(30)
+        for reflector in self._reflectors:
+            reflector.stop()
+        self.local_services.close()
+        self._write_status(stopped=True)
+
+    # --- Services ------------------------------------------------------------------------------
+
+    def local_services_address(self, namespace: str, name: str, port: int) -> str | None:
+        service = self.services.get(f"{namespace}/{name}")
+        if service is None or not any(p.get("port") == port for p in (service.get("spec") or {}).get("ports") or []):
+            return None
+        return self.local_services.address(namespace, name, port)
+
+    def _resolve_service(self, namespace: str, name: str, port: int) -> tuple[str, int] | None:
+        """A backed pod behind the Service (a ready one first), at its program's loopback port."""
+        service = self.services.get(f"{namespace}/{name}")
+        if service is None:
+            return None
+        spec = service.get("spec") or {}
+        selector = spec.get("selector") or {}
+        entry = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
+        if entry is None or not selector:
+            return None
+        target = entry.get("targetPort", port)
+        candidates = []
+        for key, backing in list(self.backings.items()):
+            labels = (backing.pod.get("metadata") or {}).get("labels") or {}
+            if not key.startswith(namespace + "/") or any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            container_port = _container_port(backing.pod, target)
+            local = backing.local_port(container_port) if container_port is not None else None
+            if local is not None:
+                candidates.append((not backing.ready, local))
+        return ("127.0.0.1", sorted(candidates)[0][1]) if candidates else None
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def log(self, line: str) -> None:
+        print(time.strftime("%Y-%m-%d %H:%M:%S"), line, flush=True)
+
+    def _annotate(self, pod: Obj, annotations: dict[str, str | None]) -> None:
+        try:
+            self.kube.call("PATCH", PODS.path(pod["metadata"]["namespace"], pod["metadata"]["name"]),
+                           body={"metadata": {"annotations": annotations}},
+                           content_type="application/merge-patch+json")
+        except TutorialError as err:
+            self.log(f"{_key(pod)}: could not annotate: {err.problem}")
+
+    def _write_status(self, stopped: bool = False) -> None:
+        status = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "stopped": stopped,
+            "missing": self.missing,
+            "backed_namespaces": sorted(n for n, ns in self.namespaces.items() if namespace_backed(ns)),
+            "pods": {key: backing.report() for key, backing in self.backings.items()},
+            "process_groups": sorted([pg, start_time(pg)] for b in self.backings.values() for pg in b.process_groups()),
+            "waiting": self.waiting,
+            "skipped": self.skipped,
+            "services": self.local_services.table(),
+        }
+        tmp = self.folder / "status.json.tmp"
+        tmp.write_text(json.dumps(status, indent=1))
+        os.replace(tmp, self.folder / "status.json")
+
+
+def _container_port(pod: Obj, target: Any) -> int | None:
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    return None
+
+
+def _key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
+
+
+def _configuration(kube_config: Any, kubeconfig: Path) -> Any:
+    from kubernetes.client import Configuration
+
+    configuration = Configuration()
+    kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return configuration
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Back the local cluster's pods with local processes.")
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--folder", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(args.kubeconfig, args.folder)
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
+    signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
+    supervisor.log(f"supervisor started (pid {os.getpid()})")
+    supervisor.run()
+    supervisor.log("supervisor stopped; every backing process ended")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Free TCP ports on 127.0.0.1: one answer for the whole package.
+
+    >>> port = free_port()          # a port nothing listens on right now
+    >>> port_free(port)
+    True
+"""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that no program uses at this moment (the kernel picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    """True if a program could listen on 127.0.0.1:port now."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
