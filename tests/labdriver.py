@@ -269,6 +269,14 @@ class Notebook:
         menu(self.page, "Run", "Run All Above Selected Cell")
         self.wait_finished(0, last, timeout)
 
+    def start_cell(self, source: str) -> int:
+        """Run the cell containing ``source`` alone (Run > Run Selected Cell and Do not Advance), without
+        waiting for it: a learner then does what the cell waits for. Returns the cell's position."""
+        index = self.index_of(source)
+        self.select(index)
+        menu(self.page, "Run", "Run Selected Cell and Do not Advance")
+        return index
+
     def run_rest(self, timeout: float = 300.0) -> None:
         """Run > Run Selected Cell and All Below, from the selected cell; wait for the last one."""
         first = self.cells().evaluate_all("cells => cells.findIndex(c => c.classList.contains('jp-mod-active'))")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 from kubernetes import client
 
 from jhtutorial.kubeapi import (
-    CONFIGMAPS, DEPLOYMENTS, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
+    CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
     KubeApi,
 )
 from tests import labdriver
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTEFACTS = ROOT / "output" / "browser"
 SCREENSHOTS_ENV = "JHTUTORIAL_SCREENSHOTS"  # where `make screenshots` wants the README's pictures
 VIEWPORT = {"width": 1280, "height": 800}
+NEWS_SECONDS = 30  # JupyterLab asks about news a moment after it is drawn
+SPAWN_SECONDS = 180  # login to admin's JupyterLab drawn: the user server's first start takes a while
 # Kubernetes puts these into every namespace; everything else in it after 08 would be a leftover
 NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
 
@@ -55,6 +59,17 @@ def artefacts() -> Path:
     shutil.rmtree(ARTEFACTS, ignore_errors=True)
     ARTEFACTS.mkdir(parents=True)
     return ARTEFACTS
+
+
+@pytest.fixture(scope="module")
+def namespace(api_client: client.ApiClient, backing: Any) -> Iterator[str]:
+    """A namespace of the test's own that notebook 00 creates, as it does for a learner (and marks, so that
+    the local cluster runs its pods' programs); deleted afterwards."""
+    name = f"jht-browser-{secrets.token_hex(3)}"
+    yield name
+    kube = KubeApi(api_client)
+    if kube.get_or_none(NAMESPACES.path(name)) is not None:
+        client.CoreV1Api(api_client).delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")
@@ -167,21 +182,53 @@ def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
     series.append("06-deployments")
 
 
-def test_07_login_and_spawn_runs_without_an_error(
+def test_07_admin_logs_in_through_the_hub_in_a_second_tab_and_lands_in_jupyterlab(
     page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
 ) -> None:
     needs(series, "06-deployments")
     kube = KubeApi(api_client)
-    notebook = run_clean(page, "07-login-and-spawn", kube, namespace)
+    notebook = labdriver.open_notebook(page, "07-login-and-spawn.ipynb", ARTEFACTS)
+    notebook.run_through("/hub/login   and log in as")
+    printed = notebook.output_text("/hub/login   and log in as")
+    found = re.search(r"open:\s+(http://(?:127\.0\.0\.1|localhost):\d+/hub/login)\s", printed)
+    assert found, f"07 printed no loopback address to open: {printed}"
+
+    # the notebook follows the login while the learner logs in, in a second tab, through the port-forward
+    following = notebook.start_cell("jhtutorial.follow_login(")
+    hub = page.context.new_page()
+    hub.goto(found.group(1))
+    hub.locator("#username_input").fill("admin")
+    hub.locator("#password_input").fill("admin")
+    hub.locator("#login_submit").click()
+    hub.wait_for_url(re.compile(r"/hub/spawn-pending/admin"))
+    hub.locator("#progress-message", has_text=re.compile(r"\S")).wait_for()
+    hub.locator("#progress-details summary").click()  # unfold the event log, as a curious learner does
+    hub.locator("#progress-log .progress-log-event").first.wait_for()
+    screenshot(hub, "07-spawn-pending", readme=True)
+    hub.wait_for_url(re.compile(r"/user/admin/lab"), timeout=SPAWN_SECONDS * 1000)
+    hub.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_SECONDS * 1000)
+    hub.locator(".jp-LauncherCard").first.wait_for(timeout=SPAWN_SECONDS * 1000)
+    # admin's own JupyterLab asks about news on its first start: the learner answers No
+    news = hub.locator(".Toastify__toast", has_text="official Jupyter news")
+    news.get_by_role("button", name="No", exact=True).click(timeout=NEWS_SECONDS * 1000)
+    news.wait_for(state="detached")
+    # served through the hub: its File menu has the hub's control panel and log-out
+    hub.locator(".lm-MenuBar-item", has_text=re.compile("^File$")).click()
+    hub.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Hub Control Panel$")).wait_for()
+    screenshot(hub, "07-admin-jupyterlab", readme=True)
+    hub.keyboard.press("Escape")
+
+    # the notebook's own cell saw that login (it did not log in itself), then the rest of 07 runs
+    notebook.wait_finished(following, following, timeout=SPAWN_SECONDS)
+    followed = notebook.output_text("jhtutorial.follow_login(")
+    assert "logging in here" not in followed, followed
+    notebook.select(following + 1)
+    notebook.run_rest()
+    check_page(notebook, kube, namespace)
     assert kube.get(PODS.path(namespace, "jupyter-admin"))["metadata"]["annotations"][
         "hub.jupyter.org/username"] == "admin"
-    assert "logged in as admin" in notebook.panel.text_content()
+    hub.close()
     series.append("07-login-and-spawn")
-
-
-def test_07_admin_logs_in_through_the_hub_in_a_second_tab() -> None:
-    pytest.skip("the hub behind `kubectl port-forward svc/proxy-public` needs the simulated pods to run their "
-                "programs (process-backed pods); until then 07 logs in from the kernel")
 
 
 def test_08_cleanup_leaves_the_namespace_empty(
