@@ -2,12 +2,14 @@
 #   make run    set up, start the local cluster if no other cluster is configured, run the workbook
 #   make test   set up and run every test against a real API server
 #   make test-fast   the tests that need no cluster and no kubeconfig (seconds)
+#   make test-lowest every direct dependency at its declared floor, in .venv-lowest: the fast tier and a cluster subset
 PYTHON ?= python3
 VENV   ?= .venv
+LOWEST ?= .venv-lowest
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps programs cluster cluster-down lab run test test-fast screenshots bench clean
+.PHONY: setup system-deps programs cluster cluster-down lab run test test-fast test-lowest screenshots bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +54,25 @@ screenshots: setup system-deps
 test-fast: setup
 	$(BIN)/python -m pytest -m 'not cluster'
 
+# uv's lowest-direct resolution installs each direct dependency (pyproject's list and the test
+# extra) at the lowest version its requirement allows: the floors pyproject declares are tested.
+$(LOWEST)/.installed: pyproject.toml $(STAMP)
+	$(BIN)/uv venv --quiet --allow-existing --python $(PYTHON) $(LOWEST)
+	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[test]'
+	touch $@
+
+# the cluster subset: requests and TLS (connect), server-side apply (steps), notebooks through
+# papermill and the kernel, and a real JupyterLab with a terminal (lab)
+LOWEST_CLUSTER_TESTS := tests/test_connect.py tests/test_steps_apply.py tests/test_lab.py \
+	tests/test_notebooks.py::test_a_notebook_run_out_of_order_stops_in_its_first_cell_naming_the_missing_step
+
+test-lowest: $(LOWEST)/.installed system-deps
+	JHTUTORIAL_EXPECT_FLOORS=1 $(LOWEST)/bin/python -m pytest -m 'not cluster'
+	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
+	$(LOWEST)/bin/python -m pytest $(LOWEST_CLUSTER_TESTS)
+
 bench: setup
 	@for b in bench/*; do [ -x "$$b" ] && $(BIN)/python "$$b"; done
 
 clean:
-	rm -rf $(VENV) output .pytest_cache
+	rm -rf $(VENV) $(LOWEST) output .pytest_cache

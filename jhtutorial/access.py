@@ -50,9 +50,9 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NAMESPACES, NODES, PODS, SERVICES, KubeApi
+from .objects import pod_is_ready
 from .readable import Readable
 from .steps import STEPS, and_join, get_step, up_command
-from .waits import pod_ready
 
 Obj = dict[str, Any]
 SERVICE = "proxy-public"
@@ -181,6 +181,9 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
     from .localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION
 
     kube = kube or KubeApi(conn.api)
+    if kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is None:
+        return ("this local cluster was made before kwok's PortForward and Logs resources were enabled, so no "
+                "pod runs its programs here: `jhtutorial cluster down` then `jhtutorial cluster up` recreates it")
     pods = kube.get(PODS.path(conn.namespace), labelSelector=PROXY_SELECTOR).get("items", [])
     pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     annotations = [(p.get("metadata") or {}).get("annotations") or {} for p in pods]
@@ -328,7 +331,7 @@ def _proxy_pod_and_port(conn: Connection, kube: KubeApi) -> tuple[str, int]:
     port = next(iter(spec.get("ports") or []), {})
     target = port.get("targetPort", port.get("port"))
     pods = kube.get(PODS.path(conn.namespace), labelSelector=selector).get("items", []) if selector else []
-    ready = [p for p in pods if pod_ready(p) and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    ready = [p for p in pods if pod_is_ready(p) and not (p.get("metadata") or {}).get("deletionTimestamp")]
     if not ready:
         raise AccessError(f"no Ready pod behind Service {SERVICE} (selector {selector or 'none'})")
     pod = ready[0]

@@ -46,15 +46,11 @@ Exit codes scripts can rely on:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-
-import yaml
 
 from .errors import AccessError, TutorialError
 from .localcluster import LocalCluster
@@ -96,7 +92,7 @@ def _cluster_kubeconfig(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace, *, create_namespace: bool = False):  # -> Connection
-    from .connect import connect, resolve_context
+    from .connect import connect, resolve_context, resolve_namespace
 
     context = resolve_context(args.context)
     return connect(context, resolve_namespace(context, args.namespace), create_namespace=create_namespace)
@@ -155,7 +151,8 @@ def _url(args: argparse.Namespace) -> int:
     access = hub_access(conn, method=args.method, local_port=args.port, verify=not args.no_verify)
     if access.url is None:
         raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
-                          fix="`jhtutorial login` runs the hub on this machine and logs in for real")
+                          fix="the note says why the proxy pod does not run here; `jhtutorial status` lists which "
+                          "pods run as local processes, `jhtutorial cluster status` shows the supervisor that runs them")
     print(access.url, flush=True)
     _say(f"how: {access.how}; by hand: {access.kubectl}")
     for note in access.notes:
@@ -214,40 +211,6 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def resolve_namespace(context: str | None, explicit: str | None) -> str:
-    """``--namespace``, else ``$JHTUTORIAL_NAMESPACE``, else the namespace of the context (``--context``, else
-    ``$JHTUTORIAL_CONTEXT``, else the current one), else ``jhtutorial``."""
-    from .connect import DEFAULT_NAMESPACE, NAMESPACE_ENV, resolve_context
-
-    return (explicit or os.environ.get(NAMESPACE_ENV) or context_namespace(resolve_context(context))
-            or DEFAULT_NAMESPACE)
-
-
-def context_namespace(context: str | None) -> str | None:
-    """The namespace a kubeconfig context names (what plain ``kubectl`` would use), if any."""
-    variable = os.environ.get("KUBECONFIG")
-    if variable:
-        files = [Path(p).expanduser() for p in variable.split(os.pathsep) if p]
-    else:
-        files = [Path.home() / ".kube" / "config"]
-    current: str | None = None
-    entries: dict[str, dict] = {}
-    for path in files:
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            continue  # connect() reports unreadable files properly
-        if not isinstance(data, dict):
-            continue
-        current = current or data.get("current-context")
-        for entry in data.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in entries:
-                entries[entry["name"]] = entry.get("context") or {}
-    wanted = context or current
-    namespace = (entries.get(wanted or "") or {}).get("namespace")
-    return str(namespace) if namespace else None
 
 
 def _namespace_arg(value: str) -> str:

@@ -53,6 +53,7 @@ from .errors import (
 )
 from .kubeapi import NAMESPACES, NODES, STORAGE_CLASSES, KubeApi
 from .localcluster import LocalCluster
+from .objects import default_storage_class
 from .localcluster.backing import BACKED_LABEL
 from .readable import Readable
 
@@ -65,10 +66,6 @@ NAMESPACE_MAX = 63
 LOCAL_CONTEXT = "kwok-jhtutorial"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "jhtutorial"}
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-DEFAULT_STORAGE_ANNOTATIONS = (
-    "storageclass.kubernetes.io/is-default-class",
-    "storageclass.beta.kubernetes.io/is-default-class",
-)
 
 # What connect() can tell apart, and how it names each to a learner.
 CLUSTER_KINDS = {
@@ -140,6 +137,8 @@ class Connection(Readable):
     def close(self) -> None:
         """Close the sockets of the client's connection pool. A later request still works: it opens new ones."""
         self.api.close()
+        # ApiClient.close() closes the pool's sockets only from client 37 on; before, just its thread pool
+        self.api.rest_client.pool_manager.clear()
 
     def hold(self) -> None:
         """A background user (a live view's watches) starts using this connection: a connect() that replaces
@@ -245,6 +244,32 @@ def resolve_context(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get(CONTEXT_ENV) or None
 
 
+def resolve_namespace(context: str | None = None, namespace: str | None = None) -> str:
+    """The namespace to work in, first match wins: ``namespace`` (the notebooks' parameter, ``--namespace``),
+    ``$JHTUTORIAL_NAMESPACE`` (set by ``jhtutorial lab --namespace``), the namespace of the kubeconfig
+    context (see :func:`resolve_context`), else ``jhtutorial``. The notebooks and the CLI share this rule.
+
+        $ kubectl config set-context --current --namespace alice && jhtutorial status   # works in alice
+    """
+    return (namespace or os.environ.get(NAMESPACE_ENV) or context_namespace(resolve_context(context))
+            or DEFAULT_NAMESPACE)
+
+
+def context_namespace(context: str | None) -> str | None:
+    """The namespace a kubeconfig context names (what plain ``kubectl`` would use), if any.
+
+    ``context`` None means the current context. The kubeconfig is found as :func:`connect` finds it
+    (``KUBECONFIG``'s files merged, ``~/.kube/config``, the local cluster's); a kubeconfig that cannot be
+    read names no namespace here, and :func:`connect` reports what is wrong with it."""
+    try:
+        files = _kubeconfig_files(None) or _local_cluster_kubeconfig(context)
+        contexts, current = kubeconfig_contexts(files)
+    except ConnectError:
+        return None
+    namespace = (contexts.get(context or current or "") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
 def current_connection() -> Connection:
     """The connection made by the last connect() call."""
     if _current is None:
@@ -285,7 +310,8 @@ def _load_client(
             return _client(configuration), None, None
         files = _local_cluster_kubeconfig(context)
     joined = os.pathsep.join(files)
-    names, active = _contexts(files)
+    contexts, active = kubeconfig_contexts(files)
+    names = list(contexts)
     wanted = context or active
     if not wanted or wanted not in names:
         listed = ", ".join(repr(n) for n in names) or "none"
@@ -305,9 +331,15 @@ def _load_client(
     return _client(configuration), wanted, joined
 
 
-def _contexts(files: list[str]) -> tuple[list[str], str | None]:
-    """Context names and the current context, merged the way kubectl merges KUBECONFIG files."""
-    names: list[str] = []
+def kubeconfig_contexts(files: list[str]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Each context of the kubeconfig files (name -> its ``context`` entry, in file order) and the current
+    context, merged as kubectl merges ``KUBECONFIG=a:b``: the first file to name a context, or to set
+    ``current-context``, wins (``kubectl config get-contexts``).
+
+    The client's own ``kubernetes.config.list_kube_config_contexts`` cannot stand in for this: it fails
+    on a kubeconfig without a ``current-context`` (exactly when a learner must be shown the contexts to
+    pick from), and a later file's ``current-context`` overrides an earlier one, unlike kubectl."""
+    contexts: dict[str, dict[str, Any]] = {}
     current: str | None = None
     for path in files:
         try:
@@ -321,10 +353,10 @@ def _contexts(files: list[str]) -> tuple[list[str], str | None]:
             raise UnknownContext(f"the kubeconfig {path} is not a kubeconfig (no mapping at the top)",
                                  fix="point KUBECONFIG at a real kubeconfig file")
         for entry in data.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in names:
-                names.append(entry["name"])
-        current = current or data.get("current-context") or None  # the first file that sets it wins
-    return names, current
+            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in contexts:
+                contexts[entry["name"]] = entry.get("context") or {}
+        current = current or data.get("current-context") or None
+    return contexts, current
 
 
 def _client(configuration: Configuration) -> ApiClient:
@@ -440,12 +472,10 @@ def _inspect_storage(kube: KubeApi, conn: Connection) -> None:
     except Forbidden:
         return  # storage_checked stays False; the PVC's own events will speak later
     conn.storage_checked = True
-    for storage_class in classes:
-        annotations = (storage_class.get("metadata") or {}).get("annotations") or {}
-        if any(annotations.get(key) == "true" for key in DEFAULT_STORAGE_ANNOTATIONS):
-            conn.default_storage_class = storage_class["metadata"]["name"]
-            conn.volume_binding_mode = storage_class.get("volumeBindingMode", "Immediate")
-            return
+    chosen = default_storage_class(classes)
+    if chosen is not None:
+        conn.default_storage_class = chosen["metadata"]["name"]
+        conn.volume_binding_mode = chosen.get("volumeBindingMode", "Immediate")
 
 
 # --- the namespace ------------------------------------------------------------------------

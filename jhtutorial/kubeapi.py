@@ -24,7 +24,6 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from .credentials import bearer_token, unauthorized_reason
 from .errors import ClusterUnreachable, Forbidden, KubeApiError, Unauthorized
@@ -124,7 +123,22 @@ class KubeApi:
     @property
     def token(self) -> str | None:
         """The bearer token these requests carry, if the credentials are one (not a client certificate)."""
-        return bearer_token(self.api_client.configuration.get_api_key_with_prefix("BearerToken", alias="authorization"))
+        return bearer_token(self._auth_headers().get("authorization"))
+
+    def _auth_headers(self) -> dict[str, str]:
+        """The credentials' headers, as the client's configuration gives them (its own documented
+        ``auth_settings()``, which also refreshes a token an exec plugin or a kubeconfig provides)."""
+        settings = self.api_client.configuration.auth_settings().values()
+        return {s["key"]: s["value"] for s in settings if s.get("in") == "header" and s.get("value")}
+
+    def _prepare(self, path: str, query_pairs: list[tuple[str, str]], headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """URL and headers of a request: the configured server, the client's default headers (User-Agent),
+        the credentials. Built here rather than by the generated client's request helpers, whose signatures
+        changed between client releases; the connection pool (TLS, client certificates, proxy) is its own."""
+        url = self.api_client.configuration.host.rstrip("/") + path
+        if query_pairs:
+            url += "?" + urlencode(query_pairs)
+        return url, {**self.api_client.default_headers, **headers, **self._auth_headers()}
 
     def open(
         self,
@@ -143,19 +157,20 @@ class KubeApi:
         """
         query_pairs = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
         headers = {"Accept": "application/json"}
+        payload: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
-        method, url, headers, body, _ = self.api_client.param_serialize(
-            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        if query_pairs:
-            url += "?" + urlencode(query_pairs)
+            # JSON for every content type used here: apply-patch+yaml accepts it too (JSON is YAML)
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        url, headers = self._prepare(path, query_pairs, headers)
         with self._count_lock:
             self._requests += 1
         try:
-            return self.api_client.call_api(method, url, headers, body, _request_timeout=timeout).response
-        except ApiException as err:  # the client reports TLS failures this way (status 0)
-            raise tls_failure(self.server, err.reason) from None
+            return self.api_client.rest_client.pool_manager.request(
+                method, url, body=payload, headers=headers, timeout=_timeout(timeout), preload_content=False
+            )
+        except urllib3.exceptions.SSLError as err:
+            raise tls_failure(self.server, err) from None
         except CONNECTION_ERRORS as err:
             raise unreachable(self.server, err) from None
 
@@ -165,14 +180,12 @@ class KubeApi:
         The pool's retries help later requests over a connection the server
         dropped; for a first contact they would only multiply the wait.
         """
-        method, url, headers, _, _ = self.api_client.param_serialize(
-            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
-        )
+        url, headers = self._prepare(path, [], {"Accept": "application/json"})
         with self._count_lock:
             self._requests += 1
         try:
             response = self.api_client.rest_client.pool_manager.request(
-                method, url, headers=headers, timeout=urllib3.Timeout(total=timeout), retries=False
+                "GET", url, headers=headers, timeout=urllib3.Timeout(total=timeout), retries=False
             )
         except urllib3.exceptions.SSLError as err:
             raise tls_failure(self.server, err) from None
@@ -313,6 +326,15 @@ def _status_message(data: bytes | None) -> tuple[str, str]:
     if not isinstance(status, dict):
         return "", ""
     return str(status.get("message", "")), str(status.get("reason", ""))
+
+
+def _timeout(timeout: float | tuple[float, float] | None) -> urllib3.Timeout | None:
+    """``5`` (seconds in all) or ``(connect, read)``, as the official client's ``_request_timeout``."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, tuple):
+        return urllib3.Timeout(connect=timeout[0], read=timeout[1])
+    return urllib3.Timeout(total=timeout)
 
 
 def _query_value(value: Any) -> str:

@@ -5,10 +5,10 @@
     >>> ...                             # apply steps, log in: rows appear, change and go
     >>> view.stop()                     # doctest: +SKIP
     >>> print(view.snapshot())          # doctest: +SKIP
-    pods: 2 (nodes and pods are simulated by kwok: no container runs)
-    NAME                  PHASE    READY  RESTARTS  LATEST EVENT
-    hub-<hash>-<id>       Running  1/1    0         Scheduled
-    proxy-<hash>-<id>     Running  2/2    0         Scheduled
+    pods: 2 (nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run ...)
+    NAME               PHASE    READY  RESTARTS  RUNS AS  LATEST EVENT
+    hub-<hash>-<id>    Running  1/1    0         process  Scheduled
+    proxy-<hash>-<id>  Running  2/2    0         process  Scheduled
 
 The kubectl equivalents: ``kubectl get pods -n NS -o wide --watch`` and
 ``kubectl get events -n NS --field-selector involvedObject.kind=Pod --watch``.
@@ -46,6 +46,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
+from .objects import event_time, pod_restarts, pod_status, ready_containers
 from .localcluster.backing import BACKED_BY_ANNOTATION
 from .tally import Observer, ignore
 from .watching import Reflector
@@ -300,7 +301,7 @@ class LiveView:
                 involved = event.object.get("involvedObject") or {}
                 key = involved.get("uid") or involved.get("name") or ""
                 latest = _LatestEvent(
-                    stamp=event_stamp(event.object),
+                    stamp=event_time(event.object),
                     reason=str(event.object.get("reason") or ""),
                     message=" ".join(str(event.object.get("message") or "").split()),
                     type=str(event.object.get("type") or "Normal"),
@@ -366,10 +367,10 @@ class LiveView:
             except TutorialError:
                 return
             with self._lock:
-                for item in sorted(items, key=event_stamp):
+                for item in sorted(items, key=event_time):
                     involved = item.get("involvedObject") or {}
                     self._state.events[involved.get("uid") or involved.get("name") or ""] = _LatestEvent(
-                        event_stamp(item), str(item.get("reason") or ""),
+                        event_time(item), str(item.get("reason") or ""),
                         " ".join(str(item.get("message") or "").split()), str(item.get("type") or "Normal"))
 
     # --- HTML -----------------------------------------------------------------------------
@@ -452,11 +453,7 @@ def _uid(pod: Obj) -> str:
 
 
 def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    containers = spec.get("containers") or []
-    statuses = status.get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount") or 0) for s in statuses)
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     latest = events.get(_uid(pod)) or events.get(str(meta.get("name")))
     reason = latest.reason if latest else ""
     text = f"{latest.reason}: {latest.message}" if latest else ""
@@ -465,28 +462,15 @@ def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
     return PodRow(
         name=str(meta.get("name")),
         stable_name=stable_name(pod),
-        phase=pod_phase(pod),
-        ready=f"{ready}/{len(containers)}",
-        restarts=restarts,
+        phase=pod_status(pod),
+        ready=ready_containers(pod),
+        restarts=pod_restarts(pod),
         age=_age(meta.get("creationTimestamp"), now),
         node=str(spec.get("nodeName") or ""),
         event_reason=reason,
         event_text=text,
         runs_as="process" if BACKED_BY_ANNOTATION in (meta.get("annotations") or {}) else "simulated",
     )
-
-
-def pod_phase(pod: Obj) -> str:
-    """The phase as ``kubectl get pods`` shows it: Terminating, or a waiting reason, wins over the phase."""
-    status = pod.get("status") or {}
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return "Terminating"
-    phase = str(status.get("phase") or "Pending")
-    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return f"{phase} ({waiting['reason']})"
-    return phase
 
 
 def stable_name(pod: Obj) -> str:
@@ -529,23 +513,6 @@ def _age(created: str | None, now: datetime) -> str:
     if hours < 48:
         return f"{hours}h"
     return f"{hours // 24}d"
-
-
-def event_stamp(event: Obj) -> str:
-    """A sortable time of an Event (newer string = newer event), whichever field is set."""
-    series = event.get("series") or {}
-    stamp = (
-        series.get("lastObservedTime")
-        or event.get("lastTimestamp")
-        or event.get("eventTime")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
-    # "2026-01-01T10:00:00Z" and "2026-01-01T10:00:00.123456Z" must compare by time:
-    # pad the whole-second form to the same shape.
-    if stamp.endswith("Z") and "." not in stamp:
-        stamp = stamp[:-1] + ".000000Z"
-    return stamp
 
 
 def _text_table(rows: list[PodRow], simulated: bool, error: str | None) -> str:

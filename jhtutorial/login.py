@@ -252,6 +252,7 @@ def follow_login(
     session.trust_env = False
     try:
         watcher.start()
+        watcher.adopt_running()
         clock.stage(f"waiting for {user} to log in at {result.url} (and the hub to start the server)")
         deadline = time.monotonic() + timeout
         with watcher.changed:
@@ -542,6 +543,21 @@ class _SpawnWatcher:
     def _mine(self, obj: Obj) -> bool:
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         return annotations.get(USERNAME_ANNOTATION) == self.user
+
+    def adopt_running(self) -> None:
+        """Count a pod of the user that was already Running and Ready when the watch began (a learner who
+        logged in before the following cell ran): for follow_login, not for a new start."""
+        with self.changed:
+            for obj in self._reflectors[0].cache.values():
+                status = obj.get("status") or {}
+                if not self._mine(obj) or (obj.get("metadata") or {}).get("deletionTimestamp"):
+                    continue
+                if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+                    self.result.pod, self.result.pod_running, self.result.pod_ready = (
+                        obj["metadata"]["name"], True, True)
+                    self.result.pod_ip = status.get("podIP")
+                else:  # still starting: its next changes are news
+                    self._seen.get(str(obj["metadata"].get("uid")), set()).difference_update({"running", "ready"})
 
     def _existing(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}

@@ -37,6 +37,7 @@ from .kubeapi import (
     KubeApi,
     Resource,
 )
+from .objects import endpoint_is_ready, event_time, pod_is_ready
 from .watching import Reflector
 
 Obj = dict[str, Any]
@@ -97,14 +98,10 @@ def deployment_available(deployment: Obj | None) -> Verdict:
     return Verdict(True, text)
 
 
-def pod_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in _conditions(pod))
-
-
 def pods_ready(pods: Iterable[Obj], count: int | None = None) -> Verdict:
     """All (non-terminating) pods Ready, and at least ``count`` of them (default 1)."""
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    ready = [p for p in live if pod_ready(p)]
+    ready = [p for p in live if pod_is_ready(p)]
     needed = 1 if count is None else count
     text = f"{len(ready)}/{len(live)} pods ready" + (f" (want {needed})" if count is not None else "")
     return Verdict(len(ready) == len(live) and len(ready) >= needed, text)
@@ -144,8 +141,7 @@ def ready_endpoints(slices: Iterable[Obj]) -> list[str]:
     addresses: list[str] = []
     for endpoint_slice in slices:
         for endpoint in endpoint_slice.get("endpoints") or []:
-            # the API's rule: a missing "ready" means ready
-            if (endpoint.get("conditions") or {}).get("ready", True) is not False:
+            if endpoint_is_ready(endpoint):
                 addresses.extend(endpoint.get("addresses") or [])
     return sorted(set(addresses))
 
@@ -477,7 +473,7 @@ def _add_events(kube: KubeApi, namespace: str, involved: set[tuple[str, str]], d
         e for e in kube.get(EVENTS.path(namespace)).get("items", [])
         if ((e.get("involvedObject") or {}).get("kind"), (e.get("involvedObject") or {}).get("name")) in involved
     ]
-    events.sort(key=_event_time)
+    events.sort(key=event_time)
     # the same complaint recorded twice (two Event objects, e.g. after a retry) is shown once
     unique: dict[tuple[str, str, str, str], Obj] = {}
     for event in events:
@@ -541,10 +537,3 @@ def _selector(selector: Obj) -> str:
         elif operator == "DoesNotExist":
             parts.append(f"!{expression['key']}")
     return ",".join(parts)
-
-
-def _event_time(event: Obj) -> str:
-    return (
-        event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )

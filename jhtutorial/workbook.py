@@ -247,8 +247,7 @@ def lab_arguments(extra: list[str], *, root: bool | None = None, shell: str | No
 def lab(args: argparse.Namespace) -> int:
     """`jhtutorial lab`: JupyterLab on the learner's working copy (see :mod:`jhtutorial.workingcopy`),
     pointed at the right cluster and namespace."""
-    from .cli import resolve_namespace
-    from .connect import resolve_context
+    from .connect import resolve_context, resolve_namespace
     from .workingcopy import DEFAULT_WORKDIR, make_working_copy
 
     context = resolve_context(args.context)

@@ -183,6 +183,22 @@ def test_login_through_nginx_chp_and_the_hub_lands_in_jupyterlab(backed: Connect
     assert routes.json()["/user/admin"]["target"] == f"http://127.0.0.1:{local}"
 
 
+def test_follow_login_sees_what_a_browser_does(backed: Connection, kubectl: Path, kubeconfig: Path) -> None:
+    """Notebook 07 with a learner at the browser: the cell follows a login it did not make."""
+    import threading
+
+    from jhtutorial import follow_login
+
+    with _PortForward(kubectl, kubeconfig, backed.namespace, "svc/proxy-public", 80) as forward:
+        browser = threading.Thread(target=lambda: login("carol", "admin", conn=backed, url=forward.url, timeout=90))
+        browser.start()
+        seen = follow_login(forward.url, "carol", conn=backed, timeout=90)
+        browser.join(100)
+        assert seen.server_answered and seen.pod == "jupyter-carol", str(seen)
+        again = follow_login(forward.url, "carol", conn=backed, timeout=20)  # already running: seen at once
+        assert again.server_answered and again.seconds < 10, str(again)
+
+
 def test_every_backing_process_listens_on_loopback_only(backed: Connection, supervisor: LocalCluster) -> None:
     pids = _backing_pids(supervisor, backed.namespace)
     assert len(pids) >= 3  # hub, nginx, chp (and admin's server when the login test ran)

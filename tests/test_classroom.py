@@ -28,6 +28,7 @@ from jhtutorial.classroom.sizing import HEADROOM, tutorial_needs
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import ClassroomError, Forbidden, Unauthorized, WaitTimeout
 from jhtutorial.kubeapi import CLUSTER_ROLE_BINDINGS, DEPLOYMENTS, NAMESPACES, PODS, ROLE_BINDINGS, SECRETS, KubeApi
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION
 from jhtutorial.waits import wait_deployment_available
 
 pytestmark = pytest.mark.cluster
@@ -180,6 +181,13 @@ def test_withdrawn_and_expired_credentials_say_so(instructor: Connection, room: 
         assert result.returncode == 4, result.stderr
         assert "your credentials expired at" in result.stderr and "ask your instructor" in result.stderr
         assert "Traceback" not in result.stderr
+        # the learner's file expired: `up` again renews it (and only it)
+        expired.replace(path)
+        again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+        renewed = {learner.namespace: learner.credentials for learner in again.learners}
+        assert renewed == {**{ns: "kept" for ns in room}, namespace: "renewed"}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        old.write_bytes(path.read_bytes())  # the renewed file is the one withdrawn next
 
     path.unlink()  # a lost file: `up` writes a new one, bound to a new Secret, which withdraws the old token
     again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
@@ -226,6 +234,9 @@ def test_the_cli_works_in_the_learners_namespace_and_nowhere_else(instructor: Co
     rows = {row.namespace: row for row in table.rows}
     assert rows[room[0]].marks == ["ok"] * 6, str(table)
     assert "learners' pods are simulated" in str(table)
+    # no process runs for a learner's pod: the local cluster's supervisor leaves classroom namespaces alone
+    pods = KubeApi(instructor.api).get(PODS.path(room[0]))["items"]
+    assert pods and not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
     elsewhere = jhtutorial("up", "-n", room[2], kubeconfig=mine)
     assert elsewhere.returncode == 6 and f"in namespace {room[2]}" in elsewhere.stderr, elsewhere.stderr
     down = jhtutorial("down", kubeconfig=mine)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from jhtutorial.cli import _still_waiting, context_namespace, resolve_namespace
 from kubernetes import client
 
+from jhtutorial.cli import _still_waiting
+from jhtutorial.connect import context_namespace, resolve_namespace
 from tests.kubehelpers import foreign_user_server, free_port, kubeconfig_file
 
 

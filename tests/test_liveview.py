@@ -25,7 +25,6 @@ from jhtutorial.liveview import (
     _age,
     _text_table,
     live_view,
-    pod_phase,
     running_views,
     stable_name,
 )
@@ -49,15 +48,6 @@ def test_stable_name_replaces_only_what_kubernetes_generates() -> None:
     assert stable_name(deployment_pod) == "hub-<hash>-<id>"
     assert stable_name({"metadata": {"name": "job-abcde", "generateName": "job-"}}) == "job-<id>"
     assert stable_name({"metadata": {"name": "jupyter-admin"}}) == "jupyter-admin"
-
-
-def test_pod_phase_reads_like_kubectl() -> None:
-    assert pod_phase({"status": {"phase": "Running"}}) == "Running"
-    assert pod_phase({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}}) \
-        == "Terminating"
-    waiting = {"status": {"phase": "Pending", "containerStatuses": [
-        {"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
-    assert pod_phase(waiting) == "Pending (ContainerCreating)"
 
 
 def test_age_is_written_like_kubectl() -> None:

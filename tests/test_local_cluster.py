@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,6 +245,35 @@ def test_a_cluster_without_a_default_storage_class_is_reported_by_connect(scratc
 
 
 @pytest.mark.cluster
+def test_a_default_storage_class_marked_the_beta_way_is_the_default_everywhere(scratch_state: Path) -> None:
+    # on a throw-away cluster: a second way of marking the default must not reach the shared one
+    from jhtutorial import connect
+    from jhtutorial import notebook as nb
+
+    cluster = _quiet()
+    cluster.up()
+    kubectl = [str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+    subprocess.run([*kubectl, "annotate", "storageclass", "standard", "storageclass.kubernetes.io/is-default-class-",
+                    "storageclass.beta.kubernetes.io/is-default-class=true"], check=True, capture_output=True)
+    # the API server itself still takes it as the default: a claim that names no class gets it
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "no-class"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}
+    subprocess.run([*kubectl, "create", "namespace", "beta-default"], check=True, capture_output=True)
+    subprocess.run([*kubectl, "create", "-n", "beta-default", "-f", "-"], input=yaml.safe_dump(claim),
+                   text=True, check=True, capture_output=True)
+    given = subprocess.run([*kubectl, "get", "pvc", "no-class", "-n", "beta-default",
+                            "-o", "jsonpath={.spec.storageClassName}"], check=True, capture_output=True, text=True)
+    assert given.stdout == "standard"
+    conn = connect(kubeconfig=cluster.kubeconfig, namespace="beta-default", create_namespace=False)
+    try:
+        assert conn.default_storage_class == "standard"
+        assert "standard (default)" in nb.get(conn, "storageclasses", selector=None)
+    finally:
+        conn.close()
+    assert cluster.status().default_storage_class == "standard"
+
+
+@pytest.mark.cluster
 def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> None:
     """cluster up starts it (and a new one in place of a dead one), status reports it, and cluster down
     leaves no process it started: the process table before and after is compared."""
@@ -290,3 +320,46 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.cluster
+def test_without_node_the_proxy_pod_stays_simulated_and_says_what_to_install(
+        scratch_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without Node.js: configurable-http-proxy cannot run, so the proxy pod is left to kwok (Running,
+    simulated) with the reason on it. The hub pod, which needs only Python, still runs as a process (and finds no
+    proxy to talk to, as a hub would in a cluster whose proxy pod never started: it is not Ready)."""
+    from jhtutorial import apply, connect
+    from jhtutorial.access import hub_access, not_backed
+    from jhtutorial.kubeapi import PODS, KubeApi
+    from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION
+    from jhtutorial.steps import STEPS
+    from jhtutorial.waits import wait_pods_ready
+
+    cluster = _quiet()
+    status = cluster.up()
+    cluster.supervisor.stop()
+    no_node = [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "node").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(no_node))
+    cluster.supervisor.ensure_running()  # as `cluster up` would start it on such a machine
+    conn = connect(namespace="no-node", kubeconfig=status.kubeconfig)
+    try:
+        for step in STEPS:
+            if step.files:
+                apply(step, conn=conn)
+        wait_pods_ready("app.kubernetes.io/component=proxy", conn=conn, timeout=60)  # kwok's simulated Ready
+        deadline = time.monotonic() + 60
+        while True:  # the supervisor's annotations arrive a moment after the pods
+            pods = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p["metadata"].get("annotations") or {}
+                    for p in KubeApi(conn.api).get(PODS.path("no-node"))["items"]}
+            if (NOT_BACKED_ANNOTATION in pods.get("proxy", {}) and BACKED_BY_ANNOTATION in pods.get("hub", {})) or (
+                    time.monotonic() > deadline):
+                break
+            time.sleep(0.5)
+        assert "node is not installed" in pods["proxy"][NOT_BACKED_ANNOTATION]
+        assert "apt-get install nodejs npm" in pods["proxy"][NOT_BACKED_ANNOTATION]
+        assert BACKED_BY_ANNOTATION not in pods["proxy"] and BACKED_BY_ANNOTATION in pods["hub"]
+        assert "its programs cannot run here: node is not installed" in (not_backed(conn) or "")
+        assert hub_access(conn).url is None
+        assert "node is not installed" in cluster.supervisor.log_file.read_text()
+    finally:
+        conn.close()

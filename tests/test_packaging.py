@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from the PyPI names
@@ -61,18 +64,19 @@ def uv() -> str:
     return found
 
 
-def build_wheel(out: Path) -> Path:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel, built as a registry would (source distribution first, then the wheel from it),
     so nothing is written into the checkout."""
+    out = tmp_path_factory.mktemp("dist")
     subprocess.run([uv(), "build", "--quiet", "--out-dir", str(out), str(ROOT)], check=True, timeout=300)
-    (wheel,) = out.glob("jhtutorial-*.whl")
-    return wheel
+    (built,) = out.glob("jhtutorial-*.whl")
+    return built
 
 
-def test_the_wheel_ships_every_manifest_and_notebook(tmp_path: Path) -> None:
+def test_the_wheel_ships_every_manifest_and_notebook(wheel: Path) -> None:
     from jhtutorial.manifests import MANIFEST_FILES
 
-    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     assert {f"jhtutorial/_manifests/{name}" for name in MANIFEST_FILES} <= names
@@ -81,18 +85,17 @@ def test_the_wheel_ships_every_manifest_and_notebook(tmp_path: Path) -> None:
 
 
 def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
-    tmp_path: Path, kubeconfig: Path, namespace: str
+    wheel: Path, tmp_path: Path, kubeconfig: Path, namespace: str
 ) -> None:
     """`pip install jhtutorial-*.whl` (here uv, from its cache), then `jhtutorial up` and
     `jhtutorial run --only 00 01` from a folder that holds nothing: the manifests and the notebooks
     come from the installed package, not from this checkout."""
     began = time.monotonic()
-    wheel = build_wheel(tmp_path / "dist")
     venv = tmp_path / "venv"
     subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, timeout=120)
     subprocess.run([uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel)],
                    check=True, timeout=600)
-    installed = time.monotonic() - began
+    installed = time.monotonic() - began  # the build is the fixture's, shared with the test above
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -115,5 +118,31 @@ def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
     assert run.returncode == 0, run.stdout + run.stderr
     assert "all 2 notebooks passed" in run.stdout
     assert sorted(p.name for p in (empty / "output").iterdir()) == ["00-introduction.ipynb", "01-rbac.ipynb"]
-    print(f"wheel built and installed into a fresh venv in {installed:.1f} s; "
+    lab = jhtutorial("lab", "-n", namespace, "--version")  # the working copy is made before JupyterLab starts
+    assert lab.returncode == 0, lab.stderr
+    copied = sorted(p.name for p in (empty / "jhtutorial-workbook").iterdir())
+    assert copied == sorted([*(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")), "manifests"])
+    print(f"wheel installed into a fresh venv in {installed:.1f} s; "
           f"up + run 00 01 in {time.monotonic() - began - installed:.1f} s")
+
+
+# --- the declared floors ------------------------------------------------------------------------------
+
+FLOORS_ENV = "JHTUTORIAL_EXPECT_FLOORS"  # set by `make test-lowest`, whose venv holds the lowest versions
+
+
+def direct_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(text) for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+
+
+def test_this_environment_meets_every_declared_requirement_and_in_make_test_lowest_sits_on_the_floor() -> None:
+    """Every direct dependency installed here satisfies pyproject; under `make test-lowest` each one is also
+    the lowest release its requirement allows (31.x for kubernetes>=31), so the tests there prove the floors."""
+    on_floor = os.environ.get(FLOORS_ENV) == "1"
+    for requirement in direct_requirements():
+        installed = Version(importlib.metadata.version(requirement.name))
+        assert requirement.specifier.contains(installed, prereleases=True), (requirement, installed)
+        if on_floor:
+            (floor,) = [Version(s.version) for s in requirement.specifier if s.operator in (">=", "==")]
+            assert installed.release[:len(floor.release)] == floor.release, (requirement, installed)

@@ -32,10 +32,10 @@ from typing import Any
 from ..connect import Connection
 from ..errors import TutorialError
 from ..kubeapi import EVENTS, NAMESPACES, PODS, PVCS, KubeApi, Resource
-from ..liveview import event_stamp, pod_phase
+from ..objects import event_time, pod_is_ready, pod_status
 from ..readable import Readable
 from ..steps import STEPS, Step, StepStatus
-from ..waits import pod_ready, pvc_bound
+from ..waits import pvc_bound
 from ..watching import Reflector
 from .provision import CLASSROOM_LABEL, DEFAULT_PREFIX, natural_key
 
@@ -323,7 +323,7 @@ def _users(pods: list[Obj], claims: list[Obj]) -> str:
     names = []
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         user = pod["metadata"]["name"][len(USER_POD_PREFIX):]
-        names.append(user if pod_ready(pod) else f"{user} (starting)")
+        names.append(user if pod_is_ready(pod) else f"{user} (starting)")
     if not names and claims:
         return "claim"
     return ", ".join(names) or "-"
@@ -340,7 +340,7 @@ def _hub_ran(events: list[Obj]) -> bool:
 
 def _problem(conn: Connection, pods: list[Obj], claims: list[Obj], events: list[Obj], now: datetime) -> str:
     recent = [e for e in events if e.get("type") == "Warning" and _newer_than(e, now - RECENT)]
-    recent.sort(key=event_stamp, reverse=True)
+    recent.sort(key=event_time, reverse=True)
     quota = [e for e in recent if "exceeded quota" in str(e.get("message", ""))]
     if quota:  # the part that matters comes last in the controller's message: lead with it
         involved = quota[0].get("involvedObject") or {}
@@ -349,9 +349,9 @@ def _problem(conn: Connection, pods: list[Obj], claims: list[Obj], events: list[
     # a warning about a pod or a claim counts while that object is still unwell (a pod that waited for its
     # claim and then started is fine now), and then it says why
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        if not pod_ready(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if not pod_is_ready(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
             why = _latest_about(recent, "Pod", pod)
-            return _clip(f"Pod {pod['metadata']['name']}: {pod_phase(pod)}, not Ready" + (f"; {why}" if why else ""))
+            return _clip(f"Pod {pod['metadata']['name']}: {pod_status(pod)}, not Ready" + (f"; {why}" if why else ""))
     for claim in sorted(claims, key=lambda c: c["metadata"]["name"]):
         class_name = (claim.get("spec") or {}).get("storageClassName")
         mode = conn.volume_binding_mode if class_name in (None, conn.default_storage_class) else None
@@ -381,7 +381,7 @@ def _event_text(event: Obj) -> str:
 
 
 def _newer_than(event: Obj, when: datetime) -> bool:
-    stamp = event_stamp(event)
+    stamp = event_time(event)
     try:
         then = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:

@@ -44,6 +44,8 @@ from ..connect import Connection, validate_namespace
 from ..credentials import token_claims
 from ..errors import ClassroomError, InvalidNamespace, KubeApiError
 from ..kubeapi import NAMESPACES, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
+# the room's label (value: its prefix); the local cluster's supervisor never backs pods in a namespace carrying it
+from ..localcluster.backing import CLASSROOM_LABEL
 from ..readable import Readable
 from ..tokens import request_token
 from ..watching import Reflector
@@ -51,7 +53,6 @@ from . import sizing
 
 Obj = dict[str, Any]
 
-CLASSROOM_LABEL = "jhtutorial/classroom"  # value: the room's prefix
 KUBECONFIG_ANNOTATION = "jhtutorial/classroom-kubeconfig"  # where `up` wrote the learner's file
 DEFAULT_PREFIX = "learner"
 DEFAULT_OUTPUT = Path("classroom")
@@ -153,14 +154,14 @@ def classroom_up(conn: Connection, *, learners: int | None = None, prefix: str =
     wanted = learner_namespaces(prefix, learners, names)
     output = Path(output).expanduser().resolve()
     kube = KubeApi(conn.api)
-    _check_not_taken(kube, wanted, prefix)
+    existing = _check_not_taken(kube, wanted, prefix)
     output.mkdir(parents=True, exist_ok=True, mode=0o700)
     need = sizing.tutorial_needs()
     room = Classroom(prefix=prefix, output=output)
     lock = threading.Lock()
 
     def one(namespace: str) -> Learner:
-        learner = _provision(kube, conn, namespace, prefix, output, expires, need)
+        learner = _provision(kube, conn, namespace, existing.get(namespace), prefix, output, expires, need)
         if progress is not None:
             with lock:
                 progress(f"  {namespace}: namespace {learner.namespace_state}, credentials {learner.credentials}")
@@ -215,12 +216,11 @@ def room_namespaces(kube: KubeApi, prefix: str | None = None) -> list[Obj]:
 # --- one learner ----------------------------------------------------------------------------------
 
 
-def _provision(kube: KubeApi, conn: Connection, namespace: str, prefix: str, output: Path, expires: int,
-               need: sizing.Needs) -> Learner:
+def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | None, prefix: str, output: Path,
+               expires: int, need: sizing.Needs) -> Learner:
     path = output / f"{namespace}.kubeconfig"
     learner = Learner(namespace=namespace, kubeconfig=path)
     labels = {CLASSROOM_LABEL: prefix}
-    existing = kube.get_or_none(NAMESPACES.path(name=namespace))
     if existing is None:
         body = {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": namespace, "labels": labels, "annotations": {KUBECONFIG_ANNOTATION: str(path)}}}
@@ -350,22 +350,26 @@ def _check_prefix(prefix: str) -> None:
         raise ClassroomError(f"{prefix!r} cannot start a namespace name: {err.problem}", fix=err.fix) from None
 
 
-def _check_not_taken(kube: KubeApi, wanted: list[str], prefix: str) -> None:
-    """Refuse namespaces that exist outside this room: `down` would delete them later, or a learner would
-    get rights over someone else's objects."""
+def _check_not_taken(kube: KubeApi, wanted: list[str], prefix: str) -> dict[str, Obj]:
+    """The room's namespaces that exist already (one list for all); refuse namespaces that exist outside this
+    room: `down` would delete them later, or a learner would get rights over someone else's objects."""
+    names = set(wanted)
+    existing = {ns["metadata"]["name"]: ns for ns in kube.get(NAMESPACES.path()).get("items", [])
+                if ns["metadata"]["name"] in names}
     for namespace in wanted:
-        existing = kube.get_or_none(NAMESPACES.path(name=namespace))
-        if existing is None:
+        found = existing.get(namespace)
+        if found is None:
             continue
-        owner = (existing["metadata"].get("labels") or {}).get(CLASSROOM_LABEL)
+        owner = (found["metadata"].get("labels") or {}).get(CLASSROOM_LABEL)
         if owner != prefix:
             whose = f"room '{owner}'" if owner else "no classroom"
             raise ClassroomError(
                 f"namespace {namespace} already exists and belongs to {whose}: it is not made a learner's",
                 fix="choose another --prefix or other --names (nothing was created)")
-        if (existing.get("status") or {}).get("phase") == "Terminating":
+        if (found.get("status") or {}).get("phase") == "Terminating":
             raise ClassroomError(f"namespace {namespace} is still being deleted (an earlier `classroom down`)",
                                  fix=f"wait until `kubectl get namespace {namespace}` finds nothing, then run again")
+    return existing
 
 
 def _wait_gone(kube: KubeApi, prefix: str, timeout: float) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ClusterBusy, LocalClusterError, PortInUse
+from ..objects import default_storage_class, node_is_ready
 from ..readable import Readable
 from . import paths, versions
 from .backing import KWOK_STATUS_ANNOTATION
@@ -383,15 +384,9 @@ class LocalCluster:
         items = json.loads(self._kubectl(binaries, "get", "nodes,storageclasses", "-o", "json"))["items"]
         nodes = [item for item in items if item["kind"] == "Node"]
         status.nodes_total = len(nodes)
-        status.nodes_ready = sum(
-            1 for n in nodes
-            for c in n.get("status", {}).get("conditions", [])
-            if c["type"] == "Ready" and c["status"] == "True"
-        )
-        for sc in items:
-            if sc["kind"] == "StorageClass" and sc["metadata"].get("annotations", {}).get(
-                    "storageclass.kubernetes.io/is-default-class") == "true":
-                status.default_storage_class = sc["metadata"]["name"]
+        status.nodes_ready = sum(1 for node in nodes if node_is_ready(node))
+        chosen = default_storage_class(item for item in items if item["kind"] == "StorageClass")
+        status.default_storage_class = chosen["metadata"]["name"] if chosen else None
         return status
 
     # --- removal ------------------------------------------------------------------
