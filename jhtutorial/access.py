@@ -181,6 +181,9 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
     from .localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION
 
     kube = kube or KubeApi(conn.api)
+    if kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is None:
+        return ("this local cluster was made before kwok's PortForward and Logs resources were enabled, so no "
+                "pod runs its programs here: `jhtutorial cluster down` then `jhtutorial cluster up` recreates it")
     pods = kube.get(PODS.path(conn.namespace), labelSelector=PROXY_SELECTOR).get("items", [])
     pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     annotations = [(p.get("metadata") or {}).get("annotations") or {} for p in pods]

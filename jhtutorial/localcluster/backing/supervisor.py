@@ -89,6 +89,14 @@ class Supervisor:
     def run(self) -> None:
         for line in self.missing.values():
             self.log(f"cannot back pods that need it: {line}")
+        if self.kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is None:
+            # nothing could reach a backed pod (no kubectl port-forward, no kubectl logs): back none
+            self.log("this cluster has no kwok PortForward/Logs resources (made before they were enabled): no pod is "
+                     "backed; `jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
+            self._write_status()
+            self._stop.wait()
+            self._write_status(stopped=True)
+            return
         # Namespaces and Services first: a pod's program is told the local addresses of the Services it
         # names when it starts, so they must be known before the first pod is looked at.
         for reflector in self._reflectors:
