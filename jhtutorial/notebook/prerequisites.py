@@ -88,9 +88,12 @@ def explain_cluster(conn: Connection) -> str:
         return (
             "This is the local simulated cluster. Real: the API server, etcd, the scheduler and the\n"
             "controllers, RBAC, ServiceAccount tokens, Service IPs, EndpointSlices, volume provisioning.\n"
-            "Simulated: the nodes. A pod scheduled there is marked Running and Ready with an IP, but no\n"
-            "image is pulled and no container runs: there are no logs, and nothing answers on a pod IP.\n"
-            "The notebooks say so wherever it matters (06: the pods; 07: the login)."
+            "Simulated: the nodes. A pod scheduled there gets an IP, but no image is pulled and no container\n"
+            "runs, and nothing ever answers on a pod IP. In a namespace this notebook makes, the tutorial's\n"
+            "pods run their programs as processes on this machine instead (nginx, configurable-http-proxy,\n"
+            "JupyterHub, JupyterLab; processes, not containers), so `kubectl logs` and `kubectl port-forward`\n"
+            "reach them; any other pod is only marked Running and Ready. The notebooks say so wherever it\n"
+            "matters (06: the pods; 07: the login)."
         )
     return (
         f"This is {cluster_name(conn)}: pods run for real, so images are pulled (the hub image is about\n"

@@ -184,6 +184,8 @@ class PodBacking:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
         shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.folder.parent.rmdir()  # the namespace's folder, once its last pod is gone
 
     def report(self) -> Obj:
         return {
