@@ -55,6 +55,7 @@ from .connect import Connection, current_connection
 from .errors import AccessError, LoginFailed, TutorialError, WaitTimeout
 from .kubeapi import PODS, PVCS
 from .localcluster.backing import BACKED_BY_ANNOTATION
+from .objects import pod_is_ready
 from .readable import Readable
 from .waits import wait_pods_ready
 from .watching import Reflector
@@ -613,7 +614,7 @@ class _SpawnWatcher:
         backed = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
         if backed and self._first(pod, "backed"):
             self.clock.stage(f"pod {name} backed by {backed}")
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        ready = pod_is_ready(pod)
         if ready and self._first(pod, "ready"):
             self.result.pod_ready = True
             self.clock.stage(f"pod {name} Ready")

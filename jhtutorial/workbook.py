@@ -56,10 +56,11 @@ def ensure_cluster(context: str | None) -> Path | None:
 
     Returns None when the user's own kubeconfig (or an explicit context) is used.
     """
-    user_kubeconfig = os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").is_file()
-    if context or user_kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
+    from .connect import cluster_configured
     from .localcluster import LocalCluster
+
+    if context or cluster_configured():
+        return None
 
     print("no cluster configured (no KUBECONFIG, no ~/.kube/config): using the local simulated cluster",
           file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ def test_kubespawner_event_lines_lose_their_raw_timestamp() -> None:
 def test_a_repeated_event_is_shown_once() -> None:
     """The scheduler retries a pod whose claim is not bound yet: KubeSpawner passes on the same warning twice,
     with two timestamps; the learner reads it once."""
-    result = LoginResult(user="admin", namespace="ns", hub="cluster")
+    result = LoginResult(user="admin", namespace="ns")
     shown: list[str] = []
     clock = _Clock(result, shown.append)
     reader = _ProgressReader(None, "http://127.0.0.1:1", "admin", clock, result, threading.Condition())
