@@ -6,10 +6,11 @@ it expires. The API server only answers ``401 Unauthorized``, without a reason; 
 message tell an expired token from one whose ServiceAccount or bound Secret was deleted.
 
     >>> claims = token_claims(token)                     # doctest: +SKIP
-    >>> claims.namespace, claims.service_account, claims.bound_to
+    >>> claims.namespace, claims.service_account, claims.bound_to   # doctest: +SKIP
     ('room-1', 'learner', 'Secret/learner-credentials')
-    >>> print(unauthorized_reason(token))                # doctest: +SKIP
-    your credentials expired at 2026-12-02 09:14 UTC (ServiceAccount room-1/learner) -> ask your instructor ...
+    >>> problem, fix = unauthorized_reason(token)        # doctest: +SKIP
+    >>> problem                                          # doctest: +SKIP
+    'your credentials expired at 2026-12-02 09:14 UTC (ServiceAccount room-1/learner)'
 
 Nothing here checks a signature: only the API server can say whether a token is valid. These claims only
 explain its answer.

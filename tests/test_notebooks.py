@@ -66,9 +66,18 @@ def use_cluster(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_series_runs_headless_converges_and_leaves_nothing(
     use_cluster: Path, api_client: client.ApiClient, namespace: str, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], local_cluster,
 ) -> None:
     kube = KubeApi(api_client)
+    # On the local cluster the namespace gets the mark notebook 00 sets on the namespaces it makes, so the
+    # pods run their programs and 07 logs in for real; a local cluster made before kwok's PortForward
+    # resources cannot, and 07 then says nobody could log in (and still passes).
+    can_log_in = local_cluster is None or kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is not None
+    if local_cluster is not None and can_log_in:
+        from jhtutorial.localcluster.backing import BACKED_LABEL
+
+        kube.call("PATCH", NAMESPACES.path(name=namespace), content_type="application/merge-patch+json",
+                  body={"metadata": {"labels": {BACKED_LABEL: "true"}}})
     # 00..07: everything deployed and a user logged in
     assert run(namespace, tmp_path / "first", only=SERIES[:8]) == 0, capsys.readouterr().out
     lines = capsys.readouterr().out.splitlines()
@@ -76,11 +85,13 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     secret = kube.get(SECRETS.path(namespace, "hub-secret"))
     token = base64.b64decode(secret["data"]["proxy.token"]).decode()
     assert re.fullmatch(r"[0-9a-f]{64}", token)
-    user_pod = kube.get(PODS.path(namespace, "jupyter-admin"))
-    second = kube.get(PODS.path(namespace, "jupyter-bob"))  # 07's exercise, done by its folded answer
-    assert second["metadata"]["annotations"]["hub.jupyter.org/username"] == "bob"
-    assert user_pod["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
-    assert kube.get(PVCS.path(namespace, "claim-admin"))["status"]["phase"] == "Bound"
+    if can_log_in:
+        user_pod = kube.get(PODS.path(namespace, "jupyter-admin"))
+        assert user_pod["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
+        assert kube.get(PVCS.path(namespace, "claim-admin"))["status"]["phase"] == "Bound"
+        assert "admin's Jupyter server answered" in outputs_text(tmp_path / "first" / "07-login-and-spawn.ipynb")
+        second = kube.get(PODS.path(namespace, "jupyter-bob"))  # 07's exercise, done by its folded answer
+        assert second["metadata"]["annotations"]["hub.jupyter.org/username"] == "bob"
 
     # running notebooks again converges: same token, same objects, every check passes again
     assert run(namespace, tmp_path / "again", only=["03", "05", "06", "07"]) == 0, capsys.readouterr().out
@@ -96,7 +107,8 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     # 08 removes everything, and says there is nothing to do the second time
     volumes = [pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]
                if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace]
-    assert len(volumes) == 3  # hub-db-dir, claim-admin and claim-bob (07's exercise: a second user)
+    # hub-db-dir, and when 07 could log in claim-admin and claim-bob (its exercise: a second user)
+    assert len(volumes) == (3 if can_log_in else 1)
     assert run(namespace, tmp_path / "cleanup", only=["08"]) == 0, capsys.readouterr().out
     assert run(namespace, tmp_path / "cleanup-again", only=["08"]) == 0, capsys.readouterr().out
     assert "nothing to remove" in outputs_text(tmp_path / "cleanup-again" / "08-cleanup.ipynb")
@@ -388,14 +400,99 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
         assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
     # and the last cell checks
     assert "nb.check" in code[-1].source
-    # the answers (of the exercises and of the "Your turn" steps): code and output folded in JupyterLab so
-    # they do not show at a glance, and only they
+    # answers (to exercises, and the headless form of a "Your turn" step): code and output folded in JupyterLab,
+    # so they do not show at a glance; every other cell shows both
     answers = [cell for cell in code if "answer" in cell.metadata.get("tags", [])]
     assert answers
-    for answer in answers:
-        assert answer.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
-        assert answer.get("outputs"), "the committed answer has its output (folded)"
+    for cell in answers:
+        assert cell.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}, cell.source
+        assert cell.get("outputs"), "the committed answer has its output (folded)"
     assert not [cell for cell in code if cell.metadata.get("jupyter") and cell not in answers]
+
+
+# --- the lesson scaffolding (shared by notebooks 00-08) ------------------------------------------------
+
+# Notebooks whose scaffolding is still being written: their test may fail (xfail) until it lands, and passes as
+# soon as it does. Remove a name when its notebook is scaffolded.
+SCAFFOLDING_PENDING: set[str] = set()
+# notebooks in which the learner types at least one step ("Your turn"); 00 and 08 only read and delete
+LEARNER_STEPS = {"01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services", "06-deployments",
+                 "07-login-and-spawn"}
+
+
+def pending(name: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.xfail(reason="scaffolding not landed yet", strict=False)] if name in SCAFFOLDING_PENDING else []
+
+
+def bullets_after(text: str, heading: str) -> list[str]:
+    """The ``- `` lines right after a line ``heading`` (continuation lines belong to their bullet)."""
+    lines = text.splitlines()
+    start = lines.index(heading) + 1
+    found: list[str] = []
+    for line in lines[start:]:
+        if not line.strip() and not found:
+            continue
+        if line.startswith("- "):
+            found.append(line[2:])
+        elif line.startswith("  ") and found:
+            found[-1] += " " + line.strip()
+        else:
+            break
+    return found
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pending(name)) for name in SERIES])
+def test_every_notebook_opens_with_questions_objectives_and_time_and_closes_with_key_points_and_next(
+    name: str,
+) -> None:
+    document = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    markdown = [cell.source for cell in document.cells if cell.cell_type == "markdown"]
+    number = int(name[:2])
+    opening = markdown[0]
+    assert opening.startswith(f"# {number:02d} · "), opening.splitlines()[0]
+    assert re.search(r"^\*\*Time:\*\* about \d+ minutes · \*\*You need:\*\* \S", opening, re.MULTILINE), opening
+    assert len(bullets_after(opening, "**Questions**")) >= 2
+    assert len(bullets_after(opening, "**Objectives**")) >= 2
+    # the opening's why comes before any how: no code before the parameters cell
+    assert document.cells[0].cell_type == "markdown"
+
+    key_points, following = markdown[-2], markdown[-1]
+    assert key_points.startswith("## Key points\n")
+    assert 3 <= len(bullets_after(key_points, "## Key points")) <= 6, key_points
+    last_code = max(i for i, cell in enumerate(document.cells) if cell.cell_type == "code")
+    assert document.cells.index(next(c for c in document.cells if c.source == key_points)) > last_code
+    links = re.findall(r"\[([^\]]+)\]\(([^)]+)\)", following)
+    assert following.startswith("**Next:**") and links, following
+    if number < len(SERIES) - 1:
+        title, target = links[0]
+        assert target == f"{SERIES[number + 1]}.ipynb" and title.startswith(f"{number + 1:02d} · "), links
+    else:  # the last one leads back to the README and the reference pages
+        assert any(target.endswith(("README.md", ".md")) for _, target in links), links
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pending(name)) for name in sorted(LEARNER_STEPS)])
+def test_the_learner_types_a_step_and_a_folded_answer_does_it_for_headless_runs(name: str) -> None:
+    cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+    turns = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "### Your turn: " in cell.source]
+    assert turns, "no \"### Your turn: ...\" step"
+    for index in turns:
+        shown, done = cells[index + 1], cells[index + 2]  # the command, with the namespace filled in; the answer
+        assert shown.cell_type == "code" and ("show_kubectl" in shown.source or "show_step_command" in shown.source)
+        assert "answer" in done.metadata.get("tags", []), done.source
+
+
+@pytest.mark.parametrize("name", SERIES)
+def test_exercise_answers_stay_hidden_until_unfolded(name: str) -> None:
+    """Each exercise's explanation lives inside its folded <details>; nothing after it gives the answer away
+    before the folded cell that performs it."""
+    cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown" or not cell.source.startswith("<details><summary><b>Answer</b>"):
+            continue
+        assert cell.source.rstrip().endswith("</details>"), "text after the folded answer shows at a glance"
+        later = cells[index + 1:]
+        folded = next(i for i, c in enumerate(later) if "answer" in c.metadata.get("tags", []))
+        assert not [c for c in later[:folded] if c.cell_type == "markdown"], "visible text before the answer cell"
 
 
 # --- pure helpers ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A room of learners on one cluster: a namespace, rights, a quota and a kubeconfig file for each.
 
-    $ jhtutorial classroom up --learners 3 --output handout/      # room-1 .. room-3 (prefix "learner")
+    $ jhtutorial classroom up --learners 3 --output handout/      # learner-1 .. learner-3 (the default prefix)
     $ KUBECONFIG=handout/learner-1.kubeconfig jhtutorial up       # what learner 1 runs
     $ jhtutorial classroom down                                   # namespaces and handout files gone
 

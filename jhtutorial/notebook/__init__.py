@@ -8,10 +8,14 @@
 - :mod:`.permissions`: ``kubectl auth can-i``, a client acting as a ServiceAccount;
 - :mod:`.manifest_data`: the manifests read as data (mounted keys, Secret variables, security settings);
 - :mod:`.checks`: the lines of a check cell;
+- :mod:`.ownership`: field managers, and hand edits made as ``kubectl edit``/``patch`` make them;
+- :mod:`.config_text`: configuration files as text (compiled, one line changed);
+- :mod:`.secret_view`: a Secret looked at without its values;
+- :mod:`.storage`: reclaim policies, and a claim made to fail on purpose (04);
 - :mod:`.replacement`: pods deleted or restarted, watched;
 - :mod:`.services`: Services with what they select and their endpoints; the Service exercises (05, 06);
 - :mod:`.workloads`: Deployments, owner chains, what each running container may do (06);
-- :mod:`.inventory`: everything of the workbook and who made it; volumes going with their claims (08);
+- :mod:`.inventory`: everything of the workbook and who made it; each user's pod and claim (07, 08);
 - :mod:`jhtutorial.yourturn`: ``apply_step`` and ``wait_step``, a learner's own turn at a step.
 
     >>> from jhtutorial import notebook as nb
@@ -33,68 +37,121 @@ the package; nothing here prints a Secret's value.
 from ..connect import resolve_context, resolve_namespace
 from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
-from .display import show_kubectl, show_manifest, show_step_command
+from .config_text import python_summary, set_line
+from .display import excerpt_lines, show_kubectl, show_manifest, show_step_command, terminal_commands
 from .first_cell import begin, cluster_name, require_steps, simulated
 from .inventory import user_servers, wait_volumes_gone, workbook_objects
-from .manifest_data import ContainerSettings, container_settings, manifest_objects, mounted_files, secret_env, security_settings
-from .permissions import can_i, service_account_client, yes_no
+from .manifest_data import (
+    ContainerSettings,
+    container_settings,
+    manifest_objects,
+    manifest_value,
+    mounted_files,
+    secret_env,
+    security_settings,
+)
+from .ownership import change, field_managers, field_paths
+from .permissions import CanIAnswers, Question, ask_can_i, can_i, requests_as, role_rules, service_account_client, yes_no
 from .prerequisites import NEEDED_PERMISSIONS, OPTIONAL_PERMISSIONS, explain_cluster, prerequisites, prerequisites_table
-from .reads import CLUSTER_WIDE_NAMES, COMPONENT, PART_OF, claimed_volumes, cluster_items, items, kube, not_allowed, pods
+from .reads import (
+    CLUSTER_WIDE_NAMES,
+    COMPONENT,
+    PART_OF,
+    claimed_volumes,
+    cluster_items,
+    configmap_value,
+    items,
+    kube,
+    not_allowed,
+    pods,
+)
+from .secret_view import ValueShape, describe_secret, secret_value_shape
 from .replacement import Replacement, delete_and_watch, delete_pods, restart_and_watch, rollout_restart, watch_replacement
 from .services import ServiceView, recreate_service, service, service_addresses, service_selectors, services, set_selector
-from .tables import events, get, memory, table
+from .storage import (
+    claim_names,
+    create_scratch_claim,
+    delete_scratch_claim,
+    reclaim_policies,
+    scratch_claim,
+    scratch_claim_command,
+)
+from .tables import events, get, memory, nodes_table, table
 from .workloads import DeploymentView, containers, deployments, owner_chains, pod_security
 
 __all__ = [
     "CLUSTER_WIDE_NAMES",
     "COMPONENT",
+    "CanIAnswers",
     "ContainerSettings",
     "DeploymentView",
     "NEEDED_PERMISSIONS",
     "OPTIONAL_PERMISSIONS",
     "PART_OF",
+    "Question",
     "Replacement",
     "ServiceView",
+    "ValueShape",
     "apply_step",
+    "ask_can_i",
     "begin",
     "can_i",
+    "change",
     "check",
     "check_step",
+    "claim_names",
     "claimed_volumes",
     "cluster_items",
     "cluster_name",
+    "configmap_value",
     "container_settings",
     "containers",
+    "create_scratch_claim",
     "delete_and_watch",
     "delete_pods",
+    "delete_scratch_claim",
     "deployments",
+    "describe_secret",
     "events",
+    "excerpt_lines",
     "explain_cluster",
+    "field_managers",
+    "field_paths",
     "get",
     "items",
     "kube",
     "manifest_objects",
+    "manifest_value",
     "memory",
     "mounted_files",
+    "nodes_table",
     "not_allowed",
     "owner_chains",
     "pod_security",
     "pods",
     "prerequisites",
     "prerequisites_table",
+    "python_summary",
+    "reclaim_policies",
     "recreate_service",
+    "requests_as",
     "require_steps",
     "resolve_context",
     "resolve_namespace",
     "restart_and_watch",
+    "role_rules",
     "rollout_restart",
+    "scratch_claim",
+    "scratch_claim_command",
     "secret_env",
+    "secret_value_shape",
     "security_settings",
     "service",
     "service_account_client",
     "service_addresses",
     "service_selectors",
     "services",
+    "set_line",
     "set_selector",
     "show_kubectl",
     "show_manifest",
@@ -102,6 +159,7 @@ __all__ = [
     "simulated",
     "skip",
     "table",
+    "terminal_commands",
     "user_servers",
     "wait_step",
     "wait_volumes_gone",

@@ -104,3 +104,8 @@ def security_settings(pod_spec: Obj) -> str:
              str(c.read_only_root).lower(), c.seccomp) for c in container_settings(pod_spec)]
     return table(rows, ("CONTAINER", "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT",
                         "SECCOMP"))
+
+
+def manifest_value(name: str, key: str) -> str:
+    """One ``data`` key of the first object of a manifest file, as the file has it: what an apply puts back."""
+    return str((manifest_objects(name)[0].get("data") or {})[key])

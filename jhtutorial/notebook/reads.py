@@ -15,7 +15,7 @@ from typing import Any
 
 from ..connect import Connection
 from ..errors import Forbidden
-from ..kubeapi import NODES, PODS, PVS, STORAGE_CLASSES, KubeApi, Resource
+from ..kubeapi import CONFIGMAPS, NODES, PODS, PVS, STORAGE_CLASSES, KubeApi, Resource
 from ..objects import name_of
 
 Obj = dict[str, Any]
@@ -77,3 +77,9 @@ def pods(conn: Connection, component: str | None = None) -> list[str]:
     one component's (``hub``, ``proxy``)."""
     selector = PART_OF + (f",{COMPONENT}={component}" if component else "")
     return [name_of(pod) for pod in items(conn, PODS, selector=selector)]
+
+
+def configmap_value(conn: Connection, name: str, key: str) -> str:
+    """One key of a ConfigMap as the API server has it now
+    (``kubectl get configmap NAME -o jsonpath='{.data.KEY}'``)."""
+    return (kube(conn).get(CONFIGMAPS.path(conn.namespace, name)).get("data") or {})[key]
