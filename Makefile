@@ -9,7 +9,7 @@ LOWEST ?= .venv-lowest
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps programs cluster cluster-down lab run test test-fast test-lowest bench clean
+.PHONY: setup system-deps programs cluster cluster-down lab run test test-fast test-lowest screenshots bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ run: setup programs
 test: setup system-deps
 	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
 	$(BIN)/python -m pytest
+
+# the README's pictures (docs/img/): the browser test run in JupyterLab and Chromium, saving them on the way
+screenshots: setup system-deps
+	@if [ -z "$$JHTUTORIAL_TEST_KUBECONFIG" ]; then $(BIN)/jhtutorial cluster up; fi
+	JHTUTORIAL_SCREENSHOTS=docs/img $(BIN)/python -m pytest tests/test_browser.py -m browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -m 'not cluster'

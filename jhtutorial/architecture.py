@@ -77,7 +77,8 @@ class Link:
     label_offset: tuple[int, int] = (0, -5)  # from the line's middle (a vertical line: its label to the right)
 
 
-WIDTH, HEIGHT = 1000, 462
+WIDTH, HEIGHT = 1000, 462  # the drawing's own units
+SHOWN_WIDTH = 860  # pixels on screen: fits a notebook's output area beside the prompt
 TOP = 62  # below the strip of notebooks
 
 PARTS: tuple[Part, ...] = (
@@ -235,8 +236,8 @@ def _step_objects(number: int) -> str:
 
 def _svg(number: int, styles: dict[str, str]) -> str:
     by_id = {part.id: part for part in PARTS}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-           f'height="{HEIGHT}" font-family="Helvetica, Arial, sans-serif" role="img">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{SHOWN_WIDTH}" '
+           f'height="{round(HEIGHT * SHOWN_WIDTH / WIDTH)}" font-family="Helvetica, Arial, sans-serif" role="img">',
            f"<title>{escape(_text(number, styles))}</title>",
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker>'

@@ -33,6 +33,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: runs the workbook in JupyterLab in Chromium (tests/test_browser.py)")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """One line when the browser tests cannot run here (they skip, or fail when CI=true)."""
+    from tests.labdriver import in_ci, missing_browser
+
+    reason = missing_browser()
+    if reason is None:
+        return None
+    return f"{reason}: {'they FAIL (CI=true)' if in_ci() else 'they are skipped'}"
+
+
 @pytest.fixture(scope="session")
 def local_cluster() -> LocalCluster | None:
     """The local cluster, or None when the suite runs against a cluster of the user's."""

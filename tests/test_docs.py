@@ -41,6 +41,7 @@ def test_links_from_the_notebooks_to_the_docs_lead_to_files() -> None:
                 for target in relative_links(cell.source):
                     assert (notebook.parent / target).exists(), f"{notebook.name} links {target}"
                     linked.add(Path(target).name)
+    assert {"glossary.md", "troubleshooting.md", "helm-zero-to-jupyterhub.md"} <= linked, linked
 
 
 def test_the_glossary_explains_the_terms_the_lessons_rely_on() -> None:

@@ -385,12 +385,99 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
         assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
     # and the last cell checks
     assert "nb.check" in code[-1].source
-    # the exercise's answer: one cell, code and output folded in JupyterLab so they do not show at a glance
+    # answers (to exercises, and the headless form of a "Your turn" step): code and output folded in JupyterLab,
+    # so they do not show at a glance; every other cell shows both
     answers = [cell for cell in code if "answer" in cell.metadata.get("tags", [])]
-    assert len(answers) == 1
-    assert answers[0].metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}
-    assert answers[0].get("outputs"), "the committed answer has its output (folded)"
-    assert not [cell for cell in code if cell.metadata.get("jupyter") and cell is not answers[0]]
+    assert answers
+    for cell in answers:
+        assert cell.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}, cell.source
+        assert cell.get("outputs"), "the committed answer has its output (folded)"
+    assert not [cell for cell in code if cell.metadata.get("jupyter") and cell not in answers]
+
+
+# --- the lesson scaffolding (shared by notebooks 00-08) ------------------------------------------------
+
+# Notebooks whose scaffolding is still being written: their test may fail (xfail) until it lands, and passes as
+# soon as it does. Remove a name when its notebook is scaffolded.
+SCAFFOLDING_PENDING = {"05-services", "06-deployments", "07-login-and-spawn", "08-cleanup"}
+# notebooks in which the learner types at least one step ("Your turn"); 00 and 08 only read and delete
+LEARNER_STEPS = {"01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services", "06-deployments",
+                 "07-login-and-spawn"}
+
+
+def pending(name: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.xfail(reason="scaffolding not landed yet", strict=False)] if name in SCAFFOLDING_PENDING else []
+
+
+def bullets_after(text: str, heading: str) -> list[str]:
+    """The ``- `` lines right after a line ``heading`` (continuation lines belong to their bullet)."""
+    lines = text.splitlines()
+    start = lines.index(heading) + 1
+    found: list[str] = []
+    for line in lines[start:]:
+        if not line.strip() and not found:
+            continue
+        if line.startswith("- "):
+            found.append(line[2:])
+        elif line.startswith("  ") and found:
+            found[-1] += " " + line.strip()
+        else:
+            break
+    return found
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pending(name)) for name in SERIES])
+def test_every_notebook_opens_with_questions_objectives_and_time_and_closes_with_key_points_and_next(
+    name: str,
+) -> None:
+    document = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    markdown = [cell.source for cell in document.cells if cell.cell_type == "markdown"]
+    number = int(name[:2])
+    opening = markdown[0]
+    assert opening.startswith(f"# {number:02d} · "), opening.splitlines()[0]
+    assert re.search(r"^\*\*Time:\*\* about \d+ minutes · \*\*You need:\*\* \S", opening, re.MULTILINE), opening
+    assert len(bullets_after(opening, "**Questions**")) >= 2
+    assert len(bullets_after(opening, "**Objectives**")) >= 2
+    # the opening's why comes before any how: no code before the parameters cell
+    assert document.cells[0].cell_type == "markdown"
+
+    key_points, following = markdown[-2], markdown[-1]
+    assert key_points.startswith("## Key points\n")
+    assert 3 <= len(bullets_after(key_points, "## Key points")) <= 6, key_points
+    last_code = max(i for i, cell in enumerate(document.cells) if cell.cell_type == "code")
+    assert document.cells.index(next(c for c in document.cells if c.source == key_points)) > last_code
+    links = re.findall(r"\[([^\]]+)\]\(([^)]+)\)", following)
+    assert following.startswith("**Next:**") and links, following
+    if number < len(SERIES) - 1:
+        title, target = links[0]
+        assert target == f"{SERIES[number + 1]}.ipynb" and title.startswith(f"{number + 1:02d} · "), links
+    else:  # the last one leads back to the README and the reference pages
+        assert any(target.endswith(("README.md", ".md")) for _, target in links), links
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pending(name)) for name in sorted(LEARNER_STEPS)])
+def test_the_learner_types_a_step_and_a_folded_answer_does_it_for_headless_runs(name: str) -> None:
+    cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+    turns = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "### Your turn: " in cell.source]
+    assert turns, "no \"### Your turn: ...\" step"
+    for index in turns:
+        shown, done = cells[index + 1], cells[index + 2]  # the command, with the namespace filled in; the answer
+        assert shown.cell_type == "code" and ("show_kubectl" in shown.source or "show_step_command" in shown.source)
+        assert "answer" in done.metadata.get("tags", []), done.source
+
+
+@pytest.mark.parametrize("name", SERIES)
+def test_exercise_answers_stay_hidden_until_unfolded(name: str) -> None:
+    """Each exercise's explanation lives inside its folded <details>; nothing after it gives the answer away
+    before the folded cell that performs it."""
+    cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown" or not cell.source.startswith("<details><summary><b>Answer</b>"):
+            continue
+        assert cell.source.rstrip().endswith("</details>"), "text after the folded answer shows at a glance"
+        later = cells[index + 1:]
+        folded = next(i for i, c in enumerate(later) if "answer" in c.metadata.get("tags", []))
+        assert not [c for c in later[:folded] if c.cell_type == "markdown"], "visible text before the answer cell"
 
 
 # --- pure helpers ---------------------------------------------------------------------------------

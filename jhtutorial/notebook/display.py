@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import manifests
 from ..connect import Connection
+from ..errors import TutorialError
 from ..steps import MANIFEST_FOLDER, WHERE_TO_TYPE, get_step
 
 
@@ -18,11 +19,52 @@ def _display(markdown: str, plain: str) -> None:
     display({"text/markdown": markdown, "text/plain": plain}, raw=True)
 
 
-def show_manifest(*names: str) -> None:
-    """Show manifest files as they are in manifests/ (syntax-highlighted in JupyterLab)."""
+def show_manifest(*names: str, excerpt: str | tuple[str, str] | None = None) -> None:
+    """Show manifest files as they are in manifests/ (syntax-highlighted in JupyterLab).
+
+    With ``excerpt``, a long file shows only its most telling lines, highlighted, with the whole file folded
+    under them: a kind (``"Role"``: that object, with the comment above it) or a pair of texts (the lines from
+    the first line holding the first text to the next line holding the second)."""
     for name in names:
         text = manifests.manifest_path(name).read_text().rstrip("\n")
-        _display(f"**`manifests/{name}`**\n\n```yaml\n{text}\n```", f"# manifests/{name}\n{text}")
+        if excerpt is None:
+            _display(f"**`manifests/{name}`**\n\n```yaml\n{text}\n```", f"# manifests/{name}\n{text}")
+            continue
+        lines = text.splitlines()
+        first, last = excerpt_lines(lines, excerpt)
+        shown = "\n".join(lines[first:last + 1])
+        where = f"lines {first + 1}-{last + 1} of {len(lines)}"
+        _display(f"**`manifests/{name}`**, {where}:\n\n```yaml\n{shown}\n```\n\n"
+                 f"<details><summary>the whole file, <code>manifests/{name}</code></summary>\n\n"
+                 f"```yaml\n{text}\n```\n\n</details>",
+                 f"# manifests/{name}, {where} (the whole file is folded in JupyterLab)\n{shown}")
+
+
+def excerpt_lines(lines: list[str], excerpt: str | tuple[str, str]) -> tuple[int, int]:
+    """The first and last line (0-based, inclusive) of an excerpt of a manifest; see :func:`show_manifest`.
+
+        >>> excerpt_lines(["# a", "kind: A", "---", "# the role", "kind: Role", "rules: []"], "Role")
+        (3, 5)
+        >>> excerpt_lines(["x", "http {", "  y", "  include z;", "}"], ("http {", "include"))
+        (1, 3)
+    """
+    if isinstance(excerpt, tuple):
+        start_text, end_text = excerpt
+        start = next((i for i, line in enumerate(lines) if start_text in line), None)
+        end = next((i for i in range(start or 0, len(lines)) if end_text in lines[i]), None) if start is not None else None
+        if start is None or end is None:
+            raise TutorialError(f"no lines from {start_text!r} to {end_text!r} in the file",
+                                fix="name texts that appear in the file, in that order")
+        return start, end
+    documents, begin = [], 0
+    for index, line in enumerate([*lines, "---"]):
+        if line.strip() == "---":
+            documents.append((begin, index - 1))
+            begin = index + 1
+    for first, last in documents:
+        if any(line.strip() == f"kind: {excerpt}" for line in lines[first:last + 1]):
+            return first, last
+    raise TutorialError(f"no object of kind {excerpt!r} in the file", fix="name a kind the file holds")
 
 
 def show_kubectl(*commands: str) -> None:
@@ -38,3 +80,17 @@ def show_kubectl(*commands: str) -> None:
 def show_step_command(step: str | int, conn: Connection) -> None:
     """Show the kubectl line that applies a step in the connection's namespace."""
     show_kubectl(get_step(step).kubectl(conn.namespace))
+
+
+def terminal_commands(conn: Connection) -> list[str]:
+    """The commands that point a terminal's ``kubectl`` at this notebook's cluster and namespace, then list
+    what is there: the kubeconfig (for the local cluster, whose kubeconfig is its own file), the context, the
+    namespace."""
+    commands = []
+    if conn.kubeconfig and conn.cluster_kind == "local":
+        commands.append(f"export KUBECONFIG={conn.kubeconfig}")
+    if conn.context:
+        commands.append(f"kubectl config use-context {conn.context}")
+    commands.append(f"kubectl config set-context --current --namespace={conn.namespace}")
+    commands.append("kubectl get all")
+    return commands

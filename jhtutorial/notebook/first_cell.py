@@ -14,6 +14,7 @@ from typing import Any
 
 from ..connect import CLUSTER_KINDS, Connection, connect, require_namespace, resolve_context, resolve_namespace
 from ..errors import StepOutOfOrder, TutorialError
+from ..architecture import you_are_here
 from ..steps import STEPS, StepStatus, and_join, steps_named, up_command
 
 
@@ -36,7 +37,19 @@ def begin(notebook: str, *, context: str | None = None, namespace: str | None = 
     done = require_steps(conn, notebook)
     if done:
         print("earlier steps: " + ", ".join(f"{status.step.key} done" for status in done))
+    _show_where(notebook)
     return conn
+
+
+def _show_where(notebook: str) -> None:
+    """In a notebook, draw the architecture with this notebook's part highlighted (SVG; text where SVG is not
+    shown). Outside a kernel nothing is drawn: the connection lines above say enough."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None or ipython.get_ipython() is None:  # type: ignore[attr-defined]
+        return
+    from IPython.display import display
+
+    display(you_are_here(notebook))
 
 
 def require_steps(conn: Connection, notebook: str) -> list[StepStatus]:

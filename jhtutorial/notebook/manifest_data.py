@@ -82,3 +82,8 @@ def security_settings(pod_spec: Obj) -> str:
         ))
     return table(rows, ("CONTAINER", "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT",
                         "SECCOMP"))
+
+
+def manifest_value(name: str, key: str) -> str:
+    """One ``data`` key of the first object of a manifest file, as the file has it: what an apply puts back."""
+    return str((manifest_objects(name)[0].get("data") or {})[key])

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..connect import Connection
 from ..errors import Forbidden
-from ..kubeapi import NODES, PVS, STORAGE_CLASSES, KubeApi, Resource
+from ..kubeapi import CONFIGMAPS, NODES, PVS, STORAGE_CLASSES, KubeApi, Resource
 from ..objects import name_of
 
 Obj = dict[str, Any]
@@ -69,3 +69,9 @@ def claimed_volumes(conn: Connection, *, quiet: bool = False) -> list[Obj] | Non
     if volumes is None:
         return None
     return [pv for pv in volumes if ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace") == conn.namespace]
+
+
+def configmap_value(conn: Connection, name: str, key: str) -> str:
+    """One key of a ConfigMap as the API server has it now
+    (``kubectl get configmap NAME -o jsonpath='{.data.KEY}'``)."""
+    return (kube(conn).get(CONFIGMAPS.path(conn.namespace, name)).get("data") or {})[key]

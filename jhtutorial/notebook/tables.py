@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..connect import Connection
 from ..errors import Forbidden
 from ..kubeapi import (
+    KNOWN_RESOURCES,
+    NODES,
     CONFIGMAPS,
     DEPLOYMENTS,
     ENDPOINT_SLICES,
@@ -34,6 +37,7 @@ from ..kubeapi import (
     Resource,
 )
 from ..objects import (
+    node_is_ready,
     endpoint_is_ready,
     is_default_storage_class,
     name_of,
@@ -42,7 +46,7 @@ from ..objects import (
     pod_status,
     ready_containers,
 )
-from .reads import PART_OF, cluster_wide_refusal, items
+from .reads import PART_OF, cluster_items, cluster_wide_refusal, items, kube
 
 Obj = dict[str, Any]
 
@@ -162,10 +166,36 @@ def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects:
     return table([row(obj) for obj in found], headers)
 
 
-def events(conn: Connection, kind: str, name: str) -> str:
-    """The events about one object, oldest first, without timestamps (``kubectl describe`` shows them)."""
-    found = oldest_first(e for e in items(conn, EVENTS)
-                         if (e.get("involvedObject") or {}).get("kind") == kind
-                         and e["involvedObject"].get("name") == name)
+def events(conn: Connection, kind: str, name: str, *, wait: float = 0) -> str:
+    """The events about one object, oldest first, without timestamps (``kubectl describe`` shows them).
+
+    Only the events of the object that exists now, as ``kubectl describe`` does: an object deleted and made
+    again under the same name keeps its old events for an hour. ``wait``: seconds to wait for a first event
+    (a controller writes it a moment after the object is made)."""
+    resource = next((r for r in KNOWN_RESOURCES.values() if r.kind == kind), None)
+    live = kube(conn).get_or_none(resource.path(conn.namespace, name)) if resource else None
+    uid = (live or {}).get("metadata", {}).get("uid")
+    deadline = time.monotonic() + wait
+    while True:
+        found = oldest_first(e for e in items(conn, EVENTS)
+                             if (e.get("involvedObject") or {}).get("kind") == kind
+                             and e["involvedObject"].get("name") == name
+                             and (uid is None or e["involvedObject"].get("uid") in (uid, None)))
+        if found or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)  # events cannot be awaited more cheaply than by asking again: a watch costs more here
     rows = [(e.get("type"), e.get("reason"), str(e.get("message", "")).strip()) for e in found]
     return table(rows, ("TYPE", "REASON", "MESSAGE")) if rows else "No events."
+
+
+def nodes_table(conn: Connection) -> str | None:
+    """``kubectl get nodes`` with a SIMULATED column (kwok's annotation ``kwok.x-k8s.io/node: fake``), or None
+    (after a line saying so) when you may not list nodes."""
+    nodes = cluster_items(conn, NODES)
+    if nodes is None:
+        return None
+    rows = [(name_of(node), "Ready" if node_is_ready(node) else "NotReady",
+             "yes (annotation kwok.x-k8s.io/node: fake)"
+             if (node["metadata"].get("annotations") or {}).get("kwok.x-k8s.io/node") == "fake" else "no")
+            for node in nodes]
+    return table(rows, ["NAME", "STATUS", "SIMULATED"])

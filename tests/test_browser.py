@@ -1,0 +1,251 @@
+"""The workbook in a real browser: `jhtutorial lab` and Chromium, the notebooks run in order as a learner runs them.
+
+What a learner sees is checked on the page: no error output in any notebook, every widget drawn (none stuck
+at "Loading widget..." or shown as plain text), the live view of 06 following the Deployments and the hub
+pod's replacement; and through the API server: 08 leaves the namespace empty.
+
+Screenshots go to output/browser/ (not committed). `make screenshots` also writes the README's pictures to
+docs/img/ (JHTUTORIAL_SCREENSHOTS names that folder).
+
+Needs Debian's chromium (or $JHTUTORIAL_CHROMIUM): without it these tests skip, or fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from jhtutorial.kubeapi import (
+    CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
+    KubeApi,
+)
+from tests import labdriver
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTEFACTS = ROOT / "output" / "browser"
+SCREENSHOTS_ENV = "JHTUTORIAL_SCREENSHOTS"  # where `make screenshots` wants the README's pictures
+VIEWPORT = {"width": 1280, "height": 800}
+NEWS_SECONDS = 30  # JupyterLab asks about news a moment after it is drawn
+SPAWN_SECONDS = 180  # login to admin's JupyterLab drawn: the user server's first start takes a while
+# Kubernetes puts these into every namespace; everything else in it after 08 would be a leftover
+NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+
+pytestmark = [pytest.mark.cluster, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    reason = labdriver.missing_browser()
+    if reason:
+        if labdriver.in_ci() or os.environ.get(SCREENSHOTS_ENV):
+            pytest.fail(f"{reason} (CI=true or `make screenshots`: the browser tests must run)")
+        pytest.skip(reason)
+    found = labdriver.find_chromium()
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def artefacts() -> Path:
+    shutil.rmtree(ARTEFACTS, ignore_errors=True)
+    ARTEFACTS.mkdir(parents=True)
+    return ARTEFACTS
+
+
+@pytest.fixture(scope="module")
+def namespace(api_client: client.ApiClient, backing: Any) -> Iterator[str]:
+    """A namespace of the test's own that notebook 00 creates, as it does for a learner (and marks, so that
+    the local cluster runs its pods' programs); deleted afterwards."""
+    name = f"jht-browser-{secrets.token_hex(3)}"
+    yield name
+    kube = KubeApi(api_client)
+    if kube.get_or_none(NAMESPACES.path(name)) is not None:
+        client.CoreV1Api(api_client).delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def lab(chromium: Path, kubeconfig: Path, namespace: str, artefacts: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[labdriver.Lab]:
+    workdir = tmp_path_factory.mktemp("lab")
+    running = labdriver.start_lab(namespace=namespace, kubeconfig=kubeconfig, workdir=workdir,
+                                  log=artefacts / "jupyterlab.log")
+    yield running
+    running.stop()
+    assert running.token not in running.log.read_text(), "the JupyterLab token is in its log"
+
+
+@pytest.fixture(scope="module")
+def page(chromium: Path, lab: labdriver.Lab) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=labdriver.CHROMIUM_FLAGS)
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(60_000)
+        tab = context.new_page()
+        labdriver.log_in(tab, lab)
+        yield tab
+        assert lab.token not in tab.url
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def series() -> list[str]:
+    """The notebooks that passed so far: each test needs the ones before it."""
+    return []
+
+
+def needs(series: list[str], *notebooks: str) -> None:
+    missing = [name for name in notebooks if name not in series]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} to have passed in the browser first")
+
+
+def screenshot(page: Any, name: str, *, readme: bool = False) -> None:
+    """Save what the page shows now; the README's pictures also go where `make screenshots` says."""
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"))
+    target = os.environ.get(SCREENSHOTS_ENV)
+    if readme and target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"))
+
+
+def proxy_token(kube: KubeApi, namespace: str) -> list[str]:
+    """The proxy token of the namespace's hub-secret, as text and as base64 (empty before step 03)."""
+    secret = kube.get_or_none(SECRETS.path(namespace, "hub-secret"))
+    if secret is None:
+        return []
+    encoded = secret["data"]["proxy.token"]
+    return [encoded, base64.b64decode(encoded).decode()]
+
+
+def run_clean(page: Any, name: str, kube: KubeApi, namespace: str) -> labdriver.Notebook:
+    """Open a notebook, Run All, and check that nothing on the page is broken or secret."""
+    notebook = labdriver.open_notebook(page, f"{name}.ipynb", ARTEFACTS)
+    notebook.run_all()
+    check_page(notebook, kube, namespace)
+    return notebook
+
+
+def check_page(notebook: labdriver.Notebook, kube: KubeApi, namespace: str) -> None:
+    screenshot(notebook.page, notebook.name.removesuffix(".ipynb"))
+    assert notebook.problems() == []
+    shown = notebook.panel.text_content() or ""
+    assert not [secret for secret in proxy_token(kube, namespace) if secret in shown], "the proxy token is shown"
+
+
+# --- the series, in order -----------------------------------------------------------------------------
+
+
+def test_notebooks_00_to_05_run_all_without_an_error(
+    page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
+) -> None:
+    kube = KubeApi(api_client)
+    for name in ("00-introduction", "01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services"):
+        run_clean(page, name, kube, namespace)
+        series.append(name)
+
+
+def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
+    page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
+) -> None:
+    needs(series, "05-services")
+    kube = KubeApi(api_client)
+    notebook = labdriver.open_notebook(page, "06-deployments.ipynb", ARTEFACTS)
+    notebook.run_through('jhtutorial.apply("deployments"')
+    notebook.wait_live("""rows => rows.some(r => r[0].startsWith('hub-') && r[1] === 'Running' && r[2] === '1/1')
+                              && rows.some(r => r[0].startsWith('proxy-') && r[1] === 'Running' && r[2] === '2/2')""")
+
+    # the notebook's own cell deletes the hub pod; the view drops it and shows its replacement
+    notebook.run_through("nb.delete_pods(conn, [p[\"metadata\"][\"name\"] for p in")
+    printed = notebook.output_text("nb.delete_pods(conn, [p[\"metadata\"][\"name\"] for p in")
+    old = printed.split("deleted:", 1)[1].split()[1].rstrip(",")
+    new = printed.split("replacement:", 1)[1].split()[1].rstrip(",")
+    assert old != new and old.startswith("hub-") and new.startswith("hub-"), printed
+    notebook.wait_live(f"""rows => rows.some(r => r[0] === '{new}' && r[1] === 'Running' && r[2] === '1/1')
+                               && !rows.some(r => r[0] === '{old}')""")
+    page.evaluate("el => el.closest('.jp-Cell').scrollIntoView({block: 'start'})",
+                  notebook.live_view().element_handle())
+    screenshot(page, "06-live-view", readme=True)
+
+    notebook.run_rest()
+    check_page(notebook, kube, namespace)
+    series.append("06-deployments")
+
+
+def test_07_admin_logs_in_through_the_hub_in_a_second_tab_and_lands_in_jupyterlab(
+    page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
+) -> None:
+    needs(series, "06-deployments")
+    kube = KubeApi(api_client)
+    notebook = labdriver.open_notebook(page, "07-login-and-spawn.ipynb", ARTEFACTS)
+    notebook.run_through("/hub/login   and log in as")
+    printed = notebook.output_text("/hub/login   and log in as")
+    found = re.search(r"open:\s+(http://(?:127\.0\.0\.1|localhost):\d+/hub/login)\s", printed)
+    assert found, f"07 printed no loopback address to open: {printed}"
+
+    # the notebook follows the login while the learner logs in, in a second tab, through the port-forward
+    following = notebook.start_cell("jhtutorial.follow_login(")
+    hub = page.context.new_page()
+    hub.goto(found.group(1))
+    hub.locator("#username_input").fill("admin")
+    hub.locator("#password_input").fill("admin")
+    hub.locator("#login_submit").click()
+    hub.wait_for_url(re.compile(r"/hub/spawn-pending/admin"))
+    hub.locator("#progress-message", has_text=re.compile(r"\S")).wait_for()
+    hub.locator("#progress-details summary").click()  # unfold the event log, as a curious learner does
+    hub.locator("#progress-log .progress-log-event").first.wait_for()
+    screenshot(hub, "07-spawn-pending", readme=True)
+    hub.wait_for_url(re.compile(r"/user/admin/lab"), timeout=SPAWN_SECONDS * 1000)
+    hub.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_SECONDS * 1000)
+    hub.locator(".jp-LauncherCard").first.wait_for(timeout=SPAWN_SECONDS * 1000)
+    # admin's own JupyterLab asks about news on its first start: the learner answers No
+    news = hub.locator(".Toastify__toast", has_text="official Jupyter news")
+    news.get_by_role("button", name="No", exact=True).click(timeout=NEWS_SECONDS * 1000)
+    news.wait_for(state="detached")
+    # served through the hub: its File menu has the hub's control panel and log-out
+    hub.locator(".lm-MenuBar-item", has_text=re.compile("^File$")).click()
+    hub.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Hub Control Panel$")).wait_for()
+    screenshot(hub, "07-admin-jupyterlab", readme=True)
+    hub.keyboard.press("Escape")
+
+    # the notebook's own cell saw that login (it did not log in itself), then the rest of 07 runs
+    notebook.wait_finished(following, following, timeout=SPAWN_SECONDS)
+    followed = notebook.output_text("jhtutorial.follow_login(")
+    assert "logging in here" not in followed, followed
+    notebook.select(following + 1)
+    notebook.run_rest()
+    check_page(notebook, kube, namespace)
+    assert kube.get(PODS.path(namespace, "jupyter-admin"))["metadata"]["annotations"][
+        "hub.jupyter.org/username"] == "admin"
+    hub.close()
+    series.append("07-login-and-spawn")
+
+
+def test_08_cleanup_leaves_the_namespace_empty(
+    page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
+) -> None:
+    needs(series, "07-login-and-spawn")
+    kube = KubeApi(api_client)
+    claims = {item["metadata"]["name"] for item in kube.get(PVCS.path(namespace))["items"]}
+    assert {"hub-db-dir", "claim-admin"} <= claims
+    run_clean(page, "08-cleanup", kube, namespace)
+
+    left = [f"{resource.kind}/{item['metadata']['name']}"
+            for resource in (PODS, SERVICES, CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS, PVCS, DEPLOYMENTS, REPLICASETS,
+                             ROLES, ROLE_BINDINGS)
+            for item in kube.get(resource.path(namespace))["items"]
+            if (resource.kind, item["metadata"]["name"]) not in NAMESPACE_DEFAULTS]
+    assert left == []
+    volumes = [pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]
+               if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace]
+    assert volumes == []
