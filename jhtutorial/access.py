@@ -50,7 +50,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NAMESPACES, NODES, PODS, SERVICES, KubeApi
-from .objects import pod_is_ready
+from .objects import node_is_ready, pod_is_ready
 from .readable import Readable
 from .steps import STEPS, and_join, get_step, up_command
 
@@ -292,8 +292,7 @@ def _node_port(conn: Connection, kube: KubeApi, node_port: int | None, timeout: 
                           "for the node port") from None
     addresses = []
     for node in nodes:
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (node.get("status") or {}).get("conditions") or [])
+        ready = node_is_ready(node)
         for address in (node.get("status") or {}).get("addresses") or []:
             if ready and address.get("type") in ("ExternalIP", "InternalIP"):
                 addresses.append((0 if address["type"] == "ExternalIP" else 1, address["address"]))

@@ -186,7 +186,8 @@ def connect(
     Args:
         context: a kubeconfig context (``kubectl config get-contexts``); default: ``$JHTUTORIAL_CONTEXT``,
             else the kubeconfig's current one (with an explicit ``kubeconfig``, always its current one).
-        namespace: where the tutorial's objects go; default ``$JHTUTORIAL_NAMESPACE`` or ``jhtutorial``.
+        namespace: where the tutorial's objects go; default: see :func:`resolve_namespace` (``$JHTUTORIAL_NAMESPACE``,
+            the context's namespace, ``jhtutorial``).
         kubeconfig: a kubeconfig file to use instead of the usual search.
         timeout: seconds to wait for the server's first answer.
         create_namespace: create the namespace if it is missing.
@@ -203,7 +204,7 @@ def connect(
     global _current
     if kubeconfig is None:
         context = resolve_context(context)
-    namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+    namespace = resolve_namespace(context, namespace, kubeconfig=kubeconfig)
     validate_namespace(namespace)  # before any network traffic: a typo costs nothing
 
     api, used_context, source = _load_client(context, kubeconfig)
@@ -244,25 +245,29 @@ def resolve_context(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get(CONTEXT_ENV) or None
 
 
-def resolve_namespace(context: str | None = None, namespace: str | None = None) -> str:
+def resolve_namespace(context: str | None = None, namespace: str | None = None, *,
+                      kubeconfig: str | os.PathLike[str] | None = None) -> str:
     """The namespace to work in, first match wins: ``namespace`` (the notebooks' parameter, ``--namespace``),
     ``$JHTUTORIAL_NAMESPACE`` (set by ``jhtutorial lab --namespace``), the namespace of the kubeconfig
-    context (see :func:`resolve_context`), else ``jhtutorial``. The notebooks and the CLI share this rule.
+    context (see :func:`resolve_context`; with an explicit ``kubeconfig``, that file's context), else
+    ``jhtutorial``. connect(), the notebooks and the CLI share this rule.
 
         $ kubectl config set-context --current --namespace alice && jhtutorial status   # works in alice
     """
-    return (namespace or os.environ.get(NAMESPACE_ENV) or context_namespace(resolve_context(context))
+    if kubeconfig is None:
+        context = resolve_context(context)
+    return (namespace or os.environ.get(NAMESPACE_ENV) or context_namespace(context, kubeconfig=kubeconfig)
             or DEFAULT_NAMESPACE)
 
 
-def context_namespace(context: str | None) -> str | None:
+def context_namespace(context: str | None, *, kubeconfig: str | os.PathLike[str] | None = None) -> str | None:
     """The namespace a kubeconfig context names (what plain ``kubectl`` would use), if any.
 
-    ``context`` None means the current context. The kubeconfig is found as :func:`connect` finds it
-    (``KUBECONFIG``'s files merged, ``~/.kube/config``, the local cluster's); a kubeconfig that cannot be
-    read names no namespace here, and :func:`connect` reports what is wrong with it."""
+    ``context`` None means the current context. The kubeconfig is ``kubeconfig``, else found as
+    :func:`connect` finds it (``KUBECONFIG``'s files merged, ``~/.kube/config``, the local cluster's); a
+    kubeconfig that cannot be read names no namespace here, and :func:`connect` reports what is wrong."""
     try:
-        files = _kubeconfig_files(None) or _local_cluster_kubeconfig(context)
+        files = _kubeconfig_files(kubeconfig) or _local_cluster_kubeconfig(context)
         contexts, current = kubeconfig_contexts(files)
     except ConnectError:
         return None
@@ -388,8 +393,19 @@ def _kubeconfig_files(explicit: str | os.PathLike[str] | None) -> list[str] | No
                 "no cluster at all? `make run` (or `jhtutorial cluster up`) starts a local one",
             )
         return existing
-    default = Path.home() / ".kube" / "config"
+    default = _kubectl_default()
     return [str(default)] if default.is_file() else None
+
+
+def cluster_configured() -> bool:
+    """Is a cluster of the user's own configured, as kubectl would find it: ``KUBECONFIG`` (even naming
+    files that are missing: connect() says so), ``~/.kube/config``, or the pod's service account?
+    When not, connect() falls back to the local simulated cluster."""
+    return bool(os.environ.get("KUBECONFIG")) or _kubectl_default().is_file() or _in_cluster()
+
+
+def _kubectl_default() -> Path:
+    return Path.home() / ".kube" / "config"
 
 
 def _local_cluster_kubeconfig(context: str | None) -> list[str]:
@@ -410,7 +426,7 @@ def _in_cluster() -> bool:
 
 def _is_kubectl_default(source: str) -> bool:
     """Would a plain `kubectl` in a terminal read the same kubeconfig?"""
-    return source == (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"))
+    return source == (os.environ.get("KUBECONFIG") or str(_kubectl_default()))
 
 
 # --- what kind of cluster ---------------------------------------------------------------

@@ -140,6 +140,18 @@ class KubeApi:
             url += "?" + urlencode(query_pairs)
         return url, {**self.api_client.default_headers, **headers, **self._auth_headers()}
 
+    def _send(self, method: str, url: str, headers: dict[str, str], **options: Any) -> urllib3.BaseHTTPResponse:
+        """One request through the client's connection pool, counted; no answer at all becomes
+        ClusterUnreachable (or a TLS failure), an HTTP error status is left to the caller."""
+        with self._count_lock:
+            self._requests += 1
+        try:
+            return self.api_client.rest_client.pool_manager.request(method, url, headers=headers, **options)
+        except urllib3.exceptions.SSLError as err:
+            raise tls_failure(self.server, err) from None
+        except CONNECTION_ERRORS as err:
+            raise unreachable(self.server, err) from None
+
     def open(
         self,
         method: str,
@@ -163,16 +175,7 @@ class KubeApi:
             # JSON for every content type used here: apply-patch+yaml accepts it too (JSON is YAML)
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         url, headers = self._prepare(path, query_pairs, headers)
-        with self._count_lock:
-            self._requests += 1
-        try:
-            return self.api_client.rest_client.pool_manager.request(
-                method, url, body=payload, headers=headers, timeout=_timeout(timeout), preload_content=False
-            )
-        except urllib3.exceptions.SSLError as err:
-            raise tls_failure(self.server, err) from None
-        except CONNECTION_ERRORS as err:
-            raise unreachable(self.server, err) from None
+        return self._send(method, url, headers, body=payload, timeout=_timeout(timeout), preload_content=False)
 
     def probe(self, path: str, *, timeout: float) -> dict[str, Any]:
         """One GET with no retry and ``timeout`` seconds in all: does the server answer at all?
@@ -181,16 +184,7 @@ class KubeApi:
         dropped; for a first contact they would only multiply the wait.
         """
         url, headers = self._prepare(path, [], {"Accept": "application/json"})
-        with self._count_lock:
-            self._requests += 1
-        try:
-            response = self.api_client.rest_client.pool_manager.request(
-                "GET", url, headers=headers, timeout=urllib3.Timeout(total=timeout), retries=False
-            )
-        except urllib3.exceptions.SSLError as err:
-            raise tls_failure(self.server, err) from None
-        except CONNECTION_ERRORS as err:
-            raise unreachable(self.server, err) from None
+        response = self._send("GET", url, headers, timeout=urllib3.Timeout(total=timeout), retries=False)
         raise_for_status(response.status, response.data, what=f"GET {path}", token=self.token)
         return json.loads(response.data) if response.data else {}
 

@@ -55,6 +55,7 @@ from .connect import Connection, current_connection
 from .errors import AccessError, LoginFailed, TutorialError, WaitTimeout
 from .kubeapi import PODS, PVCS
 from .localcluster.backing import BACKED_BY_ANNOTATION
+from .objects import pod_is_ready
 from .readable import Readable
 from .waits import wait_pods_ready
 from .watching import Reflector
@@ -98,6 +99,7 @@ class LoginResult(Readable):
     pvc_bound: bool = False
     hub_said_ready: bool = False
     hub_failed: str | None = None
+    route_missing: bool = False  # the hub counts the server as running, the proxy has no route to it
     server_answered: bool = False  # a Jupyter server answered at /user/NAME/api
     server_answer: str = ""  # what came back instead, in words
     stages: list[Stage] = field(default_factory=list)
@@ -437,6 +439,11 @@ def _check_server(session: Any, base: str, user: str, result: LoginResult, clock
     answered, text = _probe(session, target, user)
     result.server_answered, result.server_answer = answered, text
     clock.stage(f"{target}: {text}", ok=answered)
+    if not answered and result.hub_said_ready and "the hub answered instead" in text:
+        result.route_missing = True
+        clock.stage(f"the hub counts {user}'s server as running, but the proxy has no route to it: the proxy pod was "
+                    "replaced after the server started, and configurable-http-proxy keeps its routes in memory only; "
+                    "the hub puts them back when it starts, or at its next check (every 5 minutes)", ok=False)
 
 
 def _probe(session: Any, url: str, user: str) -> tuple[bool, str]:
@@ -564,8 +571,15 @@ class _SpawnWatcher:
         # what this object already went through is no news: only its later changes are stages
         self._seen[str(meta.get("uid"))] = {"created", "scheduled", "running", "ready", "bound", "earlier"}
         if obj.get("kind") == "Pod":
-            self.clock.stage(f"pod {meta.get('name')} already exists ({(obj.get('status') or {}).get('phase')}), "
-                             "from an earlier start: KubeSpawner will replace it")
+            status = obj.get("status") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+            # the user's server from an earlier start: the hub keeps it if it still runs, else KubeSpawner
+            # replaces it (and the new pod's stages follow)
+            self.result.pod, self.result.pod_ip = meta.get("name"), status.get("podIP")
+            self.result.pod_running, self.result.pod_ready = status.get("phase") == "Running", ready
+            self.clock.stage(f"pod {meta.get('name')} already exists ({status.get('phase')}"
+                             f"{', Ready' if ready else ''}), from an earlier start: the hub keeps a server that "
+                             "still runs, KubeSpawner replaces one that does not")
         else:
             phase = (obj.get("status") or {}).get("phase")
             self.result.pvc, self.result.pvc_bound = meta.get("name"), phase == "Bound"
@@ -585,6 +599,7 @@ class _SpawnWatcher:
             if self._first(pod, "deleted"):
                 earlier = "the earlier " if "earlier" in self._seen.get(str(pod["metadata"].get("uid")), set()) else ""
                 self.clock.stage(f"{earlier}pod {name} deleted")
+                self.result.pod_running = self.result.pod_ready = False  # until its replacement says otherwise
             return
         status, spec = pod.get("status") or {}, pod.get("spec") or {}
         if self._first(pod, "created"):
@@ -599,7 +614,7 @@ class _SpawnWatcher:
         backed = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
         if backed and self._first(pod, "backed"):
             self.clock.stage(f"pod {name} backed by {backed}")
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        ready = pod_is_ready(pod)
         if ready and self._first(pod, "ready"):
             self.result.pod_ready = True
             self.clock.stage(f"pod {name} Ready")
@@ -632,6 +647,9 @@ def _explain(result: LoginResult) -> None:
 
 
 def _failure_fix(result: LoginResult) -> str:
+    if result.route_missing:
+        return (f"`kubectl rollout restart deployment/hub -n {result.namespace}`: the new hub gives the proxy its "
+                "routes back as it starts (or wait up to 5 minutes for its next check)")
     if result.hub_failed:
         return "the hub's message above says why; `kubectl logs -n " + result.namespace + " deploy/hub` has the rest"
     if result.simulated:

@@ -44,6 +44,7 @@ from .readable import Readable
 from .waits import (
     Verdict,
     WaitResult,
+    claim_binding_mode,
     deployment_available,
     pvc_bound,
     service_ip_assigned,
@@ -217,8 +218,7 @@ def _check_secret(conn: Connection, found: list[Obj]) -> list[tuple[str, Verdict
 def _check_pvcs(conn: Connection, found: list[Obj]) -> list[tuple[str, Verdict]]:
     results = []
     for pvc in found:
-        class_name = (pvc.get("spec") or {}).get("storageClassName")
-        mode = conn.volume_binding_mode if class_name in (None, conn.default_storage_class) else None
+        mode = claim_binding_mode(conn, pvc)
         results.append((_label(pvc, " "), pvc_bound(pvc, mode)))
     return results
 

@@ -318,6 +318,13 @@ def _only(cache: Cache) -> Obj | None:
     return next(iter(cache.values()), None)
 
 
+def claim_binding_mode(conn: Connection, pvc: Obj) -> str | None:
+    """The volumeBindingMode of the StorageClass a PVC uses: the one it names, else the default one
+    (``kubectl get storageclass NAME -o jsonpath='{.volumeBindingMode}'``); None when unknown.
+    WaitForFirstConsumer means a Pending claim is fine until a pod uses it."""
+    return _binding_mode(conn, (pvc.get("spec") or {}).get("storageClassName") or conn.default_storage_class)
+
+
 def _binding_mode(conn: Connection, class_name: str | None) -> str | None:
     if not class_name:
         return None

@@ -56,10 +56,11 @@ def ensure_cluster(context: str | None) -> Path | None:
 
     Returns None when the user's own kubeconfig (or an explicit context) is used.
     """
-    user_kubeconfig = os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").is_file()
-    if context or user_kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
+    from .connect import cluster_configured
     from .localcluster import LocalCluster
+
+    if context or cluster_configured():
+        return None
 
     print("no cluster configured (no KUBECONFIG, no ~/.kube/config): using the local simulated cluster",
           file=sys.stderr, flush=True)
@@ -253,7 +254,7 @@ def lab(args: argparse.Namespace) -> int:
     context = resolve_context(args.context)
     kubeconfig = ensure_cluster(context)
     copy = make_working_copy(Path(getattr(args, "workdir", None) or DEFAULT_WORKDIR), notebooks(NOTEBOOK_DIR),
-                             shipped_folder("manifests"))
+                             shipped_folder("manifests"), shipped_folder("docs"))
     print(str(copy), file=sys.stderr, flush=True)
     os.environ.update(lab_environment(args, kubeconfig, manifests=copy.manifests))  # this process becomes JupyterLab
     if kubeconfig is not None:

@@ -9,9 +9,17 @@ from urllib.parse import urlparse
 
 import psutil
 import pytest
+import yaml
 from kubernetes import client
 
-from jhtutorial.connect import Connection, connect, current_connection, validate_namespace
+from jhtutorial.connect import (
+    Connection,
+    cluster_configured,
+    connect,
+    current_connection,
+    resolve_namespace,
+    validate_namespace,
+)
 from jhtutorial.errors import (
     ClusterUnreachable,
     ConnectError,
@@ -335,3 +343,50 @@ def test_a_replaced_connection_closes_its_sockets_unless_a_live_view_still_uses_
     assert not view_sockets & _sockets_to(server), "the view's replaced connection is still open after stop()"
     third.close()
     client.CoreV1Api(api_client).delete_namespaced_pod("seen-after-replacing", namespace, grace_period_seconds=0)
+
+
+@pytest.mark.cluster
+def test_connect_works_in_the_namespace_its_context_names(
+    kubeconfig: Path, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kubectl config set-context --current --namespace NS`: connect(), the CLI and the notebooks all use NS
+    when no namespace is given, whether the kubeconfig is passed or found through KUBECONFIG."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    for entry in config["contexts"]:
+        entry["context"]["namespace"] = namespace
+    own = tmp_path / "kubeconfig"
+    own.write_text(yaml.safe_dump(config))
+    monkeypatch.delenv("JHTUTORIAL_NAMESPACE", raising=False)
+    monkeypatch.delenv("JHTUTORIAL_CONTEXT", raising=False)
+    conn = connect(kubeconfig=own, create_namespace=False)
+    try:
+        assert conn.namespace == namespace
+    finally:
+        conn.close()
+    monkeypatch.setenv("KUBECONFIG", str(own))
+    assert resolve_namespace() == namespace
+    conn = connect(create_namespace=False)
+    try:
+        assert conn.namespace == namespace
+    finally:
+        conn.close()
+    monkeypatch.setenv("JHTUTORIAL_NAMESPACE", "from-the-variable")  # the variable still comes first
+    assert resolve_namespace(kubeconfig=own) == "from-the-variable"
+
+
+def test_a_cluster_is_configured_as_kubectl_would_find_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `jhtutorial run` and `lab` ask before they start the local cluster: the same places connect() reads."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert not cluster_configured()
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")  # no service account token: not a pod
+    assert not cluster_configured()
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))  # configured, wrongly: connect() will say so
+    assert cluster_configured()
+    with pytest.raises(NoKubeconfig):
+        connect()
+    monkeypatch.delenv("KUBECONFIG")
+    (tmp_path / ".kube").mkdir()
+    kubeconfig_file(tmp_path / ".kube" / "config", "https://127.0.0.1:1", {"token": "x"}, ca=None)
+    assert cluster_configured()

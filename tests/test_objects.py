@@ -172,3 +172,33 @@ def test_events_a_fraction_of_a_second_apart_keep_their_order_everywhere(
         wait_pod_ready(name, conn=conn, timeout=1)
     text = str(caught.value)
     assert "Older" in text and "Newer" in text and text.index("Older") < text.index("Newer"), text
+
+
+@pytest.mark.cluster
+def test_a_claim_on_a_class_that_waits_for_its_pod_is_judged_alike_by_the_step_check_and_the_wait(
+    conn: Connection,
+) -> None:
+    """A PVC naming a (non-default) StorageClass with WaitForFirstConsumer stays Pending until a pod uses it:
+    the step check, the classroom and the wait must all read that class's mode, not only the default's."""
+    from jhtutorial.kubeapi import PVCS, STORAGE_CLASSES
+    from jhtutorial.steps import _check_pvcs
+    from jhtutorial.waits import claim_binding_mode, pvc_bound, wait_pvc_bound
+
+    kube = KubeApi(conn.api)
+    class_name = f"jht-test-waits-{secrets.token_hex(3)}"  # not marked default: other namespaces never see it
+    kube.call("POST", STORAGE_CLASSES.path(), body={
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": class_name},
+        "provisioner": "example.com/none", "volumeBindingMode": "WaitForFirstConsumer"})
+    try:
+        claim = kube.call("POST", PVCS.path(conn.namespace), body={
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "waits-for-its-pod"},
+            "spec": {"storageClassName": class_name, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Mi"}}}})
+        assert claim_binding_mode(conn, claim) == "WaitForFirstConsumer"
+        assert claim_binding_mode(conn, {"spec": {}}) == conn.volume_binding_mode  # no class: the default's
+        [(_, verdict)] = _check_pvcs(conn, [claim])
+        assert verdict.done, verdict.summary
+        assert pvc_bound(claim, claim_binding_mode(conn, claim)) == verdict
+        assert wait_pvc_bound("waits-for-its-pod", conn=conn, timeout=10).object["status"]["phase"] == "Pending"
+    finally:
+        kube.call("DELETE", STORAGE_CLASSES.path(name=class_name))

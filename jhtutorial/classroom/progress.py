@@ -35,7 +35,7 @@ from ..kubeapi import EVENTS, NAMESPACES, PODS, PVCS, KubeApi, Resource
 from ..objects import event_time, pod_is_ready, pod_status
 from ..readable import Readable
 from ..steps import STEPS, Step, StepStatus
-from ..waits import pvc_bound
+from ..waits import claim_binding_mode, pvc_bound
 from ..watching import Reflector
 from .provision import CLASSROOM_LABEL, DEFAULT_PREFIX, natural_key
 
@@ -353,8 +353,7 @@ def _problem(conn: Connection, pods: list[Obj], claims: list[Obj], events: list[
             why = _latest_about(recent, "Pod", pod)
             return _clip(f"Pod {pod['metadata']['name']}: {pod_status(pod)}, not Ready" + (f"; {why}" if why else ""))
     for claim in sorted(claims, key=lambda c: c["metadata"]["name"]):
-        class_name = (claim.get("spec") or {}).get("storageClassName")
-        mode = conn.volume_binding_mode if class_name in (None, conn.default_storage_class) else None
+        mode = claim_binding_mode(conn, claim)
         verdict = pvc_bound(claim, mode)
         if not verdict.done:
             why = _latest_about(recent, "PersistentVolumeClaim", claim)
