@@ -254,7 +254,7 @@ def lab(args: argparse.Namespace) -> int:
     context = resolve_context(args.context)
     kubeconfig = ensure_cluster(context)
     copy = make_working_copy(Path(getattr(args, "workdir", None) or DEFAULT_WORKDIR), notebooks(NOTEBOOK_DIR),
-                             shipped_folder("manifests"))
+                             shipped_folder("manifests"), shipped_folder("docs"))
     print(str(copy), file=sys.stderr, flush=True)
     os.environ.update(lab_environment(args, kubeconfig, manifests=copy.manifests))  # this process becomes JupyterLab
     if kubeconfig is not None:

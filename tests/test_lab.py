@@ -1,4 +1,5 @@
-"""`jhtutorial lab`: a working copy of the notebooks (outputs cleared) with manifests/ beside them, and a real
+"""`jhtutorial lab`: a working copy laid out as the checkout is (notebooks/ with outputs cleared, manifests/, docs/),
+and a real
 JupyterLab server on it, here on a free loopback port with a token.
 
 The server is asked over its REST and websocket APIs, as the browser asks it; a lab terminal runs the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,8 +27,9 @@ import websocket
 from jhtutorial.manifests import MANIFEST_FILES
 from jhtutorial.shipped import shipped_folder
 from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
-from jhtutorial.workingcopy import DEFAULT_WORKDIR, make_working_copy
+from jhtutorial.workingcopy import DEFAULT_WORKDIR, WorkingCopy, make_working_copy
 from tests.kubehelpers import free_port
+from tests.test_docs import relative_links
 
 TOKEN = "lab-test-token"
 
@@ -114,17 +117,29 @@ def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def fresh_copy(folder: Path, docs: Path | None = None) -> WorkingCopy:
+    return make_working_copy(folder, notebooks(NOTEBOOK_DIR), shipped_folder("manifests"),
+                             docs or shipped_folder("docs"))
+
+
+def shipped_file_count() -> int:
+    docs = [p for p in shipped_folder("docs").rglob("*") if p.is_file()]
+    return len(notebooks(NOTEBOOK_DIR)) + len(list(shipped_folder("manifests").iterdir())) + len(docs)
+
+
 # --- the working copy, without a server -------------------------------------------------------------
 
 
 def test_the_working_copy_has_every_notebook_without_outputs_and_the_manifests_beside_them(tmp_path: Path) -> None:
     reference = digest(NOTEBOOK_DIR)
-    copy = make_working_copy(tmp_path / "wb", notebooks(NOTEBOOK_DIR), shipped_folder("manifests"))
+    copy = fresh_copy(tmp_path / "wb")
     series = [nb.name for nb in notebooks(NOTEBOOK_DIR)]
-    assert sorted(p.name for p in copy.folder.glob("*.ipynb")) == series and len(series) == 9
+    assert sorted(p.name for p in copy.folder.iterdir() if not p.name.startswith(".")) == [
+        "docs", "manifests", "notebooks"]
+    assert sorted(p.name for p in copy.notebooks.glob("*.ipynb")) == series and len(series) == 9
     assert set(MANIFEST_FILES) <= {p.name for p in copy.manifests.iterdir()}
     for name in series:
-        document = nbformat.read(copy.folder / name, as_version=4)
+        document = nbformat.read(copy.notebooks / name, as_version=4)
         nbformat.validate(document)
         original = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
         assert [c.source for c in document.cells] == [c.source for c in original.cells]
@@ -134,27 +149,75 @@ def test_the_working_copy_has_every_notebook_without_outputs_and_the_manifests_b
         assert "widgets" not in document.metadata
     assert any(c.get("outputs") for c in nbformat.read(NOTEBOOK_DIR / series[1], as_version=4).cells)
     assert digest(NOTEBOOK_DIR) == reference  # the reference copies keep their outputs
-    assert len(copy.copied) == len(series) + len(list(shipped_folder("manifests").iterdir()))
+    assert len(copy.copied) == shipped_file_count()
+
+
+def test_every_relative_link_of_the_notebooks_and_the_docs_resolves_inside_a_fresh_working_copy(
+    tmp_path: Path
+) -> None:
+    copy = fresh_copy(tmp_path / "wb")
+    pages = {nb: "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "markdown")
+             for nb in sorted(copy.notebooks.glob("*.ipynb"))}
+    pages |= {page: page.read_text() for page in sorted(copy.docs.rglob("*.md"))}
+    followed = set()
+    for page, text in pages.items():
+        for target in relative_links(text):
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(copy.folder), f"{page.name} links {target}, outside the working copy"
+            assert resolved.exists(), f"{page.relative_to(copy.folder)} links {target}, missing in the working copy"
+            followed.add(resolved.relative_to(copy.folder).as_posix())
+    # the links the notebooks and docs are known to have are among those followed, so the check is not vacuous
+    assert {"docs/glossary.md", "docs/troubleshooting.md", "docs/login.md", "docs/helm-zero-to-jupyterhub.md",
+            "notebooks/01-rbac.ipynb"} <= followed, followed
+    shipped_pictures = {p.name for p in (shipped_folder("docs") / "img").glob("*.png")}
+    assert shipped_pictures and shipped_pictures == {p.name for p in (copy.docs / "img").glob("*.png")}
 
 
 def test_a_second_start_keeps_what_the_learner_changed_and_copies_only_what_is_missing(tmp_path: Path) -> None:
-    first = make_working_copy(tmp_path / "wb", notebooks(NOTEBOOK_DIR), shipped_folder("manifests"))
-    edited_notebook = first.folder / "01-rbac.ipynb"
+    first = fresh_copy(tmp_path / "wb")
+    edited_notebook = first.notebooks / "01-rbac.ipynb"
     edited_notebook.write_text(edited_notebook.read_text().replace('"cells": [', '"cells": [', 1) + " ")
     edited_manifest = first.manifests / "svc-hub.yaml"
     edited_manifest.write_text(edited_manifest.read_text().replace("port: 8081", "port: 8082"))
     mine = edited_notebook.read_text(), edited_manifest.read_text()
-    (first.folder / "02-configmaps.ipynb").unlink()
+    (first.notebooks / "02-configmaps.ipynb").unlink()
     (first.manifests / "rbac.yaml").unlink()
 
-    second = make_working_copy(first.folder, notebooks(NOTEBOOK_DIR), shipped_folder("manifests"))
-    assert second.copied == ["02-configmaps.ipynb", "manifests/rbac.yaml"]
-    assert second.kept_changed == ["01-rbac.ipynb", "manifests/svc-hub.yaml"]
+    second = fresh_copy(first.folder)
+    assert second.copied == ["notebooks/02-configmaps.ipynb", "manifests/rbac.yaml"]
+    assert second.kept_changed == ["notebooks/01-rbac.ipynb", "manifests/svc-hub.yaml"]
     assert (edited_notebook.read_text(), edited_manifest.read_text()) == mine
     assert len(second.kept_as_copied) == len(first.copied) - 4
     text = str(second)
-    assert "kept 2 files you changed, untouched: 01-rbac.ipynb, manifests/svc-hub.yaml" in text
+    assert "kept 2 files you changed, untouched: notebooks/01-rbac.ipynb, manifests/svc-hub.yaml" in text
     assert "copied 2 files" in text
+
+
+def test_a_start_brings_the_docs_the_learner_left_alone_up_to_date_and_keeps_the_edited_ones(tmp_path: Path) -> None:
+    first = fresh_copy(tmp_path / "wb")
+    mine = "# my notes on the glossary\n"
+    (first.docs / "glossary.md").write_text(mine)
+    newer = tmp_path / "newer-docs"  # the docs of a later release of the package
+    shutil.copytree(shipped_folder("docs"), newer)
+    for page in ("glossary.md", "login.md"):
+        (newer / page).write_text((newer / page).read_text() + "\nA paragraph added in a later release.\n")
+    (newer / "img" / "08-new-picture.png").write_bytes((newer / "img" / "06-live-view.png").read_bytes())
+
+    second = fresh_copy(first.folder, docs=newer)
+    assert second.refreshed == ["docs/login.md"]
+    assert (first.docs / "login.md").read_bytes() == (newer / "login.md").read_bytes()
+    assert second.kept_changed == ["docs/glossary.md"]
+    assert (first.docs / "glossary.md").read_text() == mine
+    assert second.copied == ["docs/img/08-new-picture.png"]
+    text = str(second)
+    assert "updated 1 file you had not changed to this version: docs/login.md" in text
+    assert "kept 1 file you changed, untouched: docs/glossary.md" in text
+
+    # the learner undoes the edit (back to what the first start wrote): from then on the doc is refreshed again
+    (first.docs / "glossary.md").write_bytes((shipped_folder("docs") / "glossary.md").read_bytes())
+    third = fresh_copy(first.folder, docs=newer)
+    assert third.refreshed == ["docs/glossary.md"] and third.kept_changed == []
+    assert (first.docs / "glossary.md").read_bytes() == (newer / "glossary.md").read_bytes()
 
 
 # --- the command and the server -----------------------------------------------------------------------
@@ -174,14 +237,18 @@ def test_lab_serves_the_working_copy_and_its_terminals_run_the_notebooks_kubectl
 ) -> None:
     workdir = lab.folder / DEFAULT_WORKDIR
     assert f"working copy: {workdir}" in lab.stderr()
-    listing = {item["name"]: item["type"] for item in lab.get("/api/contents/").json()["content"]}
-    assert listing.pop("manifests") == "directory"
+    top = {item["name"]: item["type"] for item in lab.get("/api/contents/").json()["content"]}
+    assert top == {"notebooks": "directory", "manifests": "directory", "docs": "directory"}
+    listing = {item["name"]: item["type"] for item in lab.get("/api/contents/notebooks").json()["content"]}
     assert sorted(listing) == [nb.name for nb in notebooks(NOTEBOOK_DIR)]
     assert set(listing.values()) == {"notebook"}
     files = {item["name"] for item in lab.get("/api/contents/manifests").json()["content"]}
     assert set(MANIFEST_FILES) <= files
+    # the page notebook 00 links as ../docs/glossary.md, served as the browser follows the link
+    glossary = lab.get("/api/contents/docs/glossary.md").json()
+    assert glossary["content"] == (shipped_folder("docs") / "glossary.md").read_text()
     for name in listing:
-        cells = lab.get(f"/api/contents/{name}").json()["content"]["cells"]
+        cells = lab.get(f"/api/contents/notebooks/{name}").json()["content"]["cells"]
         assert [c for c in cells if c["cell_type"] == "code" and c["outputs"]] == [], name
 
     from jhtutorial.localcluster import built_binaries
@@ -207,8 +274,8 @@ def test_a_second_start_says_what_it_kept(kubeconfig: Path, tmp_path: Path) -> N
         assert done.returncode == 0, done.stderr
         return done.stderr
 
-    every = len(notebooks(NOTEBOOK_DIR)) + len(list(shipped_folder("manifests").iterdir()))
-    assert f"  copied {every} files (notebooks without outputs, manifests/)" in start()
+    every = shipped_file_count()
+    assert f"  copied {every} files (notebooks/ without outputs, manifests/, docs/)" in start()
     (workdir / "manifests" / "pvc-hub.yaml").write_text("# my version\n")
     again = start()
     assert "  kept 1 file you changed, untouched: manifests/pvc-hub.yaml" in again

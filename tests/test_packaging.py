@@ -74,7 +74,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_the_wheel_ships_every_manifest_and_notebook(wheel: Path) -> None:
+def test_the_wheel_ships_every_manifest_notebook_and_doc(wheel: Path) -> None:
     from jhtutorial.manifests import MANIFEST_FILES
 
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -82,6 +82,9 @@ def test_the_wheel_ships_every_manifest_and_notebook(wheel: Path) -> None:
     assert {f"jhtutorial/_manifests/{name}" for name in MANIFEST_FILES} <= names
     assert {f"jhtutorial/_notebooks/{name}" for name in notebooks} <= names
     assert len(notebooks) == 9
+    docs = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*") if p.is_file())
+    assert "glossary.md" in docs and any(d.startswith("img/") for d in docs)  # pages and their pictures
+    assert {f"jhtutorial/_docs/{name}" for name in docs} <= names, sorted(n for n in names if "_docs" in n)
 
 
 def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
@@ -120,8 +123,13 @@ def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
     assert sorted(p.name for p in (empty / "output").iterdir()) == ["00-introduction.ipynb", "01-rbac.ipynb"]
     lab = jhtutorial("lab", "-n", namespace, "--version")  # the working copy is made before JupyterLab starts
     assert lab.returncode == 0, lab.stderr
-    copied = sorted(p.name for p in (empty / "jhtutorial-workbook").iterdir())
-    assert copied == sorted([*(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")), "manifests"])
+    workbook = empty / "jhtutorial-workbook"
+    assert sorted(p.name for p in workbook.iterdir() if not p.name.startswith(".")) == [
+        "docs", "manifests", "notebooks"]
+    assert sorted(p.name for p in (workbook / "notebooks").iterdir()) == sorted(
+        p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    # the docs come from the installed package: the same pages the notebooks link as ../docs/
+    assert (workbook / "docs" / "glossary.md").read_bytes() == (ROOT / "docs" / "glossary.md").read_bytes()
     print(f"wheel installed into a fresh venv in {installed:.1f} s; "
           f"up + run 00 01 in {time.monotonic() - began - installed:.1f} s")
 

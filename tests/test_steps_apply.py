@@ -82,9 +82,11 @@ def test_the_step_commands_work_in_the_lab_working_copy_and_not_elsewhere(
     """What the notebooks show is typed in a shell: in the working copy `jhtutorial lab` opens (where its
     terminals start) it applies the step; in a folder without manifests/ the same line finds no file."""
     from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
+    from jhtutorial.shipped import shipped_folder
     from jhtutorial.workingcopy import make_working_copy
 
-    root = make_working_copy(tmp_path / "workbook", notebooks(NOTEBOOK_DIR), manifests.MANIFEST_DIR).folder
+    root = make_working_copy(tmp_path / "workbook", notebooks(NOTEBOOK_DIR), manifests.MANIFEST_DIR,
+                             shipped_folder("docs")).folder
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
     command = get_step("rbac").kubectl(other_namespace)
     wrong = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
