@@ -491,6 +491,35 @@ def test_exercise_answers_stay_hidden_until_unfolded(name: str) -> None:
         assert not [c for c in later[:folded] if c.cell_type == "markdown"], "visible text before the answer cell"
 
 
+def _shown_kubectl_commands(name: str) -> list[str]:
+    """The kubectl commands a notebook's code cells pass to ``nb.show_kubectl`` as (f-)string literals, with
+    each ``{...}`` of an f-string written as ``{}``."""
+    commands = []
+    for cell in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for call in ast.walk(ast.parse(cell.source)):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "show_kubectl"):
+                continue
+            for argument in call.args:
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    commands.append(argument.value)
+                elif isinstance(argument, ast.JoinedStr):
+                    commands.append("".join(part.value if isinstance(part, ast.Constant) else "{}"
+                                            for part in argument.values))
+    return [command for command in commands if command.startswith("kubectl ")]
+
+
+@pytest.mark.parametrize("name", ["01-rbac", "02-configmaps", "03-secret", "04-pvc"])
+def test_every_kubectl_command_a_step_notebook_shows_names_the_namespace(name: str) -> None:
+    """A learner's terminal has no namespace of its own (`jhtutorial lab` sets none in the kubeconfig): a
+    command typed as shown must say where, or it looks in `default` and finds nothing."""
+    commands = _shown_kubectl_commands(name)
+    assert commands, "no kubectl command shown"
+    assert [command for command in commands if " -n " not in command] == []
+
+
 # --- pure helpers ---------------------------------------------------------------------------------
 
 
