@@ -98,6 +98,16 @@ class CleanupResult(Readable):
         out.append(f"  {by_hand(self.kubectl)}")
         return out
 
+    def changes(self) -> list[str]:
+        """What went, one line per object and who made it, without the time it took or the command: for a
+        notebook that showed the commands just above, and whose saved output must not change with the clock."""
+        if self.nothing_to_do:
+            return [f"nothing to remove in namespace {self.namespace}: none of the tutorial's objects is there"]
+        out = [f"deleted {name}{self._made_by(name)}" for name in self.removed]
+        if self.namespace_deleted:
+            out.append(f"deleted namespace {self.namespace}")
+        return out
+
     def _made_by(self, name: str) -> str:
         if name not in self.from_hub:
             return ""

@@ -559,7 +559,7 @@ class _SpawnWatcher:
                 status = obj.get("status") or {}
                 if not self._mine(obj) or (obj.get("metadata") or {}).get("deletionTimestamp"):
                     continue
-                if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+                if pod_is_ready(obj):
                     self.result.pod, self.result.pod_running, self.result.pod_ready = (
                         obj["metadata"]["name"], True, True)
                     self.result.pod_ip = status.get("podIP")
@@ -572,7 +572,7 @@ class _SpawnWatcher:
         self._seen[str(meta.get("uid"))] = {"created", "scheduled", "running", "ready", "bound", "earlier"}
         if obj.get("kind") == "Pod":
             status = obj.get("status") or {}
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+            ready = pod_is_ready(obj)
             # the user's server from an earlier start: the hub keeps it if it still runs, else KubeSpawner
             # replaces it (and the new pod's stages follow)
             self.result.pod, self.result.pod_ip = meta.get("name"), status.get("podIP")

@@ -8,7 +8,7 @@ object differently.
     ...     {"ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}]},
     ...     "spec": {"containers": [{"name": "notebook"}]}}
     >>> pod_status(pod), ready_containers(pod)    # kubectl get pod: STATUS, READY
-    ('Pending (ContainerCreating)', '0/1')
+    ('ContainerCreating', '0/1')
     >>> event_time({"lastTimestamp": "2026-01-01T10:00:00Z"})
     '2026-01-01T10:00:00.000000Z'
 """
@@ -34,25 +34,93 @@ def name_of(obj: Obj) -> str:
 # --- pods ---------------------------------------------------------------------------------------
 
 
+def _status(obj: Obj) -> Obj:
+    return obj.get("status") or {}
+
+
+def _sidecars(pod: Obj) -> set[str]:
+    """Init containers with ``restartPolicy: Always`` (sidecars): kubectl counts them as containers."""
+    return {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+
+
+def _initializing(pod: Obj) -> str | None:
+    """STATUS while an init container has not finished (``Init:1/2``, ``Init:ImagePullBackOff``), else None."""
+    sidecars = _sidecars(pod)
+    total = len((pod.get("spec") or {}).get("initContainers") or [])
+    for index, container in enumerate(_status(pod).get("initContainerStatuses") or []):
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
+        if terminated is not None and terminated.get("exitCode", 0) == 0:
+            continue
+        if container.get("name") in sidecars and container.get("started"):
+            continue
+        if terminated is not None:
+            if terminated.get("reason"):
+                return "Init:" + terminated["reason"]
+            if terminated.get("signal"):
+                return f"Init:Signal:{terminated['signal']}"
+            return f"Init:ExitCode:{terminated.get('exitCode', 0)}"
+        if waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            return "Init:" + waiting["reason"]
+        return f"Init:{index}/{total}"
+    return None
+
+
 def pod_status(pod: Obj) -> str:
-    """The pod's state in one word or two (``kubectl get pods``' STATUS): Terminating wins, then the phase
-    with the first waiting reason of an init or app container, e.g. ``Pending (ContainerCreating)``."""
-    status = pod.get("status") or {}
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+    """STATUS of ``kubectl get pods``, by kubectl's rules: the pod's reason or phase; an init container's
+    trouble (``Init:ImagePullBackOff``); else the app containers' waiting or terminated reason
+    (``ContainerCreating``, ``CrashLoopBackOff``, ``Error``); ``Terminating`` while it is being deleted."""
+    status = _status(pod)
+    phase = status.get("phase") or ""
+    reason = status.get("reason") or phase
+    if any(c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated"
+           for c in status.get("conditions") or []):
+        reason = "SchedulingGated"
+    initializing = _initializing(pod)
+    if initializing is not None:
+        reason = initializing
+    if initializing is None or _condition_true(pod, "Initialized"):
+        has_running, error_reason = False, ""
+        for container in reversed(status.get("containerStatuses") or []):
+            state = container.get("state") or {}
+            waiting, terminated = state.get("waiting") or {}, state.get("terminated")
+            if waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None:
+                if terminated.get("reason"):
+                    reason = terminated["reason"]
+                elif terminated.get("signal"):
+                    reason = f"Signal:{terminated['signal']}"
+                else:
+                    reason = f"ExitCode:{terminated.get('exitCode', 0)}"
+                if terminated.get("exitCode", 0) != 0:
+                    error_reason = reason
+            elif container.get("ready") and state.get("running") is not None:
+                has_running = True
+        if reason == "Completed":
+            if has_running and _condition_true(pod, "Ready"):
+                reason = "Running"
+            elif error_reason:
+                reason = error_reason
+            elif has_running:
+                reason = "NotReady"
+    deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    if deleting and status.get("reason") == "NodeLost":
+        return "Unknown"
+    if deleting and phase not in ("Succeeded", "Failed"):
         return "Terminating"
-    phase = str(status.get("phase") or "Pending")
-    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return f"{phase} ({waiting['reason']})"
-    return phase
+    return reason
 
 
 def ready_containers(pod: Obj) -> str:
-    """Ready containers out of all, as ``kubectl get pods`` prints READY: ``1/2``."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    total = len((pod.get("spec") or {}).get("containers") or [])
-    return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
+    """READY of ``kubectl get pods``: containers that are ready and running, of all (sidecars included)."""
+    sidecars = _sidecars(pod)
+    total = len((pod.get("spec") or {}).get("containers") or []) + len(sidecars)
+    ready = sum(1 for c in _status(pod).get("initContainerStatuses") or []
+                if c.get("name") in sidecars and c.get("started") and c.get("ready"))
+    ready += sum(1 for c in _status(pod).get("containerStatuses") or []
+                 if c.get("ready") and (c.get("state") or {}).get("running") is not None)
+    return f"{ready}/{total}"
 
 
 def pod_is_ready(pod: Obj) -> bool:
@@ -62,8 +130,14 @@ def pod_is_ready(pod: Obj) -> bool:
 
 
 def pod_restarts(pod: Obj) -> int:
-    """RESTARTS: the restarts of all the pod's containers."""
-    return sum(int(s.get("restartCount") or 0) for s in (pod.get("status") or {}).get("containerStatuses") or [])
+    """RESTARTS of ``kubectl get pods`` (without its "(5m ago)"): the init containers' while the pod is
+    initialising, else the app containers' and sidecars'."""
+    init = _status(pod).get("initContainerStatuses") or []
+    if _initializing(pod) is not None and not _condition_true(pod, "Initialized"):
+        return sum(int(c.get("restartCount") or 0) for c in init)
+    sidecars = _sidecars(pod)
+    return (sum(int(c.get("restartCount") or 0) for c in init if c.get("name") in sidecars)
+            + sum(int(c.get("restartCount") or 0) for c in _status(pod).get("containerStatuses") or []))
 
 
 def node_is_ready(node: Obj) -> bool:

@@ -239,6 +239,23 @@ def wait_service_endpoints(name: str, *, conn: Connection | None = None, timeout
     )
 
 
+def wait_service_without_endpoints(name: str, *, conn: Connection | None = None, timeout: float = 60) -> WaitResult:
+    """Wait until Service ``name`` has no ready endpoint: its selector matches no Ready pod, or the Service
+    and its EndpointSlices are gone. Like watching ``kubectl get endpointslices -l kubernetes.io/service-name=NAME``
+    until ENDPOINTS reads ``<unset>`` (or nothing is listed)."""
+    conn = conn or current_connection()
+
+    def evaluate(cache: Cache) -> Verdict:
+        verdict = has_endpoints(cache.values())
+        return Verdict(not verdict.done, verdict.summary)
+
+    return _wait(
+        conn, ENDPOINT_SLICES, label_selector=f"kubernetes.io/service-name={name}", timeout=timeout,
+        what=f"Service {name} without endpoints", evaluate=evaluate,
+        diagnose=lambda kube, cache: _diagnose_service(kube, conn.namespace, name),
+    )
+
+
 def wait_deleted(
     resource: Resource, name: str, *, conn: Connection | None = None, timeout: float = 120
 ) -> WaitResult:

@@ -124,3 +124,18 @@ def backing(local_cluster: LocalCluster | None, kubectl: Path, kubeconfig: Path)
                     "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
     assert local_cluster.supervisor.pid() is not None, "cluster up starts the supervisor"
     return local_cluster
+
+
+@pytest.fixture(scope="module")
+def deployed(kubeconfig: Path, namespace: str) -> Iterator["jhtutorial.Connection"]:
+    """The module's namespace as notebook 06 leaves it (steps 01-06 applied, every Service with endpoints),
+    and a connection to it."""
+    import jhtutorial
+    from tests.kubehelpers import deploy_workbook
+
+    conn = jhtutorial.connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        deploy_workbook(conn)
+        yield conn
+    finally:
+        conn.close()

@@ -177,3 +177,16 @@ class GarbledWatchProxy:
                 with contextlib.suppress(Exception):
                     upstream.shutdown()
         self.kube.api_client.close()
+
+
+def deploy_workbook(conn: "jhtutorial.Connection", *, timeout: float = 120) -> None:
+    """Steps 01-06 applied and waited for, every Service with its endpoints: the namespace as notebook 06
+    leaves it, before anyone logs in."""
+    import jhtutorial
+
+    for step in jhtutorial.STEPS:
+        if step.files:
+            jhtutorial.apply(step, conn=conn)
+            step.wait(conn, timeout=timeout)
+    for name in ("hub", "proxy-api", "proxy-http", "proxy-public"):
+        jhtutorial.wait_service_endpoints(name, conn=conn, timeout=timeout)

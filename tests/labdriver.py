@@ -3,6 +3,7 @@
     lab = start_lab(namespace="alice", kubeconfig=path, workdir=tmp, log=tmp / "lab.log")
     page = browser.new_page()
     log_in(page, lab)                       # through JupyterLab's login form: no token in any URL
+    open_folder(page, "notebooks")          # the working copy: notebooks/, manifests/, docs/
     notebook = open_notebook(page, "06-deployments.ipynb")
     notebook.run_all()                      # Run > Run All Cells, then wait for every cell to finish
     assert notebook.problems() == []        # no error output, no widget that failed to draw
@@ -183,6 +184,13 @@ def log_in(page: Any, lab: Lab) -> None:
     page.locator("#login_submit").click()
     page.locator(".jp-LauncherCard-label", has_text="Python 3").first.wait_for()
     assert lab.token not in page.url
+
+
+def open_folder(page: Any, name: str) -> None:
+    """Double-click a folder in the file browser and wait until it lists its files."""
+    page.locator(".jp-DirListing-item",
+                 has=page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$"))).dblclick()
+    page.locator(".jp-BreadCrumbs", has_text=name).wait_for()
 
 
 def menu(page: Any, top: str, item: str) -> None:

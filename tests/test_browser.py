@@ -93,6 +93,7 @@ def page(chromium: Path, lab: labdriver.Lab) -> Iterator[Any]:
         context.set_default_timeout(60_000)
         tab = context.new_page()
         labdriver.log_in(tab, lab)
+        labdriver.open_folder(tab, "notebooks")  # the working copy holds notebooks/ beside manifests/ and docs/
         yield tab
         assert lab.token not in tab.url
         browser.close()

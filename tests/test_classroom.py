@@ -243,6 +243,27 @@ def test_the_cli_works_in_the_learners_namespace_and_nowhere_else(instructor: Co
     assert down.returncode == 0, down.stderr
 
 
+def test_jupyterlab_with_a_learners_kubeconfig_works_in_their_namespace(room: list[str], handout: Path,
+                                                                      tmp_path: Path) -> None:
+    """`KUBECONFIG=FILE jhtutorial lab`: its terminals' kubectl applies the manifests in the learner's namespace
+    (named by the file, no option) and is refused anywhere else."""
+    from tests.test_lab import start_lab, stop_lab
+
+    mine, theirs = room[0], room[2]
+    folder = tmp_path / "learner"
+    folder.mkdir()
+    lab = start_lab(handout / f"{mine}.kubeconfig", folder)
+    try:
+        shown = lab.terminal("kubectl config view --minify -o jsonpath='{..namespace}'; echo", until="context")
+        assert mine in shown, shown
+        applied = lab.terminal("kubectl apply --server-side -f manifests/rbac.yaml", until="applied")
+        assert "serviceaccount/hub serverside-applied" in applied, applied
+        refused = lab.terminal(f"kubectl get secrets -n {theirs}", until="refused")
+        assert "Forbidden" in refused and f'in the namespace "{theirs}"' in refused, refused
+    finally:
+        stop_lab(lab)
+
+
 def test_status_names_a_pending_claim_and_a_pod_that_is_not_ready(instructor: Connection, room: list[str],
                                                                    handout: Path, prefix: str) -> None:
     namespace = room[1]

@@ -90,6 +90,8 @@ def test_series_runs_headless_converges_and_leaves_nothing(
         assert user_pod["metadata"]["annotations"]["hub.jupyter.org/username"] == "admin"
         assert kube.get(PVCS.path(namespace, "claim-admin"))["status"]["phase"] == "Bound"
         assert "admin's Jupyter server answered" in outputs_text(tmp_path / "first" / "07-login-and-spawn.ipynb")
+        second = kube.get(PODS.path(namespace, "jupyter-bob"))  # 07's exercise, done by its folded answer
+        assert second["metadata"]["annotations"]["hub.jupyter.org/username"] == "bob"
 
     # running notebooks again converges: same token, same objects, every check passes again
     assert run(namespace, tmp_path / "again", only=["03", "05", "06", "07"]) == 0, capsys.readouterr().out
@@ -105,7 +107,8 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     # 08 removes everything, and says there is nothing to do the second time
     volumes = [pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]
                if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace]
-    assert len(volumes) == (2 if can_log_in else 1)  # hub-db-dir and claim-admin
+    # hub-db-dir, and when 07 could log in claim-admin and claim-bob (its exercise: a second user)
+    assert len(volumes) == (3 if can_log_in else 1)
     assert run(namespace, tmp_path / "cleanup", only=["08"]) == 0, capsys.readouterr().out
     assert run(namespace, tmp_path / "cleanup-again", only=["08"]) == 0, capsys.readouterr().out
     assert "nothing to remove" in outputs_text(tmp_path / "cleanup-again" / "08-cleanup.ipynb")
@@ -368,7 +371,8 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
     assert len(tagged) == 1 and code[0] is tagged[0]
     values: dict[str, object] = {}
     exec(tagged[0].source, {}, values)  # noqa: S102 - our own committed file
-    expected = {**PARAMETERS, **(CREDENTIALS if name in ("00-introduction", "07-login-and-spawn") else {})}
+    expected = {**PARAMETERS, **(CREDENTIALS if name in ("00-introduction", "07-login-and-spawn") else {}),
+                **({"learner_wait": 120} if name == "07-login-and-spawn" else {})}  # 07: seconds for your login
     assert values == expected
     # the first cell after it connects and checks the earlier steps
     assert f'nb.begin("{name}", context=context, namespace=namespace)' in code[1].source
@@ -410,7 +414,7 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
 
 # Notebooks whose scaffolding is still being written: their test may fail (xfail) until it lands, and passes as
 # soon as it does. Remove a name when its notebook is scaffolded.
-SCAFFOLDING_PENDING = {"05-services", "06-deployments", "07-login-and-spawn", "08-cleanup"}
+SCAFFOLDING_PENDING: set[str] = set()
 # notebooks in which the learner types at least one step ("Your turn"); 00 and 08 only read and delete
 LEARNER_STEPS = {"01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services", "06-deployments",
                  "07-login-and-spawn"}

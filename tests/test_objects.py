@@ -22,6 +22,7 @@ from jhtutorial.objects import (
     is_default_storage_class,
     oldest_first,
     pod_is_ready,
+    pod_restarts,
     pod_status,
     ready_containers,
 )
@@ -40,17 +41,21 @@ def test_pod_status_reads_like_kubectl() -> None:
                        "status": {"phase": "Running"}}) == "Terminating"
     waiting = {"status": {"phase": "Pending", "containerStatuses": [
         {"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
-    assert pod_status(waiting) == "Pending (ContainerCreating)"
-    # an init container that waits holds the whole pod: its reason is the one to show
+    assert pod_status(waiting) == "ContainerCreating"
+    # an init container that waits holds the whole pod: its reason is the one to show, marked Init:
     init = {"status": {"phase": "Pending", "initContainerStatuses": [
         {"state": {"waiting": {"reason": "ImagePullBackOff"}}}],
         "containerStatuses": [{"state": {"waiting": {"reason": "PodInitializing"}}}]}}
-    assert pod_status(init) == "Pending (ImagePullBackOff)"
+    assert pod_status(init) == "Init:ImagePullBackOff"
+    crashed = {"status": {"phase": "Running", "containerStatuses": [
+        {"restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
+    assert pod_status(crashed) == "CrashLoopBackOff" and pod_restarts(crashed) == 4
 
 
 def test_ready_is_the_pods_condition_and_the_containers_count() -> None:
     pod = {"spec": {"containers": [{"name": "a"}, {"name": "b"}]},
-           "status": {"containerStatuses": [{"ready": True}, {"ready": True}],
+           "status": {"containerStatuses": [{"ready": True, "state": {"running": {}}},
+                                            {"ready": True, "state": {"running": {}}}],
                       # a readiness gate not yet met: the containers are ready, the pod is not
                       "conditions": [{"type": "Ready", "status": "False"}]}}
     assert ready_containers(pod) == "2/2" and not pod_is_ready(pod)
@@ -147,11 +152,11 @@ def test_a_waiting_pod_reads_the_same_in_the_table_and_the_live_view(
     name = unscheduled_pod["metadata"]["name"]
     table = nb.get(conn, "pods", selector=f"test={name}")
     header, row = table.splitlines()
-    status = row.split()[header.split().index("STATUS"):][:2]
-    assert " ".join(status) == "Pending (ImagePullBackOff)", table
+    status = row.split()[header.split().index("STATUS")]
+    assert status == "Init:ImagePullBackOff", table  # what kubectl get pods prints
     view = LiveView(conn, events=False)  # never started: lists once
     [seen] = [r for r in view.rows() if r.name == name]
-    assert seen.phase == "Pending (ImagePullBackOff)" and seen.ready == "0/1"
+    assert seen.phase == "Init:ImagePullBackOff" and seen.ready == "0/1"
 
 
 @pytest.mark.cluster

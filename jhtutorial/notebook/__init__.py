@@ -13,6 +13,9 @@
 - :mod:`.secret_view`: a Secret looked at without its values;
 - :mod:`.storage`: reclaim policies, and a claim made to fail on purpose (04);
 - :mod:`.replacement`: pods deleted or restarted, watched;
+- :mod:`.services`: Services with what they select and their endpoints; the Service exercises (05, 06);
+- :mod:`.workloads`: Deployments, owner chains, what each running container may do (06);
+- :mod:`.inventory`: everything of the workbook and who made it; each user's pod and claim (07, 08);
 - :mod:`jhtutorial.yourturn`: ``apply_step`` and ``wait_step``, a learner's own turn at a step.
 
     >>> from jhtutorial import notebook as nb
@@ -23,9 +26,9 @@
     earlier steps: 01-rbac done, 02-configmaps done, 03-secret done, 04-pvc done
     >>> nb.show_manifest("svc-hub.yaml")                      # doctest: +SKIP
     >>> print(nb.get(conn, "services"))                       # doctest: +SKIP   (kubectl get services)
-    NAME           TYPE        PORT(S)        CLUSTER-IP
-    hub            ClusterIP   8081/TCP       10.96.56.202
-    proxy-public   NodePort    80:31175/TCP   10.96.177.124
+    NAME           TYPE        CLUSTER-IP      EXTERNAL-IP   PORT(S)
+    hub            ClusterIP   10.96.56.202    <none>        8081/TCP
+    proxy-public   NodePort    10.96.177.124   <none>        80:31175/TCP
 
 Everything here reads the cluster through the same connection as the rest of
 the package; nothing here prints a Secret's value.
@@ -37,12 +40,22 @@ from .checks import check, check_step, skip
 from .config_text import python_summary, set_line
 from .display import excerpt_lines, show_kubectl, show_manifest, show_step_command, terminal_commands
 from .first_cell import begin, cluster_name, require_steps, simulated
-from .manifest_data import manifest_objects, manifest_value, mounted_files, secret_env, security_settings
+from .inventory import user_servers, wait_volumes_gone, workbook_objects
+from .manifest_data import (
+    ContainerSettings,
+    container_settings,
+    manifest_objects,
+    manifest_value,
+    mounted_files,
+    secret_env,
+    security_settings,
+)
 from .ownership import change, field_managers, field_paths
 from .permissions import CanIAnswers, Question, ask_can_i, can_i, requests_as, role_rules, service_account_client, yes_no
 from .prerequisites import NEEDED_PERMISSIONS, OPTIONAL_PERMISSIONS, explain_cluster, prerequisites, prerequisites_table
 from .reads import (
     CLUSTER_WIDE_NAMES,
+    COMPONENT,
     PART_OF,
     claimed_volumes,
     cluster_items,
@@ -50,9 +63,11 @@ from .reads import (
     items,
     kube,
     not_allowed,
+    pods,
 )
 from .secret_view import ValueShape, describe_secret, secret_value_shape
-from .replacement import Replacement, delete_pods, rollout_restart, watch_replacement
+from .replacement import Replacement, delete_and_watch, delete_pods, restart_and_watch, rollout_restart, watch_replacement
+from .services import ServiceView, recreate_service, service, service_addresses, service_selectors, services, set_selector
 from .storage import (
     claim_names,
     create_scratch_claim,
@@ -62,15 +77,20 @@ from .storage import (
     scratch_claim_command,
 )
 from .tables import events, get, memory, nodes_table, table
+from .workloads import DeploymentView, containers, deployments, owner_chains, pod_security
 
 __all__ = [
     "CLUSTER_WIDE_NAMES",
+    "COMPONENT",
     "CanIAnswers",
+    "ContainerSettings",
+    "DeploymentView",
     "NEEDED_PERMISSIONS",
     "OPTIONAL_PERMISSIONS",
     "PART_OF",
     "Question",
     "Replacement",
+    "ServiceView",
     "ValueShape",
     "apply_step",
     "ask_can_i",
@@ -84,9 +104,13 @@ __all__ = [
     "cluster_items",
     "cluster_name",
     "configmap_value",
+    "container_settings",
+    "containers",
     "create_scratch_claim",
+    "delete_and_watch",
     "delete_pods",
     "delete_scratch_claim",
+    "deployments",
     "describe_secret",
     "events",
     "excerpt_lines",
@@ -102,14 +126,19 @@ __all__ = [
     "mounted_files",
     "nodes_table",
     "not_allowed",
+    "owner_chains",
+    "pod_security",
+    "pods",
     "prerequisites",
     "prerequisites_table",
     "python_summary",
     "reclaim_policies",
+    "recreate_service",
     "requests_as",
     "require_steps",
     "resolve_context",
     "resolve_namespace",
+    "restart_and_watch",
     "role_rules",
     "rollout_restart",
     "scratch_claim",
@@ -117,8 +146,13 @@ __all__ = [
     "secret_env",
     "secret_value_shape",
     "security_settings",
+    "service",
     "service_account_client",
+    "service_addresses",
+    "service_selectors",
+    "services",
     "set_line",
+    "set_selector",
     "show_kubectl",
     "show_manifest",
     "show_step_command",
@@ -126,7 +160,10 @@ __all__ = [
     "skip",
     "table",
     "terminal_commands",
+    "user_servers",
     "wait_step",
+    "wait_volumes_gone",
     "watch_replacement",
+    "workbook_objects",
     "yes_no",
 ]

@@ -8,6 +8,7 @@ container may do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .. import manifests
@@ -65,21 +66,42 @@ def secret_env(deployments: list[Obj]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def security_settings(pod_spec: Obj) -> str:
-    """What each container of a pod may do, as a table: the non-root and least-privilege settings."""
+@dataclass(frozen=True)
+class ContainerSettings:
+    """What one container may do: its non-root and least-privilege settings, the container's over the pod's."""
+
+    where: str  # "component/container" (hub/hub, proxy/nginx) or the container's name
+    user: int | str  # runAsUser, or "(image)" when the image decides
+    non_root: bool
+    privilege_escalation: bool
+    capabilities_dropped: str
+    read_only_root: bool
+    seccomp: str
+
+
+def container_settings(pod_spec: Obj, owner: str = "") -> list[ContainerSettings]:
+    """The settings of every container of a pod spec (a manifest's template or a running pod's);
+    ``owner`` prefixes ``where`` (``hub/``)."""
     pod_context = pod_spec.get("securityContext") or {}
-    rows = []
+    found = []
     for container in pod_spec.get("containers") or []:
         context = container.get("securityContext") or {}
-        rows.append((
-            container["name"],
-            context.get("runAsUser", pod_context.get("runAsUser", "(image)")),
-            str(context.get("runAsNonRoot", pod_context.get("runAsNonRoot", False))).lower(),
-            str(context.get("allowPrivilegeEscalation", True)).lower(),
-            ",".join((context.get("capabilities") or {}).get("drop") or []) or "-",
-            str(context.get("readOnlyRootFilesystem", False)).lower(),
-            ((context.get("seccompProfile") or pod_context.get("seccompProfile")) or {}).get("type", "-"),
+        found.append(ContainerSettings(
+            where=f"{owner}/{container['name']}" if owner else container["name"],
+            user=context.get("runAsUser", pod_context.get("runAsUser", "(image)")),
+            non_root=bool(context.get("runAsNonRoot", pod_context.get("runAsNonRoot", False))),
+            privilege_escalation=bool(context.get("allowPrivilegeEscalation", True)),
+            capabilities_dropped=",".join((context.get("capabilities") or {}).get("drop") or []) or "-",
+            read_only_root=bool(context.get("readOnlyRootFilesystem", False)),
+            seccomp=((context.get("seccompProfile") or pod_context.get("seccompProfile")) or {}).get("type", "-"),
         ))
+    return found
+
+
+def security_settings(pod_spec: Obj) -> str:
+    """What each container of a pod may do, as a table: the non-root and least-privilege settings."""
+    rows = [(c.where, c.user, str(c.non_root).lower(), str(c.privilege_escalation).lower(), c.capabilities_dropped,
+             str(c.read_only_root).lower(), c.seccomp) for c in container_settings(pod_spec)]
     return table(rows, ("CONTAINER", "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT",
                         "SECCOMP"))
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from ..connect import Connection
 from ..errors import Forbidden
-from ..kubeapi import CONFIGMAPS, NODES, PVS, STORAGE_CLASSES, KubeApi, Resource
+from ..kubeapi import CONFIGMAPS, NODES, PODS, PVS, STORAGE_CLASSES, KubeApi, Resource
 from ..objects import name_of
 
 Obj = dict[str, Any]
 PART_OF = "app.kubernetes.io/part-of=jhtutorial"
+COMPONENT = "app.kubernetes.io/component"  # hub, proxy, singleuser-server, ...
 
 CLUSTER_WIDE_NAMES = {
     NODES: "nodes (`kubectl get nodes`)",
@@ -69,6 +70,13 @@ def claimed_volumes(conn: Connection, *, quiet: bool = False) -> list[Obj] | Non
     if volumes is None:
         return None
     return [pv for pv in volumes if ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace") == conn.namespace]
+
+
+def pods(conn: Connection, component: str | None = None) -> list[str]:
+    """Names of the workbook's pods (``kubectl get pods -l app.kubernetes.io/part-of=jhtutorial``), or of
+    one component's (``hub``, ``proxy``)."""
+    selector = PART_OF + (f",{COMPONENT}={component}" if component else "")
+    return [name_of(pod) for pod in items(conn, PODS, selector=selector)]
 
 
 def configmap_value(conn: Connection, name: str, key: str) -> str:

@@ -22,7 +22,7 @@ from ..errors import TutorialError
 from ..kubeapi import DEPLOYMENTS, PODS
 from ..objects import name_of, pod_is_ready
 from ..watching import Reflector
-from .reads import kube
+from .reads import COMPONENT, PART_OF, kube, pods
 
 
 @dataclass
@@ -45,6 +45,15 @@ class Replacement:
     def __str__(self) -> str:
         return "\n".join(f"{number}. pod {name} {what}"
                          for number, (what, name) in enumerate(self.milestones, 1))
+
+    def summary(self) -> str:
+        """Which pods went and which came, and who made the new ones (the same every run, unlike the
+        order of the milestones while a deleted pod's replacement is already starting)."""
+        replicaset = self.new[0].rsplit("-", 1)[0] if self.new else "?"
+        same = all(name.rsplit("-", 1)[0] == replicaset for name in self.old)
+        return (f"deleted:     pod {', '.join(self.old)}\n"
+                f"replacement: pod {', '.join(self.new)}, Ready, made by ReplicaSet {replicaset}"
+                + (" like the one before" if same else ""))
 
 
 def watch_replacement(conn: Connection, selector: str, action: Callable[[], Any], *,
@@ -103,3 +112,16 @@ def rollout_restart(conn: Connection, deployment: str) -> None:
     patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
     kube(conn).call("PATCH", DEPLOYMENTS.path(conn.namespace, deployment), body=patch,
                     content_type="application/strategic-merge-patch+json")
+
+
+def delete_and_watch(conn: Connection, component: str, *, timeout: float = 180) -> Replacement:
+    """``kubectl delete pod -l app.kubernetes.io/component=COMPONENT`` while watching the component's pods,
+    until the replacements are Ready."""
+    selector = f"{PART_OF},{COMPONENT}={component}"
+    return watch_replacement(conn, selector, lambda: delete_pods(conn, pods(conn, component)), timeout=timeout)
+
+
+def restart_and_watch(conn: Connection, deployment: str, *, timeout: float = 180) -> Replacement:
+    """``kubectl rollout restart deployment/NAME`` while watching its pods, until the new pod is Ready."""
+    selector = f"{PART_OF},{COMPONENT}={deployment}"
+    return watch_replacement(conn, selector, lambda: rollout_restart(conn, deployment), timeout=timeout)

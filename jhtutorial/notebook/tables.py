@@ -1,9 +1,9 @@
 """Tables like kubectl prints them: ``kubectl get KIND``, the events of one object, quantities.
 
     >>> print(nb.get(conn, "services"))                     # doctest: +SKIP   (kubectl get services)
-    NAME           TYPE        PORT(S)        CLUSTER-IP
-    hub            ClusterIP   8081/TCP       10.96.56.202
-    proxy-public   NodePort    80:31175/TCP   10.96.177.124
+    NAME           TYPE        CLUSTER-IP      EXTERNAL-IP   PORT(S)
+    hub            ClusterIP   10.96.56.202    <none>        8081/TCP
+    proxy-public   NodePort    10.96.177.124   <none>        80:31175/TCP
     >>> print(nb.table([("hub", "ClusterIP")], ["NAME", "TYPE"]))
     NAME   TYPE
     hub    ClusterIP
@@ -12,40 +12,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from .. import printers
 from ..connect import Connection
 from ..errors import Forbidden
-from ..kubeapi import (
-    KNOWN_RESOURCES,
-    NODES,
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    ENDPOINT_SLICES,
-    EVENTS,
-    PODS,
-    PVCS,
-    PVS,
-    REPLICASETS,
-    ROLE_BINDINGS,
-    ROLES,
-    SECRETS,
-    SERVICE_ACCOUNTS,
-    SERVICES,
-    STORAGE_CLASSES,
-    Resource,
-)
-from ..objects import (
-    node_is_ready,
-    endpoint_is_ready,
-    is_default_storage_class,
-    name_of,
-    oldest_first,
-    pod_restarts,
-    pod_status,
-    ready_containers,
-)
+from ..kubeapi import EVENTS, KNOWN_RESOURCES, NODES
+from ..objects import name_of, node_is_ready, oldest_first
 from .reads import PART_OF, cluster_items, cluster_wide_refusal, items, kube
 
 Obj = dict[str, Any]
@@ -77,84 +51,28 @@ def memory(value: Any) -> str:
     return text
 
 
-def _ports(service: Obj) -> str:
-    out = []
-    for port in (service.get("spec") or {}).get("ports") or []:
-        node = f":{port['nodePort']}" if port.get("nodePort") else ""
-        out.append(f"{port['port']}{node}/{port.get('protocol', 'TCP')}")
-    return ",".join(out)
+def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects: list[Obj] | None = None,
+        wide: bool = False, columns: dict[str, str] | None = None) -> str:
+    """What ``kubectl get KIND -n NS -l SELECTOR`` prints, without the columns that hold a moment in time
+    (AGE, CREATED AT, a restart's "(5m ago)"); or kubectl's "No resources found ..." line.
 
+    ``wide=True``: the columns ``-o wide`` adds (pods: IP, NODE; services: SELECTOR; rolebindings: USERS,
+    GROUPS, SERVICEACCOUNTS). ``columns={"NAME": ".metadata.name", ...}``: ``-o custom-columns=NAME:PATH,...``
+    instead, for what kubectl has no column for. ``objects``: these objects instead of a list request.
+    Kinds: pods, services, endpointslices, deployments, replicasets, pvc, pv, storageclasses, configmaps,
+    secrets, serviceaccounts, roles, rolebindings (and kubectl's short names: svc, sa, cm, ...).
 
-def _storage_class_name(storage_class: Obj) -> str:
-    return name_of(storage_class) + (" (default)" if is_default_storage_class(storage_class) else "")
-
-
-def _endpoint_text(slices: list[Obj]) -> str:
-    out = []
-    for endpoint_slice in slices:
-        ports = [p.get("port") for p in endpoint_slice.get("ports") or []]
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if not endpoint_is_ready(endpoint):
-                continue
-            out.extend(f"{address}:{port}" for address in endpoint.get("addresses") or [] for port in ports)
-    return ",".join(sorted(out)) or "<none>"
-
-
-# kind -> (resource, headers, row function); the columns of `kubectl get`, minus AGE
-_COLUMNS: dict[str, tuple[Resource, tuple[str, ...], Callable[[Obj], tuple[Any, ...]]]] = {
-    "serviceaccounts": (SERVICE_ACCOUNTS, ("NAME", "AUTOMOUNT TOKEN"),
-                        lambda o: (name_of(o), str(o.get("automountServiceAccountToken", True)).lower())),
-    "roles": (ROLES, ("NAME", "RULES"), lambda o: (name_of(o), len(o.get("rules") or []))),
-    "rolebindings": (ROLE_BINDINGS, ("NAME", "ROLE", "SERVICEACCOUNTS"),
-                     lambda o: (name_of(o), f"{o['roleRef']['kind']}/{o['roleRef']['name']}",
-                                ",".join(s["name"] for s in o.get("subjects") or []))),
-    "configmaps": (CONFIGMAPS, ("NAME", "DATA", "KEYS"),
-                   lambda o: (name_of(o), len(o.get("data") or {}), ",".join(sorted(o.get("data") or {})))),
-    "secrets": (SECRETS, ("NAME", "TYPE", "DATA"),
-                lambda o: (name_of(o), o.get("type", ""), len(o.get("data") or {}))),
-    "storageclasses": (STORAGE_CLASSES, ("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE"),
-                       lambda o: (_storage_class_name(o), o.get("provisioner"), o.get("reclaimPolicy", "Delete"),
-                                  o.get("volumeBindingMode", "Immediate"))),
-    "pvc": (PVCS, ("NAME", "STATUS", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUME"),
-            lambda o: (name_of(o), (o.get("status") or {}).get("phase", ""),
-                       ((o.get("status") or {}).get("capacity") or {}).get("storage", ""),
-                       ",".join(o["spec"].get("accessModes") or []), o["spec"].get("storageClassName", ""),
-                       o["spec"].get("volumeName", ""))),
-    "pv": (PVS, ("NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM"),
-           lambda o: (name_of(o), (o["spec"].get("capacity") or {}).get("storage"),
-                      ",".join(o["spec"].get("accessModes") or []), o["spec"].get("persistentVolumeReclaimPolicy"),
-                      (o.get("status") or {}).get("phase"),
-                      "{namespace}/{name}".format(**(o["spec"].get("claimRef") or {"namespace": "", "name": ""})))),
-    "services": (SERVICES, ("NAME", "TYPE", "PORT(S)", "CLUSTER-IP"),
-                 lambda o: (name_of(o), o["spec"].get("type"), _ports(o), o["spec"].get("clusterIP"))),
-    "deployments": (DEPLOYMENTS, ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "STRATEGY"),
-                    lambda o: (name_of(o),
-                               f"{(o.get('status') or {}).get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
-                               (o.get("status") or {}).get("updatedReplicas", 0),
-                               (o.get("status") or {}).get("availableReplicas", 0),
-                               (o["spec"].get("strategy") or {}).get("type"))),
-    "replicasets": (REPLICASETS, ("NAME", "DESIRED", "CURRENT", "READY"),
-                    lambda o: (name_of(o), o["spec"].get("replicas", 0), (o.get("status") or {}).get("replicas", 0),
-                               (o.get("status") or {}).get("readyReplicas", 0))),
-    "pods": (PODS, ("NAME", "READY", "STATUS", "RESTARTS", "IP"),
-             lambda o: (name_of(o), ready_containers(o), pod_status(o), pod_restarts(o),
-                        (o.get("status") or {}).get("podIP", "<none>"))),
-}
-
-
-def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects: list[Obj] | None = None) -> str:
-    """A table like ``kubectl get KIND -l SELECTOR`` (without AGE), or "No resources found."
-
-    Kinds: serviceaccounts, roles, rolebindings, configmaps, secrets, storageclasses, pvc, pv,
-    services, deployments, replicasets, pods, endpoints.
+        >>> print(nb.get(conn, "services"))                  # doctest: +SKIP
+        NAME           TYPE        CLUSTER-IP      EXTERNAL-IP   PORT(S)
+        hub            ClusterIP   10.96.94.94     <none>        8081/TCP
+        proxy-public   NodePort    10.96.102.82    <none>        80:32045/TCP
+        >>> print(nb.get(conn, "sa", columns={"NAME": ".metadata.name",
+        ...                                   "AUTOMOUNT": ".automountServiceAccountToken"}))   # doctest: +SKIP
+        NAME    AUTOMOUNT
+        hub     true
+        proxy   false
     """
-    if kind == "endpoints":
-        services = objects if objects is not None else items(conn, SERVICES, selector=selector)
-        rows = [(name_of(s), _endpoint_text(items(conn, ENDPOINT_SLICES,
-                                                  selector=f"kubernetes.io/service-name={name_of(s)}")))
-                for s in services]
-        return table(rows, ("SERVICE", "ENDPOINTS")) if rows else "No resources found."
-    resource, headers, row = _COLUMNS[kind]
+    resource = printers.columns(kind).resource
     if objects is None and not resource.namespaced:
         try:
             objects = items(conn, resource, selector=selector)
@@ -162,8 +80,11 @@ def get(conn: Connection, kind: str, *, selector: str | None = PART_OF, objects:
             return cluster_wide_refusal(resource)
     found = objects if objects is not None else items(conn, resource, selector=selector)
     if not found:
-        return f"No resources found in {conn.namespace} namespace." if resource.namespaced else "No resources found."
-    return table([row(obj) for obj in found], headers)
+        return f"No resources found in {conn.namespace} namespace." if resource.namespaced else "No resources found"
+    if columns is not None:
+        return table([printers.custom_row(obj, columns) for obj in found], list(columns))
+    headers, rows = printers.table_rows(kind, found, wide=wide)
+    return table(rows, headers)
 
 
 def events(conn: Connection, kind: str, name: str, *, wait: float = 0) -> str:
