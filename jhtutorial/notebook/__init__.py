@@ -11,7 +11,7 @@
 - :mod:`.ownership`: field managers, and hand edits made as ``kubectl edit``/``patch`` make them;
 - :mod:`.config_text`: configuration files as text (compiled, one line changed);
 - :mod:`.secret_view`: a Secret looked at without its values;
-- :mod:`.storage`: reclaim policies, and a claim made to fail on purpose (04);
+- :mod:`.storage`: reclaim policies, a claim made to fail on purpose, and the check of the hub's claim (04);
 - :mod:`.replacement`: pods deleted or restarted, watched;
 - :mod:`.services`: Services with what they select and their endpoints; the Service exercises (05, 06);
 - :mod:`.workloads`: Deployments, owner chains, what each running container may do (06);
@@ -69,6 +69,7 @@ from .secret_view import ValueShape, describe_secret, secret_value_shape
 from .replacement import Replacement, delete_and_watch, delete_pods, restart_and_watch, rollout_restart, watch_replacement
 from .services import ServiceView, recreate_service, service, service_addresses, service_selectors, services, set_selector
 from .storage import (
+    check_hub_claim,
     claim_names,
     create_scratch_claim,
     delete_scratch_claim,
@@ -99,6 +100,7 @@ __all__ = [
     "change",
     "check",
     "check_step",
+    "check_hub_claim",
     "claim_names",
     "claimed_volumes",
     "cluster_items",
