@@ -176,3 +176,17 @@ def test_the_claim_for_a_missing_class_stays_pending_and_its_events_say_why(
     assert "persistentvolumeclaim/scratch created" in out and "exists already (you made it)" in out
     assert 'persistentvolumeclaim "scratch" deleted' in out and "is gone already" in out
     assert "scratch" not in nb.claim_names(conn)
+
+
+def test_the_hub_claims_check_passes_when_bound_and_says_what_is_wrong_otherwise(
+    conn: Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jhtutorial.apply("pvc", conn=conn)
+    jhtutorial.wait_pvc_bound("hub-db-dir", conn=conn, timeout=60)
+    nb.check_hub_claim(conn, nb.claimed_volumes(conn))
+    nb.check_hub_claim(conn, None)  # may not read PVs: the volume's name only, and a skip line
+    out = capsys.readouterr().out
+    assert "ok  hub-db-dir is Bound to a volume that claims it back" in out
+    assert "--  the volume claims it back: not checked" in out
+    with pytest.raises(AssertionError, match="hub-db-dir is Bound to a volume that claims it back: NO"):
+        nb.check_hub_claim(conn, [])  # no volume of this namespace names it

@@ -493,6 +493,59 @@ def test_exercise_answers_stay_hidden_until_unfolded(name: str) -> None:
         later = cells[index + 1:]
         folded = next(i for i, c in enumerate(later) if "answer" in c.metadata.get("tags", []))
         assert not [c for c in later[:folded] if c.cell_type == "markdown"], "visible text before the answer cell"
+        # JupyterLab unfolds an output when its cell runs (Run All runs the answers too): the answer's output
+        # must stay folded by itself
+        assert later[folded].source.startswith("with nb.folded_answer():"), later[folded].source
+
+
+def test_an_answer_run_in_a_kernel_shows_its_output_folded(tmp_path: Path) -> None:
+    """What a learner sees after Run All: the answer's printed lines inside a closed <details>, not as a stream;
+    an error inside the answer still shows at once, after the lines printed before it."""
+    import nbclient
+
+    document = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from jhtutorial import notebook as nb\n"
+                                  "with nb.folded_answer():\n    print('reclaim policy: Delete')"),
+        nbformat.v4.new_code_cell("with nb.folded_answer():\n    print('before')\n    raise ValueError('boom')"),
+    ])
+    nbclient.NotebookClient(document, timeout=120, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    first, second = (cell.outputs for cell in document.cells)
+    assert [output.output_type for output in first] == ["display_data"]
+    assert first[0].data["text/plain"] == "reclaim policy: Delete"
+    html = first[0].data["text/html"]
+    assert html.startswith("<details><summary>") and "<details open" not in html and "reclaim policy: Delete" in html
+    assert [output.output_type for output in second] == ["display_data", "error"]
+    assert second[0].data["text/plain"] == "before" and second[1].ename == "ValueError"
+
+
+def _shown_kubectl_commands(name: str) -> list[str]:
+    """The kubectl commands a notebook's code cells pass to ``nb.show_kubectl`` as (f-)string literals, with
+    each ``{...}`` of an f-string written as ``{}``."""
+    commands = []
+    for cell in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for call in ast.walk(ast.parse(cell.source)):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "show_kubectl"):
+                continue
+            for argument in call.args:
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    commands.append(argument.value)
+                elif isinstance(argument, ast.JoinedStr):
+                    commands.append("".join(part.value if isinstance(part, ast.Constant) else "{}"
+                                            for part in argument.values))
+    return [command for command in commands if command.startswith("kubectl ")]
+
+
+@pytest.mark.parametrize("name", ["01-rbac", "02-configmaps", "03-secret", "04-pvc"])
+def test_every_kubectl_command_a_step_notebook_shows_names_the_namespace(name: str) -> None:
+    """A learner's terminal has no namespace of its own (`jhtutorial lab` sets none in the kubeconfig): a
+    command typed as shown must say where, or it looks in `default` and finds nothing."""
+    commands = _shown_kubectl_commands(name)
+    assert commands, "no kubectl command shown"
+    assert [command for command in commands if " -n " not in command] == []
 
 
 # --- pure helpers ---------------------------------------------------------------------------------

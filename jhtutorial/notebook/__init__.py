@@ -11,7 +11,7 @@
 - :mod:`.ownership`: field managers, and hand edits made as ``kubectl edit``/``patch`` make them;
 - :mod:`.config_text`: configuration files as text (compiled, one line changed);
 - :mod:`.secret_view`: a Secret looked at without its values;
-- :mod:`.storage`: reclaim policies, and a claim made to fail on purpose (04);
+- :mod:`.storage`: reclaim policies, a claim made to fail on purpose, and the check of the hub's claim (04);
 - :mod:`.replacement`: pods deleted or restarted, watched;
 - :mod:`.services`: Services with what they select and their endpoints; the Service exercises (05, 06);
 - :mod:`.workloads`: Deployments, owner chains, what each running container may do (06);
@@ -38,7 +38,7 @@ from ..connect import resolve_context, resolve_namespace
 from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
 from .config_text import python_summary, set_line
-from .display import excerpt_lines, show_kubectl, show_manifest, show_step_command, terminal_commands
+from .display import excerpt_lines, folded_answer, show_kubectl, show_manifest, show_step_command, terminal_commands
 from .first_cell import begin, cluster_name, require_steps, simulated
 from .inventory import user_servers, wait_volumes_gone, workbook_objects
 from .manifest_data import (
@@ -69,6 +69,7 @@ from .secret_view import ValueShape, describe_secret, secret_value_shape
 from .replacement import Replacement, delete_and_watch, delete_pods, restart_and_watch, rollout_restart, watch_replacement
 from .services import ServiceView, recreate_service, service, service_addresses, service_selectors, services, set_selector
 from .storage import (
+    check_hub_claim,
     claim_names,
     create_scratch_claim,
     delete_scratch_claim,
@@ -99,6 +100,7 @@ __all__ = [
     "change",
     "check",
     "check_step",
+    "check_hub_claim",
     "claim_names",
     "claimed_volumes",
     "cluster_items",

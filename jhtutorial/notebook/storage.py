@@ -26,6 +26,7 @@ from ..connect import Connection
 from ..kubeapi import PVCS
 from ..objects import name_of
 from ..waits import wait_deleted
+from .checks import check, skip
 from .reads import items, kube
 from .tables import table
 
@@ -82,3 +83,30 @@ def reclaim_policies(conn: Connection, volumes: list[Obj] | None) -> str:
     rows = [(name_of(pv), ((pv.get("spec") or {}).get("claimRef") or {}).get("name", "-"),
              (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy", "-")) for pv in volumes]
     return table(rows, ["VOLUME", "CLAIM", "RECLAIM POLICY"])
+
+
+def check_hub_claim(conn: Connection, volumes: list[Obj] | None, *, name: str = "hub-db-dir") -> None:
+    """04's check of the hub's claim, one ``ok`` line each (``kubectl get pvc hub-db-dir -o yaml``): the file's
+    access mode and size, and either a volume that claims it back, or (on a ``WaitForFirstConsumer`` class) a
+    claim still waiting for its first pod. ``volumes`` is None when you may not read PersistentVolumes.
+
+        >>> nb.check_hub_claim(conn, nb.claimed_volumes(conn))      # doctest: +SKIP
+        ok  hub-db-dir is ReadWriteOnce
+        ok  hub-db-dir asks for 1Gi
+        ok  hub-db-dir is Bound to a volume that claims it back
+    """
+    claim = kube(conn).get(PVCS.path(conn.namespace, name))
+    spec, phase = claim.get("spec") or {}, (claim.get("status") or {}).get("phase")
+    check(spec.get("accessModes") == ["ReadWriteOnce"], f"{name} is ReadWriteOnce", str(spec.get("accessModes")))
+    size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    check(size == "1Gi", f"{name} asks for 1Gi", f"it asks for {size}")
+    volume = spec.get("volumeName")
+    if phase != "Bound":
+        check(conn.volume_binding_mode == "WaitForFirstConsumer", f"{name} waits for its first pod",
+              f"it is {phase} on a class that binds {conn.volume_binding_mode}")
+    elif volumes is None:
+        check(volume, f"{name} is Bound to volume {volume}")
+        skip("the volume claims it back", "not checked: you may not read PersistentVolumes")
+    else:
+        check(any(name_of(pv) == volume for pv in volumes), f"{name} is Bound to a volume that claims it back",
+              f"no volume of this namespace is named {volume}")
