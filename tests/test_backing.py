@@ -197,6 +197,11 @@ def test_follow_login_sees_what_a_browser_does(backed: Connection, kubectl: Path
         assert seen.server_answered and seen.pod == "jupyter-carol", str(seen)
         again = follow_login(forward.url, "carol", conn=backed, timeout=20)  # already running: seen at once
         assert again.server_answered and again.seconds < 10, str(again)
+        # a learner who has not logged in yet is no problem of the hub's: the wait ends saying so, plainly
+        nobody = follow_login(forward.url, "dave", conn=backed, timeout=2)
+        assert not nobody.server_answered and nobody.pod is None, str(nobody)
+        assert nobody.server_answer == "nobody logged in as dave within 2 s"
+        assert not [stage for stage in nobody.stages if not stage.ok], str(nobody)
 
 
 def test_every_backing_process_listens_on_loopback_only(backed: Connection, supervisor: LocalCluster) -> None:
