@@ -103,3 +103,25 @@ def test_the_clean_up_lists_what_is_there_and_says_what_went_without_times(
     assert jhtutorial.clean_up(deployed).changes() == [
         f"nothing to remove in namespace {deployed.namespace}: none of the tutorial's objects is there"]
     assert nb.workbook_objects(deployed) == "nothing of the workbook is here"
+
+
+def test_recreating_a_service_before_any_pod_exists_waits_for_its_endpointslices_to_go(
+    kubeconfig: Path, other_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Notebook 05's case: no pod yet, so the EndpointSlice is empty from the start; it still goes with its
+    Service, and the cell shows that only once it has gone."""
+    conn = jhtutorial.connect(namespace=other_namespace, kubeconfig=kubeconfig, create_namespace=False)
+    try:
+        for step in jhtutorial.STEPS[:5]:
+            jhtutorial.apply(step, conn=conn)
+            step.wait(conn, timeout=60)
+        before = nb.service(conn, "hub")
+        assert before is not None and before.endpoints == [] and before.matching_pods == []
+        for _ in range(3):  # a race shows rarely: try it more than once
+            capsys.readouterr()
+            nb.recreate_service(conn, "hub", since=before, timeout=60)
+            assert f"No resources found in {other_namespace} namespace." in capsys.readouterr().out
+            before = nb.service(conn, "hub")
+            assert before is not None
+    finally:
+        conn.close()

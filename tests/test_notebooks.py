@@ -493,6 +493,30 @@ def test_exercise_answers_stay_hidden_until_unfolded(name: str) -> None:
         later = cells[index + 1:]
         folded = next(i for i, c in enumerate(later) if "answer" in c.metadata.get("tags", []))
         assert not [c for c in later[:folded] if c.cell_type == "markdown"], "visible text before the answer cell"
+        # JupyterLab unfolds an output when its cell runs (Run All runs the answers too): the answer's output
+        # must stay folded by itself
+        assert later[folded].source.startswith("with nb.folded_answer():"), later[folded].source
+
+
+def test_an_answer_run_in_a_kernel_shows_its_output_folded(tmp_path: Path) -> None:
+    """What a learner sees after Run All: the answer's printed lines inside a closed <details>, not as a stream;
+    an error inside the answer still shows at once, after the lines printed before it."""
+    import nbclient
+
+    document = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from jhtutorial import notebook as nb\n"
+                                  "with nb.folded_answer():\n    print('reclaim policy: Delete')"),
+        nbformat.v4.new_code_cell("with nb.folded_answer():\n    print('before')\n    raise ValueError('boom')"),
+    ])
+    nbclient.NotebookClient(document, timeout=120, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    first, second = (cell.outputs for cell in document.cells)
+    assert [output.output_type for output in first] == ["display_data"]
+    assert first[0].data["text/plain"] == "reclaim policy: Delete"
+    html = first[0].data["text/html"]
+    assert html.startswith("<details><summary>") and "<details open" not in html and "reclaim policy: Delete" in html
+    assert [output.output_type for output in second] == ["display_data", "error"]
+    assert second[0].data["text/plain"] == "before" and second[1].ename == "ValueError"
 
 
 def _shown_kubectl_commands(name: str) -> list[str]:

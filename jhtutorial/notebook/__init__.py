@@ -38,7 +38,7 @@ from ..connect import resolve_context, resolve_namespace
 from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
 from .config_text import python_summary, set_line
-from .display import excerpt_lines, show_kubectl, show_manifest, show_step_command, terminal_commands
+from .display import excerpt_lines, folded_answer, show_kubectl, show_manifest, show_step_command, terminal_commands
 from .first_cell import begin, cluster_name, require_steps, simulated
 from .inventory import user_servers, wait_volumes_gone, workbook_objects
 from .manifest_data import (

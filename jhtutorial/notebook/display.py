@@ -7,6 +7,11 @@
 
 from __future__ import annotations
 
+import html
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .. import manifests
 from ..connect import Connection
 from ..errors import TutorialError
@@ -17,6 +22,41 @@ def _display(markdown: str, plain: str) -> None:
     from IPython.display import display  # only in a kernel: the package imports without IPython
 
     display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+
+
+@contextmanager
+def folded_answer(summary: str = "what the answer cell found (unfold when you have tried)") -> Iterator[None]:
+    """Run an exercise's answer with its printed output folded away until the learner unfolds it.
+
+    JupyterLab unfolds a hidden output as soon as its cell runs (Run All runs the answers too), so an
+    answer's output would give the exercise away at a glance. Inside this block the output is captured and
+    shown as a closed ``<details>`` element instead; headless runs (papermill, nbval) see the same text as
+    plain output. An error still shows at once, after what was printed before it::
+
+        with nb.folded_answer():
+            print(nb.reclaim_policies(conn, volumes))
+    """
+    from IPython.utils.capture import capture_output  # only in a kernel: the package imports without IPython
+
+    capturing = capture_output(display=True)
+    captured = capturing.__enter__()
+    try:
+        yield
+    finally:
+        capturing.__exit__(None, None, None)  # restore the kernel's streams before showing anything
+        parts = [captured.stdout.rstrip("\n"), *(out.data.get("text/plain", "") for out in captured.outputs)]
+        text = "\n".join(part for part in parts if part)
+        if text:
+            _display_html(f"<details><summary>{html.escape(summary)}</summary>\n<pre>{html.escape(text)}</pre>\n"
+                          "</details>", text)
+        if captured.stderr:
+            sys.stderr.write(captured.stderr)
+
+
+def _display_html(markup: str, plain: str) -> None:
+    from IPython.display import display
+
+    display({"text/html": markup, "text/plain": plain}, raw=True)
 
 
 def show_manifest(*names: str, excerpt: str | tuple[str, str] | None = None) -> None:

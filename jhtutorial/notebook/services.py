@@ -121,9 +121,11 @@ def recreate_service(conn: Connection, name: str, *, since: ServiceView, timeout
         return
     slices = f"kubernetes.io/service-name={name}"
     if now is not None:
+        owned = [name_of(s) for s in items(conn, ENDPOINT_SLICES, selector=slices)]
         kube(conn).call("DELETE", SERVICES.path(conn.namespace, name))
         wait_deleted(SERVICES, name, conn=conn, timeout=timeout)
-        wait_service_without_endpoints(name, conn=conn, timeout=timeout)  # its EndpointSlices go with it
+        for endpoint_slice in owned:  # they go with it: the garbage collector removes what an owner leaves
+            wait_deleted(ENDPOINT_SLICES, endpoint_slice, conn=conn, timeout=timeout)
         print(f"$ kubectl delete service {name} -n {conn.namespace}\nservice \"{name}\" deleted")
     print(f"$ kubectl get endpointslices -n {conn.namespace} -l {slices}\n"
           f"{get(conn, 'endpointslices', selector=slices)}\n")
