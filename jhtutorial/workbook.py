@@ -183,12 +183,38 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     return 0
 
 
+#: setting defaults for the labs `jhtutorial lab` starts: JupyterLab asks every new user "Would you like to get
+#: notified about official Jupyter news?" (a pop-up with a link out, while fetchNews is "none"); a workbook answers "no"
+LAB_SETTING_DEFAULTS: dict[str, dict[str, object]] = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+LAB_CONFIG_SUBFOLDER = ".jhtutorial-lab"  # in the working copy, hidden from JupyterLab's file browser
+
+
+def write_lab_config(folder: Path) -> Path:
+    """A Jupyter config folder (for ``$JUPYTER_CONFIG_PATH``) holding :data:`LAB_SETTING_DEFAULTS` as
+    ``labconfig/default_setting_overrides.json``, rewritten at each start. JupyterLab reads them as the
+    settings' defaults: the learner's user settings (~/.jupyter/lab/user-settings) still win, and neither they nor
+    the environment's share/jupyter/lab/settings are written.
+
+        $ cat jhtutorial-workbook/.jhtutorial-lab/labconfig/default_setting_overrides.json
+    """
+    import json
+
+    path = folder / "labconfig" / "default_setting_overrides.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(LAB_SETTING_DEFAULTS, indent=2) + "\n")
+    return folder
+
+
 def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
-                    base: dict[str, str] | None = None, *, manifests: Path | None = None) -> dict[str, str]:
+                    base: dict[str, str] | None = None, *, manifests: Path | None = None,
+                    lab_config: Path | None = None) -> dict[str, str]:
     """The environment JupyterLab, its kernels and its terminals get: ``--namespace`` and ``--context``
     travel as ``JHTUTORIAL_NAMESPACE`` and ``JHTUTORIAL_CONTEXT``, which the notebooks read when their
     ``namespace`` and ``context`` parameters are None (the CLI's own rule); ``manifests`` (the working
-    copy's) becomes the folder the notebooks' helpers apply, the same files a terminal's kubectl names.
+    copy's) becomes the folder the notebooks' helpers apply, the same files a terminal's kubectl names;
+    ``lab_config`` (see :func:`write_lab_config`) goes first on ``JUPYTER_CONFIG_PATH``.
     The local cluster's kubectl goes on PATH: first when KUBECONFIG is the local cluster's or no other
     kubectl is installed, else last (the learner's own kubectl, for their own cluster, keeps precedence)."""
     import shutil
@@ -206,6 +232,9 @@ def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
         env[CONTEXT_ENV] = args.context
     if manifests is not None:
         env[MANIFEST_DIR_ENV] = str(manifests)
+    if lab_config is not None:
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+            [str(lab_config), *filter(None, env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))])
     binaries = built_binaries()
     if binaries is not None:
         path = env.get("PATH", os.defpath)
@@ -256,7 +285,8 @@ def lab(args: argparse.Namespace) -> int:
     copy = make_working_copy(Path(getattr(args, "workdir", None) or DEFAULT_WORKDIR), notebooks(NOTEBOOK_DIR),
                              shipped_folder("manifests"), shipped_folder("docs"))
     print(str(copy), file=sys.stderr, flush=True)
-    os.environ.update(lab_environment(args, kubeconfig, manifests=copy.manifests))  # this process becomes JupyterLab
+    os.environ.update(lab_environment(args, kubeconfig, manifests=copy.manifests,
+                                      lab_config=write_lab_config(copy.folder / LAB_CONFIG_SUBFOLDER)))  # this process becomes JupyterLab
     if kubeconfig is not None:
         print(f"notebooks will use the local cluster (KUBECONFIG={kubeconfig})", file=sys.stderr, flush=True)
     namespace = resolve_namespace(context, args.namespace)

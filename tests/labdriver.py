@@ -36,10 +36,10 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]
 
-#: JupyterLab settings for the test's own settings folder (never the learner's): no news pop-up that could cover
-#: the page, every cell drawn (JupyterLab 4 otherwise draws only the cells in sight)
+#: JupyterLab settings for the test's own settings folder (never the learner's): every cell drawn (JupyterLab 4
+#: otherwise draws only the cells in sight). The news pop-up that could cover the page `jhtutorial lab` itself
+#: answers "no" (jhtutorial.workbook.LAB_SETTING_DEFAULTS), as for a learner.
 LAB_SETTINGS: dict[str, dict[str, Any]] = {
-    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
 }
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -69,11 +70,14 @@ class LabServer:
         return self.log.read_text()
 
 
-def start_lab(kubeconfig: Path, folder: Path, *args: str, timeout: float = 90) -> LabServer:
-    """`jhtutorial lab` run from ``folder`` as a learner would, answering on 127.0.0.1 only."""
+def start_lab(kubeconfig: Path, folder: Path, *args: str, timeout: float = 90,
+              env: dict[str, str] | None = None) -> LabServer:
+    """`jhtutorial lab` run from ``folder`` as a learner would, answering on 127.0.0.1 only; ``env`` adds to
+    the environment (the learner's own JUPYTER* variables)."""
     port = free_port()
+    learner_env = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JHTUTORIAL_", "JUPYTER"))}
-    env.update(KUBECONFIG=str(kubeconfig), JUPYTER_RUNTIME_DIR=str(folder.parent / "runtime"))
+    env.update(KUBECONFIG=str(kubeconfig), JUPYTER_RUNTIME_DIR=str(folder.parent / "runtime"), **learner_env)
     log = folder.parent / f"lab-{port}.log"
     with log.open("w") as err:
         process = subprocess.Popen(
@@ -261,6 +265,62 @@ def test_lab_serves_the_working_copy_and_its_terminals_run_the_notebooks_kubectl
     # the line notebook 01 shows, typed as it is in a fresh terminal: no `cd ..`
     applied = lab.terminal("kubectl apply --dry-run=client -n lab-terminal -f manifests/rbac.yaml", until="applied")
     assert "serviceaccount/hub created (dry run)" in applied and "rolebinding" in applied
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative path: sha256), empty when there is no such folder."""
+    if not folder.is_dir():
+        return {}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def composite(plugin: dict[str, Any], key: str) -> Any:
+    """A setting as JupyterLab uses it: the user's value, else the schema's default (where overrides go)."""
+    return plugin["settings"].get(key, plugin["schema"]["properties"][key].get("default"))
+
+
+def test_lab_answers_the_news_question_no_without_touching_the_learners_or_the_environments_settings(
+    kubeconfig: Path, tmp_path: Path
+) -> None:
+    learner = tmp_path / "learner"
+    learner.mkdir()
+    user_settings = tmp_path / "user-settings"  # the learner's ~/.jupyter/lab/user-settings, with a choice of theirs
+    theme = user_settings / "@jupyterlab" / "apputils-extension" / "themes.jupyterlab-settings"
+    theme.parent.mkdir(parents=True)
+    theme.write_text('{"theme": "JupyterLab Dark"}')
+    learners_before = folder_digest(user_settings)
+    shared = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"  # the environment's, every user's
+    shared_before = folder_digest(shared)
+    server = start_lab(kubeconfig, learner, "--namespace", "lab-news",
+                       env={"JUPYTERLAB_SETTINGS_DIR": str(user_settings)})
+    try:
+        notification = server.get("/lab/api/settings/@jupyterlab/apputils-extension:notification").json()
+        themes = server.get("/lab/api/settings/@jupyterlab/apputils-extension:themes").json()
+    finally:
+        stop_lab(server)
+    assert composite(notification, "fetchNews") == "false"  # the pop-up asks only while this is "none"
+    assert composite(notification, "checkForUpdates") is False
+    assert notification["raw"].strip() in ("", "{}")  # a default of this lab, not a choice written for the learner
+    assert composite(themes, "theme") == "JupyterLab Dark"  # the learner's own settings still apply
+    assert folder_digest(user_settings) == learners_before
+    assert folder_digest(shared) == shared_before
+
+
+def test_notebook_00s_terminal_commands_reach_the_namespace_and_change_no_kubeconfig(
+    lab: LabServer, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    import jhtutorial
+    from jhtutorial import notebook as nb
+
+    shared = tmp_path / "shared-kubeconfig"  # a classroom's kubeconfig, which other learners read too
+    shutil.copyfile(kubeconfig, shared)
+    before = shared.read_bytes()
+    commands = nb.terminal_commands(jhtutorial.connect(namespace=namespace, kubeconfig=shared))
+    assert all(f"-n {namespace}" in command for command in commands if command.startswith("kubectl"))
+    shown = lab.terminal(" && ".join(commands), until="typed")
+    assert f"No resources found in {namespace} namespace." in shown, shown  # the fresh namespace, not lab-learner
+    assert shared.read_bytes() == before
 
 
 def test_a_second_start_says_what_it_kept(kubeconfig: Path, tmp_path: Path) -> None:

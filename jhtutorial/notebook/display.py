@@ -123,14 +123,15 @@ def show_step_command(step: str | int, conn: Connection) -> None:
 
 
 def terminal_commands(conn: Connection) -> list[str]:
-    """The commands that point a terminal's ``kubectl`` at this notebook's cluster and namespace, then list
-    what is there: the kubeconfig (for the local cluster, whose kubeconfig is its own file), the context, the
-    namespace."""
-    commands = []
-    if conn.kubeconfig and conn.cluster_kind == "local":
-        commands.append(f"export KUBECONFIG={conn.kubeconfig}")
-    if conn.context:
-        commands.append(f"kubectl config use-context {conn.context}")
-    commands.append(f"kubectl config set-context --current --namespace={conn.namespace}")
-    commands.append("kubectl get all")
-    return commands
+    """The commands that reach this notebook's cluster and namespace from a terminal and list what is there.
+    They change no file: a kubeconfig may be shared (a classroom's, the local cluster's), so the namespace
+    travels as ``-n`` on every command (as in every notebook's commands) and the context, off the local
+    cluster, as ``--context``, instead of ``kubectl config set-context``/``use-context``.
+
+        $ export KUBECONFIG=~/.local/state/jhtutorial/kubeconfig
+        $ kubectl get all -n jhtutorial
+    """
+    if conn.kubeconfig and conn.cluster_kind == "local":  # its own file, whose current context is the cluster
+        return [f"export KUBECONFIG={conn.kubeconfig}", f"kubectl get all -n {conn.namespace}"]
+    context = f" --context {conn.context}" if conn.context else ""
+    return [f"kubectl get all -n {conn.namespace}{context}"]
