@@ -249,7 +249,10 @@ class Notebook:
 
     def index_of(self, source: str) -> int:
         """Position of the first cell whose source contains ``source``."""
-        texts = self.cells().locator(".jp-InputArea-editor").all_inner_texts()
+        # one text per cell: a cell whose source is folded away (an exercise's answer) has no editor drawn,
+        # so the editors alone would not line up with the cells
+        texts = self.cells().evaluate_all(
+            "cells => cells.map(c => (c.querySelector('.jp-InputArea-editor') || {}).innerText || '')")
         for index, text in enumerate(texts):
             if source in text:
                 return index

@@ -162,13 +162,13 @@ def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
     needs(series, "05-services")
     kube = KubeApi(api_client)
     notebook = labdriver.open_notebook(page, "06-deployments.ipynb", ARTEFACTS)
-    notebook.run_through('jhtutorial.apply("deployments"')
+    notebook.run_through('nb.wait_step(conn, "deployments"')  # the learner's turn (or its folded answer), then the wait
     notebook.wait_live("""rows => rows.some(r => r[0].startsWith('hub-') && r[1] === 'Running' && r[2] === '1/1')
                               && rows.some(r => r[0].startsWith('proxy-') && r[1] === 'Running' && r[2] === '2/2')""")
 
     # the notebook's own cell deletes the hub pod; the view drops it and shows its replacement
-    notebook.run_through("nb.delete_pods(conn, [p[\"metadata\"][\"name\"] for p in")
-    printed = notebook.output_text("nb.delete_pods(conn, [p[\"metadata\"][\"name\"] for p in")
+    notebook.run_through('nb.delete_and_watch(conn, "hub"')
+    printed = notebook.output_text('nb.delete_and_watch(conn, "hub"')
     old = printed.split("deleted:", 1)[1].split()[1].rstrip(",")
     new = printed.split("replacement:", 1)[1].split()[1].rstrip(",")
     assert old != new and old.startswith("hub-") and new.startswith("hub-"), printed
