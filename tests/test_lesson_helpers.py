@@ -133,6 +133,22 @@ def test_can_i_answers_for_several_accounts_as_the_authorizer_gives_them(conn: C
                                                                   "get,list,watch,create,delete"]
 
 
+def test_can_i_right_after_a_role_changed_gets_the_new_answer(conn: Connection) -> None:
+    """The authorizer learns of a Role's change from its own watch, a moment after it is stored: asked in the
+    same millisecond, `until` gets the answer that follows the change, both ways (notebook 01's exercise)."""
+    rules = [{"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims"],
+              "verbs": ["get", "list", "watch", "create"]},
+             {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]}]
+    try:
+        nb.change(conn, "role/hub", {"rules": rules}, manager="kubectl-patch")
+        assert nb.can_i(conn, "delete", "pods", service_account="hub", until=False) is False
+    finally:
+        jhtutorial.apply("rbac", conn=conn, manager="kubectl", force_conflicts=True)
+    assert nb.can_i(conn, "delete", "pods", service_account="hub", until=True) is True
+    # a question that cannot come true returns its last answer when the time is up
+    assert nb.can_i(conn, "get", "secrets", service_account="hub", until=True, timeout=0.3) is False
+
+
 def test_requests_as_the_hub_are_allowed_and_refused_by_its_role(
     conn: Connection, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +30,34 @@ Obj = dict[str, Any]
 
 
 def can_i(conn: Connection, verb: str, resource: str, *, service_account: str | None = None,
-          group: str = "", namespace: str | None = None) -> bool | None:
+          group: str = "", namespace: str | None = None, until: bool | None = None,
+          timeout: float = 5.0) -> bool | None:
     """Ask the API server's authorizer, like ``kubectl auth can-i VERB RESOURCE [--as=system:serviceaccount:NS:SA]``.
 
     ``namespace=""`` asks about all namespaces (a cluster-wide permission).
     Without ``service_account`` it asks about you (the kubeconfig's user): anyone may ask that.
     A question about an account in all namespaces is a SubjectAccessReview, a cluster-wide right
     that a learner limited to a namespace lacks: then the answer is None (not allowed to ask).
+
+    ``until``: right after a Role or RoleBinding changed, ask again until the answer is ``until`` (every
+    0.1 s, at most ``timeout`` seconds; the last answer is returned either way). The authorizer learns of RBAC
+    changes from its own watch a moment after they are stored, and offers nothing to wait on; a person typing
+    ``kubectl auth can-i`` never notices, a cell that asks in the same millisecond can.
+
+        >>> can_i(conn, "delete", "pods", service_account="hub", until=False)   # doctest: +SKIP
+        False
     """
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = _ask_authorizer(conn, verb, resource, service_account=service_account, group=group,
+                                 namespace=namespace)
+        if until is None or answer is None or answer == until or time.monotonic() >= deadline:
+            return answer
+        time.sleep(0.1)
+
+
+def _ask_authorizer(conn: Connection, verb: str, resource: str, *, service_account: str | None, group: str,
+                    namespace: str | None) -> bool | None:
     where = conn.namespace if namespace is None else namespace
     attributes = {"verb": verb, "resource": resource, "group": group, "namespace": where}
     spec: Obj = {"resourceAttributes": attributes}
