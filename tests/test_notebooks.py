@@ -282,7 +282,9 @@ def test_committed_outputs_match_a_fresh_run_with_nbval(kubeconfig: Path, api_cl
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "--nbval", "--nbval-sanitize-with", str(SANITIZE),
-             "-p", "no:cacheprovider", "-q", "--timeout", "300", str(NOTEBOOKS)],
+             "-p", "no:cacheprovider", "-q", "--timeout", "300",
+             # the numbered series only: the instructor's notebook (notebooks/instructor/) is saved without outputs
+             *(str(path) for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")))],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
         )
     finally:
