@@ -239,6 +239,13 @@ def _replace_hub(conn: Connection, api_client: client.ApiClient) -> None:
         core.delete_namespaced_pod(pod.metadata.name, conn.namespace)
 
 
+def _replaced_hub_pod(conn: Connection, api_client: client.ApiClient) -> client.V1Pod:
+    """Delete the hub pod, as `kubectl delete pod` does, and return the Deployment's replacement."""
+    old = _hub_names(conn, api_client)
+    _replace_hub(conn, api_client)
+    return _new_hub_pod(conn, api_client, old)
+
+
 def _new_hub_pod(conn: Connection, api_client: client.ApiClient, old: set[str], timeout: float = 60) -> client.V1Pod:
     core = client.CoreV1Api(api_client)
     deadline = time.monotonic() + timeout
@@ -260,9 +267,7 @@ def test_a_replaced_hub_finds_admin_and_the_running_server_again(backed: Connect
                                                                   kubectl: Path, kubeconfig: Path) -> None:
     with _PortForward(kubectl, kubeconfig, backed.namespace, "svc/proxy-public", 80) as forward:
         login(conn=backed, url=forward.url, timeout=90)
-    old = _hub_names(backed, api_client)
-    _replace_hub(backed, api_client)
-    new = _new_hub_pod(backed, api_client, old)
+    new = _replaced_hub_pod(backed, api_client)
     wait_pods_ready(HUB, conn=backed, timeout=60)
     logs = _kubectl(kubectl, kubeconfig, "logs", "-n", backed.namespace, new.metadata.name)
     assert "admin still running" in logs, logs[-2000:]  # read from the sqlite database on hub-db-dir
@@ -280,9 +285,7 @@ def test_a_wrong_proxy_token_shows_in_the_hub_log_and_a_fixed_secret_recovers(
     core.patch_namespaced_secret("hub-secret", backed.namespace,
                                  {"data": {"proxy.token": base64.b64encode(b"not-the-token").decode()}})
     try:
-        old = _hub_names(backed, api_client)
-        _replace_hub(backed, api_client)
-        new = _new_hub_pod(backed, api_client, old)
+        new = _replaced_hub_pod(backed, api_client)
         deadline = time.monotonic() + 60
         logs = ""
         while time.monotonic() < deadline and "403" not in logs:
@@ -293,9 +296,7 @@ def test_a_wrong_proxy_token_shows_in_the_hub_log_and_a_fixed_secret_recovers(
         assert not any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
     finally:
         core.patch_namespaced_secret("hub-secret", backed.namespace, {"data": {"proxy.token": good}})
-    old = _hub_names(backed, api_client)
-    _replace_hub(backed, api_client)
-    _new_hub_pod(backed, api_client, old)
+    _replaced_hub_pod(backed, api_client)  # with the good configuration back
     wait_pods_ready(HUB, conn=backed, timeout=60)
 
 
@@ -307,9 +308,7 @@ def test_a_syntax_error_in_hub_config_keeps_the_hub_unready_with_its_traceback(
     core.patch_namespaced_config_map("hub-config", backed.namespace,
                                      {"data": {"jupyterhub_config.py": good + "\nc.JupyterHub.oops = (\n"}})
     try:
-        old = _hub_names(backed, api_client)
-        _replace_hub(backed, api_client)
-        new = _new_hub_pod(backed, api_client, old)
+        new = _replaced_hub_pod(backed, api_client)
         deadline = time.monotonic() + 60
         pod = core.read_namespaced_pod(new.metadata.name, backed.namespace)
         while time.monotonic() < deadline:
@@ -326,9 +325,7 @@ def test_a_syntax_error_in_hub_config_keeps_the_hub_unready_with_its_traceback(
         assert f"kubectl logs -n {backed.namespace} deploy/hub" in caught.value.fix
     finally:
         core.patch_namespaced_config_map("hub-config", backed.namespace, {"data": {"jupyterhub_config.py": good}})
-    old = _hub_names(backed, api_client)
-    _replace_hub(backed, api_client)
-    _new_hub_pod(backed, api_client, old)
+    _replaced_hub_pod(backed, api_client)  # with the good configuration back
     wait_pods_ready(HUB, conn=backed, timeout=60)
 
 
