@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from .errors import AccessError, TutorialError
 from .localcluster import LocalCluster
@@ -62,7 +63,12 @@ PROGRESS_EVERY = 10.0  # seconds between "still waiting" lines
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
-    status = LocalCluster(args.kubeconfig).up(port=args.port, nodes=args.nodes)
+    status = LocalCluster(args.kubeconfig).up(port=args.port, nodes=args.nodes, recreate=args.recreate)
+    return 0 if status.state == "running" else 3
+
+
+def _cluster_restore(args: argparse.Namespace) -> int:
+    status = LocalCluster(args.kubeconfig).restore(Path(args.archive))
     return 0 if status.state == "running" else 3
 
 
@@ -322,18 +328,28 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_up = cluster_commands.add_parser("up", help="build (first time only) and start the cluster; reuse a running one")
     cluster_up.add_argument("--port", type=int, default=None, help="kube-apiserver port on 127.0.0.1 (default: a free one)")
     cluster_up.add_argument("--nodes", type=int, default=3, help="number of simulated nodes (default: 3)")
+    cluster_up.add_argument("--recreate", action="store_true",
+                            help="start over: keep a copy of the cluster's data (it says where), delete it, create a "
+                            "new one (new port and certificates: every kubeconfig handed out stops working)")
     cluster_up.set_defaults(handler=_cluster_up)
 
-    cluster_down = cluster_commands.add_parser("down", help="stop the cluster and delete everything it stored")
+    cluster_down = cluster_commands.add_parser(
+        "down", help="stop the cluster and delete it; a copy of its data is kept (it says where)")
     cluster_down.set_defaults(handler=_cluster_down)
 
-    cluster_status = cluster_commands.add_parser("status", help="is it running; server, version, nodes, kubeconfig")
+    cluster_restore = cluster_commands.add_parser(
+        "restore", help="bring back a cluster from the copy that `down` or `up --recreate` kept, and start it")
+    cluster_restore.add_argument("archive", help="the .tar.gz file `down` or `up --recreate` named")
+    cluster_restore.set_defaults(handler=_cluster_restore)
+
+    cluster_status = cluster_commands.add_parser(
+        "status", help="running, degraded (which component is down) or stopped; exit code 0 only when running")
     cluster_status.set_defaults(handler=_cluster_status)
 
     cluster_kubeconfig = cluster_commands.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
     cluster_kubeconfig.set_defaults(handler=_cluster_kubeconfig)
 
-    for sub in (cluster_up, cluster_down, cluster_status, cluster_kubeconfig):
+    for sub in (cluster_up, cluster_down, cluster_restore, cluster_status, cluster_kubeconfig):
         sub.add_argument("--kubeconfig", default=None, help=kubeconfig_help)
     return parser
 

@@ -24,7 +24,7 @@ import yaml
 from jhtutorial import LocalCluster, LocalClusterError, PortInUse, ToolMissing
 from jhtutorial.localcluster import ensure_binaries, versions
 from jhtutorial.localcluster.build import kubernetes_wrapper_gomod
-from jhtutorial.localcluster.cluster import _alive as process_alive
+from jhtutorial.localcluster.components import alive as process_alive
 
 JHTUTORIAL = str(Path(sys.executable).parent / "jhtutorial")
 
@@ -94,7 +94,8 @@ def test_up_restarts_a_cluster_whose_processes_were_killed(scratch_state: Path) 
     messages: list[str] = []
     status = LocalCluster(progress=messages.append).up()
     assert status.state == "running"
-    assert any("found a stopped local cluster" in m for m in messages)
+    assert any("repairing the local cluster" in m for m in messages)
+    assert not any("deleting" in m or "creating local cluster" in m for m in messages)
     out = subprocess.run([str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig),
                           "get", "namespace", "survives-a-crash", "-o", "name"],
                          check=True, capture_output=True, text=True).stdout
@@ -113,6 +114,35 @@ def test_up_recreates_a_cluster_folder_it_cannot_restart(scratch_state: Path) ->
     shutil.rmtree(cluster.cluster_dir / "etcd", ignore_errors=True)
     status = cluster.up()
     assert status.state == "running" and status.nodes_ready == 3
+
+
+@pytest.mark.cluster
+def test_two_clusters_made_at_once_share_no_port(scratch_state: Path, tmp_path: Path) -> None:
+    """Two `cluster up` in two state folders at the same moment (two users, or two test runs, on one machine):
+    each component of each gets a port of its own, so no API server can end up on the other's etcd."""
+    other_state = tmp_path / "other-state"
+    other_env = {**os.environ, "JHTUTORIAL_STATE": str(other_state)}
+    other = subprocess.Popen([JHTUTORIAL, "cluster", "up"], env=other_env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        mine = _quiet()
+        mine.up()
+        assert other.wait(timeout=300) == 0, other.stderr.read()
+        theirs = subprocess.run([JHTUTORIAL, "cluster", "status"], env=other_env, capture_output=True, text=True)
+        assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+
+        def ports(state: Path) -> list[int]:
+            from jhtutorial.localcluster.components import ControlPlane
+
+            return [port for component in ControlPlane(state / "kwok" / "clusters" / "jhtutorial").components()
+                    for port in component.ports]
+
+        assert len(ports(scratch_state)) >= 6 and len(ports(other_state)) >= 6
+        assert not set(ports(scratch_state)) & set(ports(other_state))
+        assert mine.status().state == "running"
+    finally:
+        other.kill()
+        subprocess.run([JHTUTORIAL, "cluster", "down"], env=other_env, capture_output=True)
 
 
 @pytest.mark.cluster

@@ -43,8 +43,10 @@ from . import paths, versions
 from .backing import KWOK_STATUS_ANNOTATION
 from .backing.admission import policy_objects
 from .backing.control import SupervisorControl
+from .backups import backups_dir, keep_copy, restore
 from .build import Binaries, Progress, ensure_binaries, say
-from .ports import free_port, port_free
+from .components import Component, ControlPlane, wait_until_gone
+from .ports import free_ports, port_free
 
 CLUSTER_NAME = "jhtutorial"
 NODE_COUNT = 3
@@ -64,13 +66,22 @@ STORAGE_CLASS = "standard"
 HOSTPATH_ROOT = Path("/tmp/hostpath_pv")
 LOCK_WAIT_SECONDS = 600
 KWOKCTL_TIMEOUT_SECONDS = 90
+# How long a repaired control plane may take to answer again; a warm start takes seconds.
+REPAIR_SECONDS = 90
+# A component that exits right after a repair (kube-controller-manager and kube-scheduler give up when the
+# API server stayed away too long) is started again; this many rounds at most.
+REPAIR_ROUNDS = 3
+# kwokctl's options for the ports of the components other than kube-apiserver
+COMPONENT_PORTS = ("etcdPort", "etcdPeerPort", "kubeControllerManagerPort", "kubeSchedulerPort", "kwokControllerPort")
 
 
 @dataclass
 class ClusterStatus(Readable):
     """What `jhtutorial cluster status` reports."""
 
-    state: str  # "running", "stopped" (processes gone, state kept) or "absent"
+    # "running"; "degraded" (some components down, or the API server not answering); "stopped" (every
+    # control-plane process gone, data kept: a crash or a reboot); "absent" (no cluster)
+    state: str
     kubeconfig: Path
     server: str | None = None
     kubernetes_version: str | None = None
@@ -95,6 +106,9 @@ class ClusterStatus(Readable):
         down = [name for name, alive in self.components.items() if not alive]
         if down:
             out.append(f"  not running:   {', '.join(down)}")
+        if self.state in ("degraded", "stopped"):
+            out.append("  repair it with: jhtutorial cluster up   (restarts what is down; keeps every object, the "
+                       "port and the certificates)")
         out += self.supervisor
         out.append(f"  kubeconfig:    {self.kubeconfig}")
         out.append(f"  use it with:   export KUBECONFIG={self.kubeconfig}")
@@ -111,21 +125,26 @@ class LocalCluster:
         explicit = kubeconfig or os.environ.get("JHTUTORIAL_LOCAL_KUBECONFIG")
         self.kubeconfig = Path(explicit).expanduser().absolute() if explicit else self.state_dir / "kubeconfig"
         self.progress = progress
+        self.plane = ControlPlane(self.cluster_dir)
         self.supervisor = SupervisorControl(self.state_dir, self.cluster_dir / "kubeconfig.yaml")
 
     # --- public ---------------------------------------------------------------
 
-    def up(self, *, port: int | None = None, nodes: int = NODE_COUNT) -> ClusterStatus:
-        """Make sure the cluster runs: reuse it, restart it, or create it."""
+    def up(self, *, port: int | None = None, nodes: int = NODE_COUNT, recreate: bool = False) -> ClusterStatus:
+        """Make sure the cluster runs: reuse it, repair it, or create it.
+
+        A cluster that exists is never deleted here: what died is started again with the same data, port
+        and certificates, and a repair that fails stops with the reason. Only ``recreate=True`` starts over,
+        after keeping a copy of the data.
+        """
         self._check_kubeconfig_target()
         with self._lock():
             binaries = ensure_binaries(self.progress)
             if self.cluster_dir.exists():
-                if self._served(binaries):
-                    self.progress("local cluster is already running; reusing it")
-                elif not self._restart_stale(binaries):
-                    self.progress("the stale cluster could not be restarted; recreating it from scratch")
-                    self._delete(binaries)
+                if recreate:
+                    self._start_over(binaries)
+                else:
+                    self._reuse_or_repair(binaries)
             if not self.cluster_dir.exists():
                 self._create(binaries, port)
             # nodes first: kwok readies them while the apiserver finishes its
@@ -142,14 +161,27 @@ class LocalCluster:
         return status
 
     def down(self) -> bool:
-        """Remove the cluster and everything it stored. Returns False if there was none."""
+        """Remove the cluster, after keeping a copy of its data. Returns False if there was none."""
         with self._lock():
             if not self.cluster_dir.exists():
                 self._remove_exported_kubeconfig()
                 return False
             binaries = ensure_binaries(self.progress)
-            self._delete(binaries)
+            self._start_over(binaries, announce="deleting")
             return True
+
+    def restore(self, archive: Path) -> ClusterStatus:
+        """Bring back a cluster from a copy that `down` or `up --recreate` kept, then start it."""
+        archive = Path(archive).expanduser().absolute()
+        with self._lock():
+            if self.cluster_dir.exists():
+                raise LocalClusterError(
+                    f"a local cluster already exists in {self.cluster_dir}; restoring over it would mix two clusters",
+                    fix="`jhtutorial cluster down` first (it keeps a copy of this one too), then restore")
+            self.progress(f"restoring the local cluster from {archive}")
+            restore(archive, self.state_dir, HOSTPATH_ROOT)
+            self._link_programs(ensure_binaries(self.progress))
+        return self.up()
 
     def status(self) -> ClusterStatus:
         if not self.cluster_dir.exists():
@@ -157,47 +189,37 @@ class LocalCluster:
         return self._status(ensure_binaries(self.progress))
 
     def component_pids(self) -> dict[str, int | None]:
-        """The process id of each control-plane component (None when it is not running)."""
-        pids: dict[str, int | None] = {}
-        for pid_file in sorted((self.cluster_dir / "pids").glob("*.pid")):
-            try:
-                pid: int | None = int(pid_file.read_text().strip())
-            except (ValueError, OSError):
-                pid = None
-            pids[pid_file.stem] = pid if pid is not None and _runs(pid, pid_file.stem) else None
-        return pids
-
-    def _forget_dead_pids(self) -> None:
-        # kwokctl trusts a pid file as long as some process has that pid; after a
-        # crash the pid may be a zombie or a different program, and then kwokctl
-        # would skip starting the component. Remove such pid files first.
-        for name, pid in self.component_pids().items():
-            if pid is None:
-                (self.cluster_dir / "pids" / f"{name}.pid").unlink(missing_ok=True)
+        """The process id of each control-plane component, by name (None when it is not running)."""
+        return self.plane.pids()
 
     def stop_component(self, name: str) -> None:
         """Stop one component (for example kube-apiserver) to rehearse an outage."""
-        pid = self.component_pids().get(name)
+        component = self.plane.component(name)
+        pid = self.plane.pid(component)
         if pid is None:
             raise LocalClusterError(f"component {name!r} is not running", fix="see `jhtutorial cluster status`")
         os.kill(pid, signal.SIGTERM)
-        _wait_until_gone([pid], timeout=30)
+        wait_until_gone([pid], timeout=30)
 
     def start_components(self) -> None:
-        """Start whatever component is not running (kwokctl skips the live ones)."""
-        binaries = ensure_binaries(self.progress)
-        self._forget_dead_pids()
-        self._kwokctl(binaries, "start", "cluster", "--timeout", "120s")
+        """Start whatever component is not running and wait until the API server answers."""
+        with self._lock():
+            self._reuse_or_repair(ensure_binaries(self.progress))
 
     # --- steps of `up` ------------------------------------------------------------
 
     def _create(self, binaries: Binaries, port: int | None) -> None:
-        port = port or free_port()
+        # Every port is chosen here, by the kernel. Left to itself, each kwokctl counts down from 32767 and
+        # takes the first free port: two clusters made at once, or one made while another's etcd is down,
+        # get the same ports, and one cluster's API server ends up talking to the other's etcd.
+        picked = [free for free in free_ports(len(COMPONENT_PORTS) + 1) if free != port]
+        port = port or picked.pop()
         _ensure_port_free(port)
+        ports = {"kubeApiserverPort": port, **dict(zip(COMPONENT_PORTS, picked))}
         self.progress(f"creating local cluster '{CLUSTER_NAME}' (kube-apiserver on 127.0.0.1:{port})")
         self.kwok_workdir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "kwokctl.yaml"
-        config.write_text(yaml.safe_dump_all([self._kwokctl_config(binaries, port), _kwok_config()], sort_keys=False))
+        config.write_text(yaml.safe_dump_all([self._kwokctl_config(binaries, ports), _kwok_config()], sort_keys=False))
         try:
             self._kwokctl(binaries, "create", "cluster", "--config", str(config), "--timeout", "120s")
         except LocalClusterError:
@@ -205,7 +227,7 @@ class LocalCluster:
             self._delete(binaries, quiet=True)
             raise
 
-    def _kwokctl_config(self, binaries: Binaries, port: int) -> dict:
+    def _kwokctl_config(self, binaries: Binaries, ports: dict[str, int]) -> dict:
         return {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokctlConfiguration",
@@ -214,7 +236,7 @@ class LocalCluster:
                 "kubeVersion": versions.KUBERNETES,
                 "etcdVersion": versions.ETCD,
                 "bindAddress": "127.0.0.1",
-                "kubeApiserverPort": port,
+                **ports,
                 "kubeAuthorization": True,
                 "kubeAdmission": True,
                 "kubeApiserverBinary": str(binaries.kube_apiserver),
@@ -233,31 +255,110 @@ class LocalCluster:
                         # the real PV controller provisions hostPath volumes for our StorageClass
                         {"key": "enable-hostpath-provisioner", "value": "true"},
                         {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
+                        # one replica needs no election; with one it quits after ten seconds without the API
+                        # server, turning a short API server outage into two more dead components
+                        {"key": "leader-elect", "value": "false"},
                     ],
                 },
+                {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
             ],
         }
 
-    def _restart_stale(self, binaries: Binaries) -> bool:
-        """Bring back a cluster whose processes died (crash, killed run, reboot)."""
-        missing = [part for part in ("pki", "etcd", "kubeconfig.yaml", "kwok.yaml")
+    def _reuse_or_repair(self, binaries: Binaries) -> None:
+        """Keep a healthy cluster; start again whatever of it died. Never deletes data."""
+        missing = [part for part in ("pki", "kubeconfig.yaml", "kwok.yaml")
                    if not (self.cluster_dir / part).exists()]
         if missing:
-            self.progress(f"the cluster folder is incomplete (no {', '.join(missing)}): a creation was interrupted")
-            return False
-        port = self._apiserver_port()
-        if port is not None and not port_free(port):
-            self.progress(f"the stopped cluster's port {port} is now used by another process")
-            return False
-        self.progress("found a stopped local cluster (left by a crash or a reboot); restarting it")
-        self._forget_dead_pids()
-        try:
-            self._kwokctl(binaries, "start", "cluster", "--timeout", "120s")
-            self._wait_ready(binaries)
-        except LocalClusterError as err:
-            self.progress(f"restart failed: {err.problem.splitlines()[0]}")
-            return False
-        return True
+            if self._holds_data():
+                raise LocalClusterError(
+                    f"the local cluster's folder {self.cluster_dir} lacks {', '.join(missing)} but holds etcd's "
+                    "data, so it cannot be started; it was left as it is",
+                    fix="`jhtutorial cluster up --recreate` starts over and keeps a copy of the data first")
+            # a creation interrupted before etcd stored anything: there is nothing to keep
+            self.progress(f"the cluster folder is incomplete (no {', '.join(missing)}) and holds no data: "
+                          "a creation was interrupted; creating the cluster again")
+            self._delete(binaries, quiet=True)
+            return
+        stopped = self.plane.stopped()
+        if not stopped and self._served(binaries):
+            self.progress("local cluster is already running; reusing it")
+            return
+        self._repair(binaries, stopped)
+
+    def _repair(self, binaries: Binaries, stopped: list[Component]) -> None:
+        """Start the stopped components again from kwokctl's record, then wait until the cluster answers."""
+        if stopped:
+            names = ", ".join(component.name for component in stopped)
+            self.progress(f"repairing the local cluster: {names} not running (a crash, a kill or a reboot); "
+                          "starting again with the same data, port and certificates")
+        else:
+            self.progress("every component runs but the API server does not answer yet; waiting for it")
+        for _ in range(REPAIR_ROUNDS):
+            for component in stopped:
+                self._check_ports_free(component)
+            for component in stopped:
+                self.plane.start(component)
+            try:
+                self._wait_ready(binaries, timeout=REPAIR_SECONDS, watching=stopped)
+            except LocalClusterError as err:
+                raise LocalClusterError(
+                    f"the repair failed: {err.problem}\nnothing was deleted: the cluster's data, certificates "
+                    f"and kubeconfigs are still in {self.cluster_dir}",
+                    fix=f"{err.fix}; once the cause is fixed, `jhtutorial cluster up` tries the repair again. "
+                    f"To start over instead: `jhtutorial cluster up --recreate` (it keeps a copy of the data in "
+                    f"{backups_dir(self.state_dir)} first)") from None
+            # kube-controller-manager and kube-scheduler quit once they could not reach the API server
+            # for a while; they may do so only now, after it answers again
+            stopped = self.plane.stopped()
+            if not stopped:
+                return
+            self.progress(f"{', '.join(c.name for c in stopped)} stopped meanwhile; starting again")
+        raise LocalClusterError(
+            f"the repair failed: {', '.join(c.name for c in stopped)} kept stopping after "
+            f"{REPAIR_ROUNDS} starts; nothing was deleted",
+            fix=f"read the logs in {self.cluster_dir / 'logs'}; `jhtutorial cluster up --recreate` starts over "
+            f"and keeps a copy of the data in {backups_dir(self.state_dir)} first")
+
+    def _link_programs(self, binaries: Binaries) -> None:
+        """Point the cluster folder's bin/ at the programs built here, as kwokctl does when it creates one."""
+        built = {"etcd": binaries.etcd, "kube-apiserver": binaries.kube_apiserver,
+                 "kube-controller-manager": binaries.kube_controller_manager,
+                 "kube-scheduler": binaries.kube_scheduler, "kwok-controller": binaries.kwok}
+        for component in self.plane.components():
+            if component.name in built and not component.binary.exists():
+                component.binary.parent.mkdir(parents=True, exist_ok=True)
+                component.binary.unlink(missing_ok=True)  # a dangling link
+                component.binary.symlink_to(built[component.name])
+
+    def _check_ports_free(self, component: Component) -> None:
+        """A dead component's ports may have been taken meanwhile; say so rather than start it to fail
+        (or, for etcd's, leave a live API server talking to whatever listens there now)."""
+        for port in component.ports:
+            if not port_free(port):
+                what = ("every kubeconfig of this cluster names that port" if component.name == "kube-apiserver"
+                        else "its other components are set to reach it there")
+                raise PortInUse(
+                    f"{component.name} cannot start again: its port {port} on 127.0.0.1 is now used by another "
+                    f"process ({what})",
+                    fix=f"stop that process (`ss -ltnp 'sport = :{port}'` shows which), then run `jhtutorial "
+                    "cluster up` again; nothing was deleted")
+
+    def _holds_data(self) -> bool:
+        etcd = self.cluster_dir / "etcd"
+        return etcd.is_dir() and any(path.is_file() for path in etcd.rglob("*"))
+
+    def _start_over(self, binaries: Binaries, announce: str = "starting over: deleting") -> None:
+        """Keep a copy of the cluster (data, certificates, volume folders), then delete it."""
+        # stopped first, so that the copy is consistent: nothing writes while it is packed
+        volumes = self._volume_folders(binaries)
+        self._stop_processes()
+        if self._holds_data():
+            archive = keep_copy(self.state_dir, self.cluster_dir, volumes)
+            self.progress(f"{announce} local cluster '{CLUSTER_NAME}'; a copy of its data is kept in {archive} "
+                          f"(bring it back with `jhtutorial cluster restore {archive}`)")
+        else:
+            self.progress(f"{announce} local cluster '{CLUSTER_NAME}' (it held no data)")
+        self._delete(binaries, quiet=True, volumes=volumes)
 
     def _configure(self, binaries: Binaries, nodes: int) -> None:
         """Fake nodes, a default StorageClass and the policy that hands backed pods to the supervisor;
@@ -318,7 +419,7 @@ class LocalCluster:
         except LocalClusterError:
             self.progress("this cluster was made without kwok's PortForward and Logs resources: backed pods "
                           "cannot be reached with kubectl port-forward or kubectl logs; "
-                          "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
+                          "`jhtutorial cluster up --recreate` makes it anew with them (keeping a copy of this one)")
 
     def _check_kubeconfig_target(self) -> None:
         target = self.kubeconfig
@@ -352,16 +453,23 @@ class LocalCluster:
         )
         return result.returncode == 0 and result.stdout.strip() == "ok"
 
-    def _wait_ready(self, binaries: Binaries, timeout: float = 60) -> None:
+    def _wait_ready(self, binaries: Binaries, timeout: float = 60, watching: list[Component] = ()) -> None:
+        """Wait until the API server says ok on /readyz; stop early when a component just started dies."""
         # /readyz has no watch to wait on; right after a start its post-start
         # hooks need a moment, so ask again briefly until it says ok
         deadline = time.monotonic() + timeout
         while not self._served(binaries):
+            for component in watching:
+                if self.plane.pid(component) is None:
+                    raise LocalClusterError(
+                        f"{component.name} exited right after it was started; its log ends with:\n"
+                        f"{_tail(_read(component.log_file), 8)}",
+                        fix=f"read {component.log_file}")
             if time.monotonic() > deadline:
                 raise LocalClusterError(
                     f"kube-apiserver did not become ready within {timeout:.0f} s",
-                    fix=f"read {self.cluster_dir / 'logs' / 'kube-apiserver.log'}; "
-                    "`jhtutorial cluster down` then `jhtutorial cluster up` starts over",
+                    fix=f"read {self.cluster_dir / 'logs' / 'kube-apiserver.log'} and "
+                    f"{self.cluster_dir / 'logs' / 'etcd.log'}",
                 )
             time.sleep(0.2)
 
@@ -374,12 +482,15 @@ class LocalCluster:
 
     def _status(self, binaries: Binaries, known_ready: bool = False) -> ClusterStatus:
         components = {name: pid is not None for name, pid in self.component_pids().items()}
-        status = ClusterStatus("stopped", self.kubeconfig, components=components, supervisor=self.supervisor.lines())
+        plane_down = not any(components.values())
+        components["supervisor"] = self.supervisor.pid() is not None
+        status = ClusterStatus("stopped" if plane_down else "degraded", self.kubeconfig, components=components,
+                               supervisor=self.supervisor.lines())
         port = self._apiserver_port()
         status.server = f"https://127.0.0.1:{port}" if port else None
-        if not (known_ready or self._served(binaries)):
+        if plane_down or not (known_ready or self._served(binaries)):
             return status
-        status.state = "running"
+        status.state = "running" if all(components.values()) else "degraded"
         status.kubernetes_version = json.loads(self._kubectl(binaries, "get", "--raw", "/version"))["gitVersion"]
         items = json.loads(self._kubectl(binaries, "get", "nodes,storageclasses", "-o", "json"))["items"]
         nodes = [item for item in items if item["kind"] == "Node"]
@@ -391,35 +502,43 @@ class LocalCluster:
 
     # --- removal ------------------------------------------------------------------
 
-    def _delete(self, binaries: Binaries, quiet: bool = False) -> None:
+    def _delete(self, binaries: Binaries, quiet: bool = False, volumes: list[Path] | None = None) -> None:
         if not quiet:
             self.progress(f"deleting local cluster '{CLUSTER_NAME}'")
-        # first the processes that back pods: nothing may outlive the cluster
-        self.supervisor.stop()
-        shutil.rmtree(self.supervisor.folder / "pods", ignore_errors=True)
-        volumes = self._hostpath_volumes(binaries) if self._served(binaries) else []
-        # Everything the processes hold is deleted next, so there is nothing to
-        # shut down gracefully for (kube-apiserver alone takes seconds to drain).
-        pids = [pid for pid in self.component_pids().values() if pid is not None]
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        _wait_until_gone(pids, timeout=15)
+        if volumes is None:
+            volumes = self._volume_folders(binaries)
+        self._stop_processes()
         try:
             self._kwokctl(binaries, "delete", "cluster")
         except LocalClusterError:
             pass  # a half-made folder kwokctl does not recognise: removed below
         shutil.rmtree(self.cluster_dir, ignore_errors=True)
-        remove_volume_folders(volumes, HOSTPATH_ROOT)
+        for folder in volumes:
+            shutil.rmtree(folder, ignore_errors=True)
         (self.state_dir / "kwokctl.yaml").unlink(missing_ok=True)
         self._remove_exported_kubeconfig()
 
-    def _hostpath_volumes(self, binaries: Binaries) -> list[str]:
-        """The hostPath of every PersistentVolume, as the API server has it (unchecked text)."""
+    def _stop_processes(self) -> None:
+        # first the processes that back pods: nothing may outlive the cluster
+        self.supervisor.stop()
+        shutil.rmtree(self.supervisor.folder / "pods", ignore_errors=True)
+        # What follows is deleted or packed, so there is nothing to shut down
+        # gracefully for (kube-apiserver alone takes seconds to drain).
+        pids = [pid for pid in self.component_pids().values() if pid is not None]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        wait_until_gone(pids, timeout=15)
+
+    def _volume_folders(self, binaries: Binaries) -> list[Path]:
+        """The folders of this cluster's PersistentVolumes (asked of the API server, so only while it answers)."""
+        if not self._served(binaries):
+            return []
         try:
             pvs = json.loads(self._kubectl(binaries, "get", "pv", "-o", "json"))["items"]
         except LocalClusterError:
             return []
-        return [str((pv.get("spec") or {}).get("hostPath", {}).get("path", "")) for pv in pvs]
+        return volume_folders_inside([str((pv.get("spec") or {}).get("hostPath", {}).get("path", "")) for pv in pvs],
+                                     HOSTPATH_ROOT)
 
     def _remove_exported_kubeconfig(self) -> None:
         if self.kubeconfig.exists() and _is_our_kubeconfig(self.kubeconfig):
@@ -447,13 +566,13 @@ class LocalCluster:
             raise LocalClusterError(
                 f"`kwokctl {' '.join(args)}` did not finish within {KWOKCTL_TIMEOUT_SECONDS} s",
                 fix=f"look at the component logs in {self.cluster_dir / 'logs'}; "
-                "`jhtutorial cluster down` then `jhtutorial cluster up` starts over",
+                "`jhtutorial cluster up --recreate` starts over (keeping a copy of the data first)",
             ) from None
         if result.returncode != 0:
             raise LocalClusterError(
                 f"`kwokctl {' '.join(args)}` failed:\n{_tail(result.stderr or result.stdout)}",
                 fix=f"look at the component logs in {self.cluster_dir / 'logs'}; "
-                "`jhtutorial cluster down` then `jhtutorial cluster up` starts over",
+                "`jhtutorial cluster up --recreate` starts over (keeping a copy of the data first)",
             )
         return result.stdout
 
@@ -500,43 +619,6 @@ class LocalCluster:
                 lock.truncate()
 
 
-def _wait_until_gone(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    alive = list(pids)
-    while alive:
-        alive = [pid for pid in alive if _alive(pid)]
-        if alive and time.monotonic() > deadline:
-            for pid in alive:
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-        if alive:
-            time.sleep(0.05)  # process exit has no event we could wait on
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)  # no /proc (not Linux): ask the kernel directly
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _runs(pid: int, component: str) -> bool:
-    """True if `pid` is alive and still the component (pids get reused)."""
-    if not _alive(pid):
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-    except OSError:
-        return True
-    return Path(command).name == component
-
-
 def _kwok_config() -> dict:
     """kwok leaves the status of a pod annotated ``kwok.x-k8s.io/status=custom`` alone: the supervisor
     marks the pods it backs so, and writes their status from the programs (Ready once a probe answers)."""
@@ -569,22 +651,29 @@ def _storage_class() -> dict:
     }
 
 
-def remove_volume_folders(paths: list[str], root: Path) -> list[Path]:
-    """Delete the folders among ``paths`` that really lie inside ``root`` (not ``root`` itself); return them.
+def volume_folders_inside(paths: list[str], root: Path) -> list[Path]:
+    """The folders among ``paths`` that really lie inside ``root`` (not ``root`` itself).
 
     A PV's hostPath is text that whoever may create PVs chooses: ``root/../home`` or a symlink under the root
     reads as inside it. So each path is resolved (``..`` and symlinks followed, as the kernel would) before
-    the check, and the resolved folder is the one deleted.
+    the check, and the resolved folder is the one returned.
     """
     real_root = root.resolve()
-    removed: list[Path] = []
+    found: list[Path] = []
     for text in paths:
         if not text or not Path(text).is_absolute():
             continue
         folder = Path(text).resolve()
         if folder != real_root and folder.is_relative_to(real_root) and folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+            found.append(folder)
+    return found
+
+
+def remove_volume_folders(paths: list[str], root: Path) -> list[Path]:
+    """Delete the folders among ``paths`` that really lie inside ``root``; return them."""
+    removed = volume_folders_inside(paths, root)
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
     return removed
 
 
@@ -604,6 +693,13 @@ def _ensure_port_free(port: int) -> None:
             fix=f"pick another port (`jhtutorial cluster up --port N`), leave it out to get a free one, "
             f"or stop the process using it (`ss -ltnp 'sport = :{port}'` shows which)",
         )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _tail(text: str, lines: int = 15) -> str:

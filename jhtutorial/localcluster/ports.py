@@ -17,6 +17,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports on 127.0.0.1 that no program uses at this moment (the kernel picks them).
+
+    All are held at once while they are picked, so none is handed out twice.
+    """
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def port_free(port: int) -> bool:
     """True if a program could listen on 127.0.0.1:port now."""
     with socket.socket() as sock:
