@@ -1,0 +1,283 @@
+"""A pod's sandbox: a container without an image.
+
+A sandbox is a set of Linux namespaces of its own (mount, UTS, network, PID, IPC;
+plus a user namespace when the cluster's owner is not root) whose file system is
+the machine's own, read-only, with what belongs to no pod hidden and the pod's
+volumes bound at their mount paths. ``sandbox_init.py`` builds it as the
+sandbox's PID 1; this module starts that process, names its namespaces, runs
+programs inside as a given user, and tears it all down.
+
+    >>> box = create(SandboxSpec(key="tutorial.hub-0", hostname="hub-0",
+    ...                          volumes=(Volume(Path("/srv/pods/db"), "/srv/jupyterhub"),),
+    ...                          hidden=(Path.home(),)))        # doctest: +SKIP
+    >>> box.run(["id", "-u"], RunAs(uid=1000, gid=1000))      # doctest: +SKIP
+    >>> box.teardown()                                          # doctest: +SKIP
+
+Entering is util-linux ``nsenter`` (by the namespace files this module binds,
+never by a PID that could be reused once the sandbox is gone) followed by
+``setpriv``, which sets the user, groups, drops every capability from the
+effective, permitted, inheritable, ambient and bounding sets and sets
+no_new_privs, then ``exec``s the command. Both are small, audited programs that
+do one step each; their order is fixed by :meth:`Sandbox.enter_command`, which
+kwok's Exec prefix and the runtime use alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ...errors import SandboxError
+
+INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
+# Namespaces entered to run something inside, as nsenter's option names; their
+# files are bound under the sandbox's folder so that they outlive no one and
+# can be entered without a PID.
+NAMESPACES = ("mnt", "uts", "ipc", "net", "pid")
+NSENTER_OPTION = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}
+READY_TIMEOUT = 20.0
+# PATH inside a sandbox: the machine's programs, as a container's default PATH.
+SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def runtime_root() -> Path:
+    """Where sandboxes keep their namespace files: tmpfs-backed /run when root, else the user's runtime dir."""
+    if os.geteuid() == 0:
+        return Path("/run/jhtutorial/sandboxes")
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/jhtutorial-{os.getuid()}") / "jhtutorial" / "sandboxes"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A folder (or file) the caller prepared, bound at ``mount_path`` inside."""
+
+    source: Path
+    mount_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The user a process runs as inside (a container's runAsUser/runAsGroup/supplementalGroups)."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a sandbox is made of. ``key`` names it on the machine (unique per pod)."""
+
+    key: str
+    hostname: str
+    volumes: tuple[Volume, ...] = ()
+    hidden: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def checked_mount_path(mount_path: str, *, where: str) -> str:
+    """The normalised absolute mount path, or SandboxError if it is relative or climbs with ``..``."""
+    path = PurePosixPath(mount_path)
+    if not path.is_absolute():
+        raise SandboxError(
+            f"{where}: mountPath {mount_path!r} is relative",
+            fix="give the volume an absolute mountPath, as Kubernetes requires (e.g. /srv/data)",
+        )
+    if ".." in path.parts:
+        raise SandboxError(
+            f"{where}: mountPath {mount_path!r} contains '..'",
+            fix="write the mountPath without '..' (a pod may not mount outside the place it names)",
+        )
+    if path == PurePosixPath("/"):
+        raise SandboxError(f"{where}: mountPath '/' would replace the pod's whole file system", fix="mount the volume in a folder")
+    return str(path)
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox: its folder of namespace files and its PID 1 (as seen from the machine)."""
+
+    spec: SandboxSpec
+    folder: Path
+    init_pid: int
+    _unshare: subprocess.Popen[str] | None = None
+
+    def namespace_file(self, kind: str) -> Path:
+        return self.folder / "ns" / kind
+
+    @property
+    def net_namespace(self) -> Path:
+        """The network namespace file, for ``nsenter --net=`` or ``ip netns attach``."""
+        return self.namespace_file("net")
+
+    def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None) -> list[str]:
+        """The words that run a command (appended after them) inside, as ``user``, unprivileged.
+
+        nsenter enters every namespace (and, with the mount namespace, the sandbox's root) and forks
+        into its PID namespace; setpriv then drops to ``user``, clears capabilities in every set,
+        sets no_new_privs. The environment is ``env`` alone (plus PATH and HOSTNAME when it has none):
+        nothing of the caller's leaks in.
+        """
+        nsenter = [shutil.which("nsenter") or "nsenter"]
+        nsenter += [f"{NSENTER_OPTION[kind]}={self.namespace_file(kind)}" for kind in NAMESPACES]
+        nsenter += ["--"]
+        groups = ",".join(str(g) for g in user.groups) if user.groups else None
+        environment = {"PATH": SANDBOX_PATH, "HOSTNAME": self.spec.hostname, **(env or {})}
+        setpriv = [
+            "/usr/bin/env", "-i", *(f"{name}={value}" for name, value in environment.items()),
+            "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
+            f"--groups={groups}" if groups else "--clear-groups",
+            "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+        ]
+        return nsenter + setpriv
+
+    def run(self, argv: Sequence[str], user: RunAs, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside as ``user``, wait for it and return its output."""
+        return subprocess.run([*self.enter_command(user), *argv], capture_output=True, text=True, check=False,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.init_pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{self.init_pid}/ns/pid").exists()
+
+    def teardown(self) -> None:
+        """Kill the sandbox's PID 1 (the kernel then kills everything in it) and unbind its namespaces."""
+        pid_namespace = _namespace_id(self.namespace_file("pid"))
+        try:
+            os.kill(self.init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self._unshare is not None:
+            self._unshare.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while pid_namespace and processes_in_namespace(pid_namespace) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _unbind_all(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def create(spec: SandboxSpec) -> Sandbox:
+    """Make a sandbox and return it once its file system is in place (SandboxError if it cannot be made)."""
+    where = f"sandbox {spec.key}"
+    volumes = []
+    for volume in spec.volumes:
+        mount_path = checked_mount_path(volume.mount_path, where=where)
+        if not volume.source.exists():
+            raise SandboxError(f"{where}: volume source {volume.source} does not exist", fix="prepare the volume first")
+        volumes.append({"source": str(volume.source), "mount_path": mount_path, "read_only": volume.read_only})
+    _require_tools()
+
+    folder = runtime_root() / spec.key
+    if folder.exists():
+        raise SandboxError(f"{where} exists already ({folder})", fix="tear the old sandbox down first")
+    (folder / "ns").mkdir(parents=True, mode=0o700)
+    (folder / "stage").mkdir(mode=0o700)
+    init_spec = {
+        "hostname": spec.hostname,
+        "stage": str(folder / "stage"),
+        "hidden": [str(p) for p in spec.hidden],
+        "volumes": volumes,
+    }
+    unshare = ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--kill-child=SIGKILL",
+               "--propagation=private"]
+    if os.geteuid() != 0:
+        unshare += ["--user", "--map-root-user"]
+    process = subprocess.Popen(
+        [*unshare, "--", sys.executable, "-I", str(INIT_SCRIPT), json.dumps(init_spec)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        start_new_session=True,  # a terminal's Ctrl-C is not meant for the sandboxes
+    )
+    try:
+        answer = _read_line(process, READY_TIMEOUT)
+        if answer != "ready":
+            process.wait(timeout=5)
+            assert process.stderr is not None
+            detail = answer.removeprefix("error: ") or process.stderr.read().strip() or "it exited"
+            raise SandboxError(f"{where} could not be made: {detail}", fix=_fix_for(detail))
+        init_pid = _only_child(process.pid)
+        box = Sandbox(spec=spec, folder=folder, init_pid=init_pid, _unshare=process)
+        for kind in NAMESPACES:
+            target = box.namespace_file(kind)
+            target.touch()
+            subprocess.run(["mount", "--bind", f"/proc/{init_pid}/ns/{kind}", str(target)],
+                           check=True, capture_output=True, text=True)
+        return box
+    except BaseException:
+        process.kill()
+        process.wait()
+        _unbind_all(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def processes_in_namespace(pid_namespace: str) -> list[int]:
+    """Host PIDs of the processes whose PID namespace is ``pid_namespace`` (as readlink shows it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "ns" / "pid") == pid_namespace:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _namespace_id(bound_file: Path) -> str | None:
+    try:
+        return f"pid:[{bound_file.stat().st_ino}]"
+    except OSError:
+        return None
+
+
+def _unbind_all(folder: Path) -> None:
+    for file in (folder / "ns").glob("*"):
+        subprocess.run(["umount", str(file)], capture_output=True, check=False)
+
+
+def _only_child(pid: int) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if len(children) != 1:
+        raise SandboxError(f"expected one child of unshare ({pid}), found {children}")
+    return int(children[0])
+
+
+def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    if not ready:
+        raise SandboxError(f"a sandbox did not get ready within {timeout:.0f} s", fix="see `dmesg` for mount errors")
+    return process.stdout.readline().strip()
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("unshare", "nsenter", "setpriv", "mount", "umount", "pivot_root", "ip")
+               if shutil.which(tool) is None]
+    if missing:
+        raise SandboxError(
+            f"pod sandboxes need {', '.join(missing)}, not found on PATH",
+            fix="install util-linux, mount and iproute2 (Debian/Ubuntu: apt-get install util-linux mount iproute2)",
+        )
+
+
+def _fix_for(detail: str) -> str:
+    if "Operation not permitted" in detail or "Permission denied" in detail:
+        if Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").exists():
+            return (
+                "user namespaces are restricted by AppArmor (kernel.apparmor_restrict_unprivileged_userns=1, "
+                "Ubuntu's default): run the cluster as root, or set that sysctl to 0"
+            )
+        return "run the cluster as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0)"
+    return "see the message above; `dmesg` may say more about a refused mount"

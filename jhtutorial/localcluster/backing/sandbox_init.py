@@ -1,0 +1,132 @@
+"""The first process of a pod's sandbox: builds its file system, then waits.
+
+Run by ``sandbox.create`` as ``unshare --mount --uts --net --pid --ipc --fork
+-- python -I sandbox_init.py SPEC_JSON``, so it is PID 1 of the sandbox's PID
+namespace and alone in fresh mount, UTS, network and IPC namespaces. It uses the
+standard library only and imports nothing of the project: the folders it hides may
+hold the very environment it was started from.
+
+The file system it builds, in a staging tmpfs, then ``pivot_root`` into it:
+
+- ``/``: an overlay whose lower layer is the machine's root file system and whose
+  upper layer is in the staging tmpfs, so mount points for volumes can be made
+  without touching the machine; remounted read-only once they exist.
+- ``/proc`` of the sandbox's PID namespace; a ``/dev`` of its own (null, zero,
+  full, random, urandom, tty, a new devpts instance, a tmpfs ``/dev/shm``); fresh
+  tmpfs ``/tmp`` and ``/run``, as a container's writable layer would give.
+- an empty read-only tmpfs over each hidden folder that exists;
+- each volume bound at its mount path (read-only when asked).
+
+It prints ``ready`` on stdout when done (or ``error: ...`` and exits 1), then
+reaps children until it is killed. Killing it ends every process of the sandbox:
+the kernel kills a PID namespace's processes when its init dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+
+
+def inside(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+def build_root(stage: str, spec: dict) -> str:
+    mount("-t", "tmpfs", "-o", "mode=700", "sandbox-stage", stage)
+    for name in ("upper", "work", "root"):
+        os.mkdir(os.path.join(stage, name), 0o755)
+    root = os.path.join(stage, "root")
+    mount("-t", "overlay", "-o", f"lowerdir=/,upperdir={stage}/upper,workdir={stage}/work", "sandbox-root", root)
+
+    mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", inside(root, "/proc"))
+    make_dev(inside(root, "/dev"))
+    mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", inside(root, "/tmp"))
+    mount("-t", "tmpfs", "-o", "mode=755,nosuid,nodev", "tmpfs", inside(root, "/run"))
+
+    for folder in spec["hidden"]:
+        target = inside(root, folder)
+        if os.path.isdir(target) and not os.path.islink(target):
+            mount("-t", "tmpfs", "-o", "ro,mode=755,size=4k,nosuid,nodev,noexec", "hidden", target)
+
+    for volume in spec["volumes"]:
+        target = inside(root, volume["mount_path"])
+        if os.path.isdir(volume["source"]):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                open(target, "a").close()
+        mount("--bind", volume["source"], target)
+        flags = "remount,bind,nosuid,nodev" + (",ro" if volume["read_only"] else "")
+        mount("-o", flags, target)
+
+    os.mkdir(inside(root, "/.old-root"), 0o700)
+    return root
+
+
+def make_dev(dev: str) -> None:
+    mount("-t", "tmpfs", "-o", "mode=755,nosuid,noexec", "dev", dev)
+    for name in DEVICES:
+        node = os.path.join(dev, name)
+        open(node, "a").close()
+        mount("--bind", f"/dev/{name}", node)
+    os.mkdir(os.path.join(dev, "pts"), 0o755)
+    mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620,nosuid,noexec", "devpts", os.path.join(dev, "pts"))
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    os.mkdir(os.path.join(dev, "shm"), 0o755)
+    mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "shm", os.path.join(dev, "shm"))
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{number}", os.path.join(dev, name))
+    os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
+
+
+def enter_root(root: str) -> None:
+    subprocess.run(["pivot_root", root, inside(root, "/.old-root")], check=True, capture_output=True, text=True)
+    os.chdir("/")
+    subprocess.run(["umount", "--lazy", "/.old-root"], check=True, capture_output=True, text=True)
+    os.rmdir("/.old-root")
+    mount("-o", "remount,ro", "/")
+
+
+def reap_forever() -> None:
+    # PID 1 of a namespace: orphans are re-parented here and must be reaped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # so that pause() wakes for an orphan's exit
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            signal.pause()
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    try:
+        socket.sethostname(spec["hostname"])
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, text=True)
+        enter_root(build_root(spec["stage"], spec))
+    except subprocess.CalledProcessError as error:
+        print(f"error: {' '.join(error.cmd)}: {error.stderr.strip()}", flush=True)
+        sys.exit(1)
+    except OSError as error:
+        print(f"error: {error}", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    sys.stdout.close()
+    os.close(1)
+    reap_forever()
+
+
+if __name__ == "__main__":
+    main()

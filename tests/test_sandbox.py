@@ -1,0 +1,143 @@
+"""Pod sandboxes made for real: namespaces, file system, user, teardown (needs root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jhtutorial.errors import SandboxError
+from jhtutorial.localcluster.backing.sandbox import (
+    RunAs,
+    Sandbox,
+    SandboxSpec,
+    Volume,
+    checked_mount_path,
+    create,
+    processes_in_namespace,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes as the machine's root (the cluster owner is root)")
+
+LEARNER = RunAs(uid=1000, gid=1000, groups=(1000, 2000))
+
+
+@pytest.fixture
+def machine_folder() -> Iterator[Path]:
+    """A folder on the machine's root file system (a sandbox gets a fresh /tmp, so tmp_path would prove nothing)."""
+    folder = Path(tempfile.mkdtemp(prefix="jhtutorial-sandbox-test-", dir="/var/tmp"))
+    folder.chmod(0o755)  # traversable by the pod's user, so that only hiding keeps it out
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def pod_folders(machine_folder: Path) -> dict[str, Path]:
+    tmp_path = machine_folder
+    volume = tmp_path / "pods" / "hub-0" / "db"
+    volume.mkdir(parents=True)
+    (volume / "jupyterhub.sqlite").write_text("the hub's database\n")
+    os.chown(volume, LEARNER.uid, LEARNER.gid)
+    other = tmp_path / "pods" / "other-0"
+    other.mkdir(parents=True)
+    (other / "secret.txt").write_text("another pod's file\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "kubeconfig").write_text("the cluster's credentials\n")
+    config = tmp_path / "pods" / "hub-0" / "config"
+    config.mkdir()
+    (config / "jupyterhub_config.py").write_text("c = get_config()\n")
+    return {"volume": volume, "other": other, "state": state, "config": config}
+
+
+@pytest.fixture
+def hub_box(pod_folders: dict[str, Path]) -> Iterator[Sandbox]:
+    spec = SandboxSpec(
+        key=f"test.hub-0-{os.getpid()}",
+        hostname="hub-0",
+        volumes=(
+            Volume(pod_folders["volume"], "/srv/jupyterhub"),
+            Volume(pod_folders["config"], "/usr/local/etc/jupyterhub", read_only=True),
+        ),
+        hidden=(pod_folders["other"], pod_folders["state"], Path.home()),
+    )
+    box = create(spec)
+    yield box
+    box.teardown()
+
+
+def test_a_process_inside_sees_its_pod_not_the_machine(hub_box: Sandbox, pod_folders: dict[str, Path]) -> None:
+    def inside(*argv: str) -> str:
+        result = hub_box.run(list(argv), LEARNER)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert inside("hostname") == "hub-0"
+    assert inside("uname", "-n") == "hub-0"
+    assert inside("cat", "/srv/jupyterhub/jupyterhub.sqlite") == "the hub's database"
+    assert inside("cat", "/usr/local/etc/jupyterhub/jupyterhub_config.py") == "c = get_config()"
+    # its own PID namespace: the shell is a small number, PID 1 is the sandbox's init
+    assert int(inside("sh", "-c", "echo $$")) < 100
+    # hidden folders are empty: other pods' volumes, the cluster's state, the owner's home
+    for folder in (pod_folders["other"], pod_folders["state"], Path.home()):
+        assert inside("ls", "-A", str(folder)) == "", folder
+    # the machine's own /tmp is not there (a fresh tmpfs is)
+    assert inside("ls", "-A", "/tmp") == ""
+
+
+def test_it_runs_as_its_user_without_privileges(hub_box: Sandbox) -> None:
+    result = hub_box.run(["sh", "-c", "id -u; id -g; id -G; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/self/status"], LEARNER)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[:3] == ["1000", "1000", "1000 2000"]
+    status = dict(line.split(":\t") for line in lines[3:] if line)
+    assert status == {"CapEff": "0000000000000000", "CapPrm": "0000000000000000",
+                      "CapBnd": "0000000000000000", "NoNewPrivs": "1"}
+    # nothing of the caller's environment leaks in
+    env = hub_box.run(["env"], LEARNER).stdout
+    assert "JHTUTORIAL" not in env and "KUBECONFIG" not in env and "HOME=/root" not in env
+
+
+def test_the_root_is_read_only_and_volumes_are_as_asked(hub_box: Sandbox, pod_folders: dict[str, Path]) -> None:
+    root = RunAs(uid=0, gid=0)  # even uid 0, with its capabilities dropped, cannot write the machine's files
+    for target in ("/usr/sandbox-test", "/etc/sandbox-test", "/usr/local/etc/jupyterhub/x"):
+        result = hub_box.run(["touch", target], root)
+        assert result.returncode != 0 and "Read-only file system" in result.stderr, (target, result)
+    assert not Path("/usr/sandbox-test").exists() and not Path("/etc/sandbox-test").exists()
+    written = hub_box.run(["sh", "-c", "echo new > /srv/jupyterhub/written"], LEARNER)
+    assert written.returncode == 0, written.stderr
+    assert (pod_folders["volume"] / "written").read_text() == "new\n"  # the volume is the caller's folder
+    # the mount point was made in the sandbox only: the machine has no /srv/jupyterhub
+    assert not Path("/usr/local/etc/jupyterhub").exists()
+
+
+def test_teardown_leaves_no_process_and_no_mount(pod_folders: dict[str, Path]) -> None:
+    box = create(SandboxSpec(key=f"test.kernel-0-{os.getpid()}", hostname="kernel-0"))
+    pid_namespace = f"pid:[{box.namespace_file('pid').stat().st_ino}]"
+    # a process that leaves its session and its parent, as kernels and terminals do
+    started = box.run(["sh", "-c", "setsid sleep 1000 > /dev/null 2>&1 < /dev/null &"], LEARNER)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 5
+    while len(processes_in_namespace(pid_namespace)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(processes_in_namespace(pid_namespace)) == 2  # init and the sleep
+    box.teardown()
+    assert processes_in_namespace(pid_namespace) == []
+    assert not box.folder.exists()
+    assert str(box.folder) not in Path("/proc/self/mountinfo").read_text()
+    assert not box.alive()
+
+
+@pytest.mark.parametrize("mount_path", ["../../etc", "/srv/../../etc", "srv/data", "/"])
+def test_a_mount_path_that_climbs_out_is_refused(mount_path: str, tmp_path: Path) -> None:
+    spec = SandboxSpec(key="test.refused", hostname="refused", volumes=(Volume(tmp_path, mount_path),))
+    with pytest.raises(SandboxError) as refused:
+        create(spec)
+    assert repr(mount_path) in str(refused.value) and "sandbox test.refused" in str(refused.value)
+    assert refused.value.fix
+    assert checked_mount_path("/srv/./data/", where="x") == "/srv/data"
