@@ -140,6 +140,14 @@ class Sandbox:
         ]
         return nsenter + setpriv
 
+    def exec_prefix(self, user: RunAs) -> str:
+        """``enter_command`` as the value of a kwok Exec's ``KWOK_EXEC_PREFIX`` env (kwok splits it on white space)."""
+        words = self.enter_command(user)
+        spaced = [word for word in words if not word or any(c.isspace() for c in word)]
+        if spaced:
+            raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix (split on white space)")
+        return " ".join(words)
+
     def run(self, argv: Sequence[str], user: RunAs, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside as ``user``, wait for it and return its output."""
         return subprocess.run([*self.enter_command(user), *argv], capture_output=True, text=True, check=False,

@@ -1,0 +1,157 @@
+"""`kubectl exec` into a pod's sandbox through kwok's Exec, patched with a command prefix (patches/README.md).
+
+The pod is simulated by kwok; its "container" is a sandbox made on this machine.
+Every spelling of a command must run inside it, as the pod's user, and a pod
+without an Exec object must run nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from jhtutorial.localcluster import build, versions
+from jhtutorial.localcluster.backing.sandbox import RunAs, Sandbox, SandboxSpec, create
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes as the machine's root")
+
+USER = RunAs(uid=1000, gid=1000)
+SECRET_FILE = "/tmp/only-the-sandbox-sees-this"
+
+
+@pytest.fixture(scope="module")
+def exec_crd(kubectl: Path, kubeconfig: Path) -> None:
+    found = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "get", "crd", "execs.kwok.x-k8s.io"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.skip("the local cluster predates kwok's Exec resource: `jhtutorial cluster down` then "
+                    "`jhtutorial cluster up` recreates it with it")
+
+
+def _running_pod(api_client: client.ApiClient, namespace: str, name: str) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    })
+    deadline = time.monotonic() + 60
+    while core.read_namespaced_pod(name, namespace).status.phase != "Running":
+        assert time.monotonic() < deadline, f"pod {name} did not start"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def sandboxed_pod(api_client: client.ApiClient, namespace: str, exec_crd: None) -> Iterator[tuple[str, Sandbox]]:
+    name = "sandboxed-0"
+    _running_pod(api_client, namespace, name)
+    box = create(SandboxSpec(key=f"{namespace}.{name}", hostname=name))
+    try:
+        made = box.run(["sh", "-c", f"echo 'inside {name}' > {SECRET_FILE}"], USER)
+        assert made.returncode == 0, made.stderr
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            "kwok.x-k8s.io", "v1alpha1", namespace, "execs", {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"execs": [{"local": {"envs": [{"name": "KWOK_EXEC_PREFIX", "value": box.exec_prefix(USER)}]}}]},
+            })
+        yield name, box
+    finally:
+        box.teardown()
+
+
+def _exec(kubectl: Path, kubeconfig: Path, namespace: str, pod: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", pod, "--", *argv],
+                          capture_output=True, text=True, timeout=60)
+
+
+@needs_root
+def test_every_spelling_of_a_command_runs_inside_the_sandbox(
+    sandboxed_pod: tuple[str, Sandbox], kubectl: Path, kubeconfig: Path, namespace: str
+) -> None:
+    pod, _ = sandboxed_pod
+    first = _exec_until_ready(kubectl, kubeconfig, namespace, pod)
+    assert first.stdout == f"inside {pod}\n"
+    assert not Path(SECRET_FILE).exists()  # the file is on the sandbox's own /tmp
+    for argv, expected in ((["/bin/cat", SECRET_FILE], f"inside {pod}"), (["/bin/hostname"], pod),
+                           (["uname", "-n"], pod), (["id", "-u"], "1000"),
+                           (["sh", "-c", "grep ^CapEff /proc/self/status"], "CapEff:\t0000000000000000")):
+        result = _exec(kubectl, kubeconfig, namespace, pod, *argv)
+        assert (result.returncode, result.stdout.strip()) == (0, expected), (argv, result.stderr)
+    # its own PID namespace: the shell's PID is small, not the machine's
+    assert int(_exec(kubectl, kubeconfig, namespace, pod, "sh", "-c", "echo $$").stdout) < 100
+    # the exit status passes through as from a kubelet, without the prefix in the message
+    failed = _exec(kubectl, kubeconfig, namespace, pod, "sh", "-c", "exit 3")
+    assert failed.returncode == 3 and "command terminated with exit code 3" in failed.stderr
+    assert "nsenter" not in failed.stderr
+
+
+@needs_root
+def test_an_interactive_shell_runs_inside_the_sandbox(
+    sandboxed_pod: tuple[str, Sandbox], kubectl: Path, kubeconfig: Path, namespace: str
+) -> None:
+    pod, _ = sandboxed_pod
+    _exec_until_ready(kubectl, kubeconfig, namespace, pod)
+    controller, terminal = pty.openpty()
+    shell = subprocess.Popen([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "-it", pod,
+                              "--", "sh"], stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True)
+    os.close(terminal)
+    seen = bytearray()
+
+    def read_until(wanted: bytes) -> None:
+        deadline = time.monotonic() + 30
+        while wanted not in seen:
+            assert time.monotonic() < deadline and shell.poll() is None, bytes(seen)
+            if select.select([controller], [], [], 0.5)[0]:
+                seen.extend(os.read(controller, 4096))
+
+    try:
+        read_until(b"$ ")  # the shell's prompt: it reads from the terminal now
+        os.write(controller, b'echo "$(hostname) $(id -u) $([ -t 0 ] && echo on-a-terminal)"\n')
+        read_until(f"{pod} 1000 on-a-terminal".encode())
+        os.write(controller, b"exit 0\n")
+        assert shell.wait(timeout=30) == 0, bytes(seen)
+    finally:
+        shell.kill()
+        shell.wait()
+        os.close(controller)
+
+
+def _exec_until_ready(kubectl: Path, kubeconfig: Path, namespace: str, pod: str) -> subprocess.CompletedProcess[str]:
+    deadline = time.monotonic() + 30
+    while (first := _exec(kubectl, kubeconfig, namespace, pod, "cat", SECRET_FILE)).returncode != 0:
+        # kwok learns of the new Exec object from its watch a moment later
+        assert "no exec found" in first.stderr and time.monotonic() < deadline, first.stderr
+        time.sleep(0.5)
+    return first
+
+
+def test_a_pod_without_an_exec_object_runs_nothing(
+    api_client: client.ApiClient, kubectl: Path, kubeconfig: Path, namespace: str, exec_crd: None, tmp_path: Path
+) -> None:
+    _running_pod(api_client, namespace, "plain-0")
+    marker = tmp_path / "ran"
+    result = _exec(kubectl, kubeconfig, namespace, "plain-0", "touch", str(marker))
+    assert result.returncode != 0
+    assert 'no exec found for container "main"' in result.stderr
+    assert not marker.exists()
+
+
+def test_kwok_is_cached_by_version_and_patch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed patch builds kwok again (a new cache folder); Kubernetes and etcd keep theirs."""
+    before = build._cache_folders()
+    assert before["kwok"].name == f"kwok-{versions.KWOK}-{build.kwok_patch_digest()}"
+    assert all(patch.read_text().count("+++ b/") >= 1 for patch in build.KWOK_PATCHES)
+    changed = tmp_path / "changed.diff"
+    changed.write_text(build.KWOK_PATCHES[0].read_text() + "\n")
+    monkeypatch.setattr(build, "KWOK_PATCHES", (changed,))
+    after = build._cache_folders()
+    assert after["kwok"] != before["kwok"]
+    assert (after["kubernetes"], after["etcd"]) == (before["kubernetes"], before["etcd"])
