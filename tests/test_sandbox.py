@@ -52,7 +52,9 @@ def pod_folders(machine_folder: Path) -> dict[str, Path]:
     config = tmp_path / "pods" / "hub-0" / "config"
     config.mkdir()
     (config / "jupyterhub_config.py").write_text("c = get_config()\n")
-    return {"volume": volume, "other": other, "state": state, "config": config}
+    hosts = tmp_path / "pods" / "hub-0" / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n10.244.1.7 hub-0\n10.96.0.20 hub hub.tutorial hub.tutorial.svc.cluster.local\n")
+    return {"volume": volume, "other": other, "state": state, "config": config, "hosts": hosts}
 
 
 @pytest.fixture
@@ -63,6 +65,7 @@ def hub_box(pod_folders: dict[str, Path]) -> Iterator[Sandbox]:
         volumes=(
             Volume(pod_folders["volume"], "/srv/jupyterhub"),
             Volume(pod_folders["config"], "/usr/local/etc/jupyterhub", read_only=True),
+            Volume(pod_folders["hosts"], "/etc/hosts", read_only=True),  # a file: Service names resolve
         ),
         hidden=(pod_folders["other"], pod_folders["state"], Path.home()),
     )
@@ -81,6 +84,7 @@ def test_a_process_inside_sees_its_pod_not_the_machine(hub_box: Sandbox, pod_fol
     assert inside("uname", "-n") == "hub-0"
     assert inside("cat", "/srv/jupyterhub/jupyterhub.sqlite") == "the hub's database"
     assert inside("cat", "/usr/local/etc/jupyterhub/jupyterhub_config.py") == "c = get_config()"
+    assert inside("getent", "hosts", "hub.tutorial.svc.cluster.local").split()[0] == "10.96.0.20"
     # its own PID namespace: the shell is a small number, PID 1 is the sandbox's init
     assert int(inside("sh", "-c", "echo $$")) < 100
     # hidden folders are empty: other pods' volumes, the cluster's state, the owner's home
@@ -105,7 +109,7 @@ def test_it_runs_as_its_user_without_privileges(hub_box: Sandbox) -> None:
 
 def test_the_root_is_read_only_and_volumes_are_as_asked(hub_box: Sandbox, pod_folders: dict[str, Path]) -> None:
     root = RunAs(uid=0, gid=0)  # even uid 0, with its capabilities dropped, cannot write the machine's files
-    for target in ("/usr/sandbox-test", "/etc/sandbox-test", "/usr/local/etc/jupyterhub/x"):
+    for target in ("/usr/sandbox-test", "/etc/sandbox-test", "/usr/local/etc/jupyterhub/x", "/etc/hosts"):
         result = hub_box.run(["touch", target], root)
         assert result.returncode != 0 and "Read-only file system" in result.stderr, (target, result)
     assert not Path("/usr/sandbox-test").exists() and not Path("/etc/sandbox-test").exists()
@@ -131,6 +135,12 @@ def test_teardown_leaves_no_process_and_no_mount(pod_folders: dict[str, Path]) -
     assert not box.folder.exists()
     assert str(box.folder) not in Path("/proc/self/mountinfo").read_text()
     assert not box.alive()
+
+
+def test_a_key_that_is_not_a_plain_name_is_refused() -> None:
+    for key in ("../escape", "ns/pod", "ns.pod with space", ""):
+        with pytest.raises(SandboxError, match="the key must be"):
+            create(SandboxSpec(key=key, hostname="x"))
 
 
 @pytest.mark.parametrize("mount_path", ["../../etc", "/srv/../../etc", "srv/data", "/"])

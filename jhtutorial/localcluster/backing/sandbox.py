@@ -1,7 +1,7 @@
 """A pod's sandbox: a container without an image.
 
-A sandbox is a set of Linux namespaces of its own (mount, UTS, network, PID, IPC;
-plus a user namespace when the cluster's owner is not root) whose file system is
+A sandbox is a set of Linux namespaces of its own (mount, UTS, network, PID, IPC)
+whose file system is
 the machine's own, read-only, with what belongs to no pod hidden and the pod's
 volumes bound at their mount paths. ``sandbox_init.py`` builds it as the
 sandbox's PID 1; this module starts that process, names its namespaces, runs
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -49,11 +50,9 @@ READY_TIMEOUT = 20.0
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def runtime_root() -> Path:
-    """Where sandboxes keep their namespace files: tmpfs-backed /run when root, else the user's runtime dir."""
-    if os.geteuid() == 0:
-        return Path("/run/jhtutorial/sandboxes")
-    return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/jhtutorial-{os.getuid()}") / "jhtutorial" / "sandboxes"
+# Where sandboxes keep their namespace files and staging folders: /run, which a reboot empties, as the
+# namespaces themselves are gone then.
+RUNTIME_ROOT = Path("/run/jhtutorial/sandboxes")
 
 
 @dataclass(frozen=True)
@@ -179,6 +178,10 @@ class Sandbox:
 def create(spec: SandboxSpec) -> Sandbox:
     """Make a sandbox and return it once its file system is in place (SandboxError if it cannot be made)."""
     where = f"sandbox {spec.key}"
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?", spec.key) or ".." in spec.key:
+        raise SandboxError(f"{where}: the key must be lowercase letters, digits, '.' and '-' (namespace.pod)")
+    if not 0 < len(spec.hostname) <= 63:
+        raise SandboxError(f"{where}: hostname {spec.hostname!r} must be 1 to 63 characters")
     volumes = []
     for volume in spec.volumes:
         mount_path = checked_mount_path(volume.mount_path, where=where)
@@ -186,8 +189,15 @@ def create(spec: SandboxSpec) -> Sandbox:
             raise SandboxError(f"{where}: volume source {volume.source} does not exist", fix="prepare the volume first")
         volumes.append({"source": str(volume.source), "mount_path": mount_path, "read_only": volume.read_only})
     _require_tools()
+    if os.geteuid() != 0:
+        # Binding the namespace files and running as the pod's uid need root on the machine; an owner who is not
+        # root would need a user namespace with a uid range of their own (newuidmap), which is not built.
+        raise SandboxError(
+            f"{where}: pod sandboxes are made by root only (this process runs as uid {os.geteuid()})",
+            fix="start the local cluster as root, or keep the tutorial's pods simulated only",
+        )
 
-    folder = runtime_root() / spec.key
+    folder = RUNTIME_ROOT / spec.key
     if folder.exists():
         raise SandboxError(f"{where} exists already ({folder})", fix="tear the old sandbox down first")
     (folder / "ns").mkdir(parents=True, mode=0o700)
@@ -200,8 +210,6 @@ def create(spec: SandboxSpec) -> Sandbox:
     }
     unshare = ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--kill-child=SIGKILL",
                "--propagation=private"]
-    if os.geteuid() != 0:
-        unshare += ["--user", "--map-root-user"]
     process = subprocess.Popen(
         [*unshare, "--", sys.executable, "-I", str(INIT_SCRIPT), json.dumps(init_spec)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
@@ -282,10 +290,5 @@ def _require_tools() -> None:
 
 def _fix_for(detail: str) -> str:
     if "Operation not permitted" in detail or "Permission denied" in detail:
-        if Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").exists():
-            return (
-                "user namespaces are restricted by AppArmor (kernel.apparmor_restrict_unprivileged_userns=1, "
-                "Ubuntu's default): run the cluster as root, or set that sysctl to 0"
-            )
-        return "run the cluster as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0)"
+        return "the kernel refused a namespace or a mount: run the cluster as root, outside a container that forbids them"
     return "see the message above; `dmesg` may say more about a refused mount"
