@@ -137,6 +137,21 @@ def test_teardown_leaves_no_process_and_no_mount(pod_folders: dict[str, Path]) -
     assert not box.alive()
 
 
+@pytest.mark.skipif(not Path("/var/run").is_symlink(), reason="needs /var/run -> /run, as on Debian and Ubuntu")
+def test_a_mount_path_through_a_symbolic_link_stays_inside(pod_folders: dict[str, Path]) -> None:
+    """/var/run -> /run: the mount point is made in the sandbox's /run, never in the machine's."""
+    if Path("/run/secrets").exists():
+        pytest.skip("the machine has a /run/secrets of its own, so a stray one could not be told apart")
+    box = create(SandboxSpec(key=f"test.sa-{os.getpid()}", hostname="sa", volumes=(
+        Volume(pod_folders["config"], "/var/run/secrets/kubernetes.io/serviceaccount", read_only=True),)))
+    try:
+        listed = box.run(["ls", "/var/run/secrets/kubernetes.io/serviceaccount", "/run/secrets/kubernetes.io/serviceaccount"], LEARNER)
+        assert listed.stdout.count("jupyterhub_config.py") == 2, listed
+    finally:
+        box.teardown()
+    assert not Path("/run/secrets").exists()
+
+
 def test_a_key_that_is_not_a_plain_name_is_refused() -> None:
     for key in ("../escape", "ns/pod", "ns.pod with space", ""):
         with pytest.raises(SandboxError, match="the key must be"):

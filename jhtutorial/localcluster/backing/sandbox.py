@@ -187,7 +187,9 @@ def create(spec: SandboxSpec) -> Sandbox:
         mount_path = checked_mount_path(volume.mount_path, where=where)
         if not volume.source.exists():
             raise SandboxError(f"{where}: volume source {volume.source} does not exist", fix="prepare the volume first")
-        volumes.append({"source": str(volume.source), "mount_path": mount_path, "read_only": volume.read_only})
+        # resolved here, on the machine: inside, the machine's tree is reached under another root
+        source = str(volume.source.resolve(strict=True))
+        volumes.append({"source": source, "mount_path": mount_path, "read_only": volume.read_only})
     _require_tools()
     if os.geteuid() != 0:
         # Binding the namespace files and running as the pod's uid need root on the machine; an owner who is not

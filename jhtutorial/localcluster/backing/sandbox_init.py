@@ -6,7 +6,9 @@ namespace and alone in fresh mount, UTS, network and IPC namespaces. It uses the
 standard library only and imports nothing of the project: the folders it hides may
 hold the very environment it was started from.
 
-The file system it builds, in a staging tmpfs, then ``pivot_root`` into it:
+The file system it builds: a staging tmpfs holds an overlay, the pod's root, and
+it ``pivot_root``s into it before anything else, so that every path of the pod
+is resolved inside the sandbox, never against the machine's root:
 
 - ``/``: an overlay whose lower layer is the machine's root file system and whose
   upper layer is in the staging tmpfs, so mount points for volumes can be made
@@ -15,7 +17,8 @@ The file system it builds, in a staging tmpfs, then ``pivot_root`` into it:
   full, random, urandom, tty, a new devpts instance, a tmpfs ``/dev/shm``); fresh
   tmpfs ``/tmp`` and ``/run``, as a container's writable layer would give.
 - an empty read-only tmpfs over each hidden folder that exists;
-- each volume bound at its mount path (read-only when asked).
+- each volume bound at its mount path (read-only when asked), from the machine's
+  tree kept at ``/.old-root`` until the end, then detached.
 
 It prints ``ready`` on stdout when done (or ``error: ...`` and exits 1), then
 reaps children until it is killed. Killing it ends every process of the sandbox:
@@ -35,44 +38,55 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
 def mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+    run("mount", *args)
 
 
-def inside(root: str, path: str) -> str:
-    return os.path.join(root, path.lstrip("/"))
+OLD_ROOT = "/.old-root"
 
 
-def build_root(stage: str, spec: dict) -> str:
+def build_root(stage: str, spec: dict) -> None:
+    """Make the pod's root and move into it; every path of the pod is resolved only after the move.
+
+    A mount path is resolved inside the new root, never against the machine's: a
+    symbolic link on the way (``/var/run`` -> ``/run``) then leads into the
+    sandbox's own folders, and nothing is created on the machine.
+    """
     mount("-t", "tmpfs", "-o", "mode=700", "sandbox-stage", stage)
     for name in ("upper", "work", "root"):
         os.mkdir(os.path.join(stage, name), 0o755)
     root = os.path.join(stage, "root")
     mount("-t", "overlay", "-o", f"lowerdir=/,upperdir={stage}/upper,workdir={stage}/work", "sandbox-root", root)
+    os.mkdir(os.path.join(root, OLD_ROOT.lstrip("/")), 0o700)
+    run("pivot_root", root, os.path.join(root, OLD_ROOT.lstrip("/")))
+    os.chdir("/")
 
-    mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", inside(root, "/proc"))
-    make_dev(inside(root, "/dev"))
-    mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", inside(root, "/tmp"))
-    mount("-t", "tmpfs", "-o", "mode=755,nosuid,nodev", "tmpfs", inside(root, "/run"))
+    mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", "/proc")
+    make_dev("/dev")
+    mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", "/tmp")
+    mount("-t", "tmpfs", "-o", "mode=755,nosuid,nodev", "tmpfs", "/run")
 
-    for folder in spec["hidden"]:
-        target = inside(root, folder)
-        if os.path.isdir(target) and not os.path.islink(target):
-            mount("-t", "tmpfs", "-o", "ro,mode=755,size=4k,nosuid,nodev,noexec", "hidden", target)
+    # hidden folders stay writable until the mount points of volumes inside them exist
+    hidden = [folder for folder in spec["hidden"] if os.path.isdir(folder)]
+    for folder in hidden:
+        mount("-t", "tmpfs", "-o", "mode=755,size=4k,nosuid,nodev,noexec", "hidden", folder)
 
     for volume in spec["volumes"]:
-        target = inside(root, volume["mount_path"])
-        if os.path.isdir(volume["source"]):
+        source = OLD_ROOT + volume["source"]  # resolved by the caller on the machine
+        target = volume["mount_path"]
+        if os.path.isdir(source):
             os.makedirs(target, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if not os.path.exists(target):
                 open(target, "a").close()
-        mount("--bind", volume["source"], target)
-        flags = "remount,bind,nosuid,nodev" + (",ro" if volume["read_only"] else "")
-        mount("-o", flags, target)
+        mount("--bind", source, target)
+        mount("-o", "remount,bind,nosuid,nodev" + (",ro" if volume["read_only"] else ""), target)
 
-    os.mkdir(inside(root, "/.old-root"), 0o700)
-    return root
+    for folder in hidden:
+        mount("-o", "remount,ro", folder)
+    run("umount", "--lazy", OLD_ROOT)
+    os.rmdir(OLD_ROOT)
+    mount("-o", "remount,ro", "/")
 
 
 def make_dev(dev: str) -> None:
@@ -80,7 +94,7 @@ def make_dev(dev: str) -> None:
     for name in DEVICES:
         node = os.path.join(dev, name)
         open(node, "a").close()
-        mount("--bind", f"/dev/{name}", node)
+        mount("--bind", f"{OLD_ROOT}/dev/{name}", node)
     os.mkdir(os.path.join(dev, "pts"), 0o755)
     mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620,nosuid,noexec", "devpts", os.path.join(dev, "pts"))
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
@@ -91,12 +105,8 @@ def make_dev(dev: str) -> None:
     os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
 
 
-def enter_root(root: str) -> None:
-    subprocess.run(["pivot_root", root, inside(root, "/.old-root")], check=True, capture_output=True, text=True)
-    os.chdir("/")
-    subprocess.run(["umount", "--lazy", "/.old-root"], check=True, capture_output=True, text=True)
-    os.rmdir("/.old-root")
-    mount("-o", "remount,ro", "/")
+def run(*argv: str) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True, text=True)
 
 
 def reap_forever() -> None:
@@ -115,7 +125,7 @@ def main() -> None:
     try:
         socket.sethostname(spec["hostname"])
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, text=True)
-        enter_root(build_root(spec["stage"], spec))
+        build_root(spec["stage"], spec)
     except subprocess.CalledProcessError as error:
         print(f"error: {' '.join(error.cmd)}: {error.stderr.strip()}", flush=True)
         sys.exit(1)
