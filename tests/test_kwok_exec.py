@@ -60,7 +60,7 @@ def sandboxed_pod(api_client: client.ApiClient, namespace: str, exec_crd: None) 
             "kwok.x-k8s.io", "v1alpha1", namespace, "execs", {
                 "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
                 "metadata": {"name": name, "namespace": namespace},
-                "spec": {"execs": [{"local": {"envs": [{"name": "KWOK_EXEC_PREFIX", "value": box.exec_prefix(USER)}]}}]},
+                "spec": {"execs": [{"local": {"envs": box.kwok_exec_envs(USER)}}]},
             })
         yield name, box
     finally:
@@ -116,8 +116,15 @@ def test_an_interactive_shell_runs_inside_the_sandbox(
         read_until(b"$ ")  # the shell's prompt: it reads from the terminal now
         os.write(controller, b'echo "$(hostname) $(id -u) $([ -t 0 ] && echo on-a-terminal)"\n')
         read_until(f"{pod} 1000 on-a-terminal".encode())
+        # job control: the shell's terminal is its own, so Ctrl-C stops the foreground job and not the shell
+        os.write(controller, b"sleep 300\n")
+        time.sleep(1)
+        os.write(controller, b"\x03")
+        os.write(controller, b"echo after-ctrl-c-$?\n")
+        read_until(b"after-ctrl-c-130")
         os.write(controller, b"exit 0\n")
         assert shell.wait(timeout=30) == 0, bytes(seen)
+        assert b"job control turned off" not in seen and b"tty process group" not in seen, bytes(seen)
     finally:
         shell.kill()
         shell.wait()

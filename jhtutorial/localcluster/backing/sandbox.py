@@ -118,17 +118,20 @@ class Sandbox:
         """The network namespace file, for ``nsenter --net=`` or ``ip netns attach``."""
         return self.namespace_file("net")
 
-    def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None) -> list[str]:
+    def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None, *, terminal: bool = False) -> list[str]:
         """The words that run a command (appended after them) inside, as ``user``, unprivileged.
 
         nsenter enters every namespace (and, with the mount namespace, the sandbox's root) and forks
-        into its PID namespace; setpriv then drops to ``user``, clears capabilities in every set,
+        into its PID namespace; setpriv then drops to ``user``, clears capabilities in every set and
         sets no_new_privs. The environment is ``env`` alone (plus PATH and HOSTNAME when it has none):
-        nothing of the caller's leaks in.
+        nothing of the caller's leaks in. With ``terminal``, ``setsid --ctty`` first makes a session
+        inside the PID namespace whose controlling terminal is the caller's (taken over, as root), so a
+        shell there has job control and Ctrl-C reaches its foreground job.
         """
         nsenter = [shutil.which("nsenter") or "nsenter"]
         nsenter += [f"{NSENTER_OPTION[kind]}={self.namespace_file(kind)}" for kind in NAMESPACES]
         nsenter += ["--"]
+        session = ["setsid", "--wait", "--ctty", "--"] if terminal else []
         groups = ",".join(str(g) for g in user.groups) if user.groups else None
         environment = {"PATH": SANDBOX_PATH, "HOSTNAME": self.spec.hostname, **(env or {})}
         setpriv = [
@@ -137,15 +140,18 @@ class Sandbox:
             f"--groups={groups}" if groups else "--clear-groups",
             "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
         ]
-        return nsenter + setpriv
+        return nsenter + session + setpriv
 
-    def exec_prefix(self, user: RunAs) -> str:
-        """``enter_command`` as the value of a kwok Exec's ``KWOK_EXEC_PREFIX`` env (kwok splits it on white space)."""
-        words = self.enter_command(user)
-        spaced = [word for word in words if not word or any(c.isspace() for c in word)]
-        if spaced:
-            raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix (split on white space)")
-        return " ".join(words)
+    def kwok_exec_envs(self, user: RunAs) -> list[dict[str, str]]:
+        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user`` (kwok splits them on white space)."""
+        envs = []
+        for name, terminal in (("KWOK_EXEC_PREFIX", False), ("KWOK_EXEC_TTY_PREFIX", True)):
+            words = self.enter_command(user, terminal=terminal)
+            spaced = [word for word in words if not word or any(c.isspace() for c in word)]
+            if spaced:
+                raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix")
+            envs.append({"name": name, "value": " ".join(words)})
+        return envs
 
     def run(self, argv: Sequence[str], user: RunAs, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside as ``user``, wait for it and return its output."""
