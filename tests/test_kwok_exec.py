@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +164,49 @@ def test_kwok_is_cached_by_version_and_patch(tmp_path: Path, monkeypatch: pytest
     after = build._cache_folders()
     assert after["kwok"] != before["kwok"]
     assert (after["kubernetes"], after["etcd"]) == (before["kubernetes"], before["etcd"])
+
+
+@needs_root
+def test_port_forward_reaches_a_server_that_listens_only_inside(
+    sandboxed_pod: tuple[str, Sandbox], api_client: client.ApiClient, kubectl: Path, kubeconfig: Path, namespace: str
+) -> None:
+    pod, box = sandboxed_pod
+    made = box.run(["sh", "-c", "mkdir -p /tmp/www && hostname > /tmp/www/name"], USER)
+    assert made.returncode == 0, made.stderr
+    server = subprocess.Popen([*box.enter_command(USER), "python3", "-m", "http.server", "--bind", "127.0.0.1",
+                               "--directory", "/tmp/www", "8080"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    forward = None
+    try:
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            "kwok.x-k8s.io", "v1alpha1", namespace, "portforwards", {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+                "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"forwards": [{"ports": [80], "command": box.port_forward_command(8080, USER)}]},
+            })
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            local_port = probe.getsockname()[1]
+        forward = subprocess.Popen([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "port-forward",
+                                    f"pod/{pod}", f"{local_port}:80"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        assert forward.stdout is not None and "Forwarding from 127.0.0.1" in forward.stdout.readline()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                # a file of the sandbox's own /tmp, served from inside
+                page = urllib.request.urlopen(f"http://127.0.0.1:{local_port}/name", timeout=5).read().decode()
+                break
+            except OSError:
+                # kwok learns of the PortForward a moment later; the server may still be starting
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        assert page.strip() == pod  # a file that exists only in the sandbox's /tmp
+        # the server listens on the pod's own loopback
+        assert "127.0.0.1:8080 " in box.run(["ss", "-Hltn"], USER).stdout
+    finally:
+        if forward is not None:
+            forward.kill()
+            forward.wait()
+        server.kill()
+        server.wait()

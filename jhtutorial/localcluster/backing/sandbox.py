@@ -46,6 +46,20 @@ INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
 NAMESPACES = ("mnt", "uts", "ipc", "net", "pid")
 NSENTER_OPTION = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}
 READY_TIMEOUT = 20.0
+# Run inside a sandbox for one `kubectl port-forward` connection: kwok hands the stream over as stdin and
+# stdout; this copies it to and from PORT on the pod's own loopback (sys.argv[1]). The machine's own python3,
+# standard library only, so it needs nothing of the project inside.
+PORT_FORWARD_RELAY = """\
+import os, socket, sys, threading
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def upstream():
+    while data := os.read(0, 65536):
+        conn.sendall(data)
+    conn.shutdown(socket.SHUT_WR)
+threading.Thread(target=upstream, daemon=True).start()
+while data := conn.recv(65536):
+    os.write(1, data)
+"""
 # PATH inside a sandbox: the machine's programs, as a container's default PATH.
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -141,6 +155,10 @@ class Sandbox:
             "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
         ]
         return nsenter + session + setpriv
+
+    def port_forward_command(self, port: int, user: RunAs) -> list[str]:
+        """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec."""
+        return [*self.enter_command(user), "python3", "-I", "-c", PORT_FORWARD_RELAY, str(int(port))]
 
     def kwok_exec_envs(self, user: RunAs) -> list[dict[str, str]]:
         """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user`` (kwok splits them on white space)."""
