@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,13 +16,16 @@ import pytest
 
 from jhtutorial.errors import SandboxError
 from jhtutorial.localcluster.backing.sandbox import (
+    RUNTIME_ROOT,
     RunAs,
     Sandbox,
     SandboxSpec,
     Volume,
     checked_mount_path,
     create,
+    existing,
     processes_in_namespace,
+    remove_dead,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes as the machine's root (the cluster owner is root)")
@@ -166,3 +172,49 @@ def test_a_mount_path_that_climbs_out_is_refused(mount_path: str, tmp_path: Path
     assert repr(mount_path) in str(refused.value) and "sandbox test.refused" in str(refused.value)
     assert refused.value.fix
     assert checked_mount_path("/srv/./data/", where="x") == "/srv/data"
+
+
+MAKE_AND_DIE = (
+    "import os, signal, sys\n"
+    "from jhtutorial.localcluster.backing.sandbox import SandboxSpec, create\n"
+    "box = create(SandboxSpec(key=sys.argv[1], hostname='survivor'))\n"
+    "print(box.init_pid, flush=True)\n"
+    "os.kill(os.getpid(), signal.SIGKILL)  # as a supervisor killed with SIGKILL\n"
+)
+
+
+def _made_by_a_process_that_dies(key: str) -> int:
+    made = subprocess.run([sys.executable, "-c", MAKE_AND_DIE, key], capture_output=True, text=True, timeout=60)
+    assert made.returncode == -signal.SIGKILL, made.stderr
+    return int(made.stdout)
+
+
+def test_a_sandbox_outlives_its_maker_and_is_adopted() -> None:
+    key = f"test.survivor-{os.getpid()}"
+    init_pid = _made_by_a_process_that_dies(key)
+    alive, dead = existing()
+    adopted = next(box for box in alive if box.spec.key == key)
+    assert key not in dead and adopted.init_pid == init_pid
+    assert adopted.run(["hostname"], LEARNER).stdout.strip() == "survivor"
+    pid_namespace = f"pid:[{adopted.namespace_file('pid').stat().st_ino}]"
+    adopted.teardown()
+    assert processes_in_namespace(pid_namespace) == []
+    assert key not in [box.spec.key for box in existing()[0]] + existing()[1]
+
+
+def test_a_sandbox_whose_first_process_died_is_removed_with_everything_in_it() -> None:
+    key = f"test.crashed-{os.getpid()}"
+    init_pid = _made_by_a_process_that_dies(key)
+    box = next(box for box in existing()[0] if box.spec.key == key)
+    started = box.run(["sh", "-c", "setsid sleep 1000 > /dev/null 2>&1 < /dev/null &"], LEARNER)
+    assert started.returncode == 0
+    pid_namespace = f"pid:[{box.namespace_file('pid').stat().st_ino}]"
+    os.kill(init_pid, signal.SIGKILL)  # PID 1 gone: the kernel ends the rest of its namespace
+    deadline = time.monotonic() + 10
+    while processes_in_namespace(pid_namespace) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert key in existing()[1]
+    remove_dead(key)
+    assert processes_in_namespace(pid_namespace) == []
+    assert not (RUNTIME_ROOT / key).exists()
+    assert str(RUNTIME_ROOT / key) not in Path("/proc/self/mountinfo").read_text()

@@ -46,6 +46,8 @@ INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
 NAMESPACES = ("mnt", "uts", "ipc", "net", "pid")
 NSENTER_OPTION = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}
 READY_TIMEOUT = 20.0
+# A sandbox's record in its folder: key, hostname and the PID of its first process.
+RECORD = "sandbox.json"
 # Run inside a sandbox for one `kubectl port-forward` connection: kwok hands the stream over as stdin and
 # stdout; this copies it to and from PORT on the pod's own loopback (sys.argv[1]). The machine's own python3,
 # standard library only, so it needs nothing of the project inside.
@@ -177,11 +179,12 @@ class Sandbox:
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def alive(self) -> bool:
+        """Whether the sandbox's PID 1 still runs (checked by its namespace, so a reused PID does not count)."""
+        bound = _namespace_id(self.namespace_file("pid"))
         try:
-            os.kill(self.init_pid, 0)
-        except ProcessLookupError:
+            return bound is not None and os.readlink(f"/proc/{self.init_pid}/ns/pid") == bound
+        except OSError:
             return False
-        return Path(f"/proc/{self.init_pid}/ns/pid").exists()
 
     def teardown(self) -> None:
         """Kill the sandbox's PID 1 (the kernel then kills everything in it) and unbind its namespaces."""
@@ -255,6 +258,8 @@ def create(spec: SandboxSpec) -> Sandbox:
             target.touch()
             subprocess.run(["mount", "--bind", f"/proc/{init_pid}/ns/{kind}", str(target)],
                            check=True, capture_output=True, text=True)
+        # what a later supervisor needs to adopt the sandbox (see existing())
+        (folder / RECORD).write_text(json.dumps({"init_pid": init_pid, "key": spec.key, "hostname": spec.hostname}))
         return box
     except BaseException:
         process.kill()
@@ -262,6 +267,50 @@ def create(spec: SandboxSpec) -> Sandbox:
         _unbind_all(folder)
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def existing() -> tuple[list[Sandbox], list[str]]:
+    """The sandboxes on this machine whose PID 1 runs (to adopt), and the keys of those whose PID 1 is gone.
+
+    Sandboxes outlive the process that made them (a supervisor killed with SIGKILL
+    leaves them running); the next one adopts the live ones and removes the rest
+    with :func:`remove_dead`. An adopted sandbox knows its key, hostname and PID 1,
+    enough to enter it and tear it down; its volumes and hidden folders are in place.
+    """
+    alive, dead = [], []
+    if not RUNTIME_ROOT.is_dir():
+        return alive, dead
+    for folder in sorted(RUNTIME_ROOT.iterdir()):
+        try:
+            record = json.loads((folder / RECORD).read_text())
+            box = Sandbox(spec=SandboxSpec(key=record["key"], hostname=record["hostname"]), folder=folder,
+                          init_pid=int(record["init_pid"]))
+        except (OSError, ValueError, KeyError):
+            dead.append(folder.name)  # interrupted while being made
+            continue
+        if box.alive():
+            alive.append(box)
+        else:
+            dead.append(folder.name)
+    return alive, dead
+
+
+def remove_dead(key: str) -> None:
+    """Remove a sandbox that cannot be adopted: kill whatever still runs in its PID namespace, unbind, delete.
+
+    Its network and mount namespaces end with their last binding, and the veth of its
+    pod network with them.
+    """
+    folder = RUNTIME_ROOT / key
+    pid_namespace = _namespace_id(folder / "ns" / "pid")
+    if pid_namespace:
+        for pid in processes_in_namespace(pid_namespace):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _unbind_all(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def processes_in_namespace(pid_namespace: str) -> list[int]:
