@@ -22,7 +22,9 @@ from jhtutorial.localcluster.backing.network import (
     SERVICE_CIDR,
     NamespaceNetwork,
     ServiceRoute,
+    delete_router,
     services_ruleset,
+    stale_routers,
     veth_name,
 )
 from jhtutorial.localcluster.backing.sandbox import RunAs, Sandbox, SandboxSpec, create
@@ -162,6 +164,23 @@ def test_teardown_removes_every_link_and_namespace() -> None:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert network.name not in netns
     assert not network.netns_file.exists()
+
+
+@needs_root
+def test_routers_of_namespaces_no_longer_backed_are_found_and_deleted() -> None:
+    kept, gone = NamespaceNetwork(f"kept-{os.getpid()}"), NamespaceNetwork(f"gone-{os.getpid()}")
+    try:
+        kept.create()
+        gone.create()
+        stale = stale_routers(keep=[kept.namespace])
+        assert gone.name in stale and kept.name not in stale
+        delete_router(gone.name)
+        assert not gone.exists() and kept.exists()
+        with pytest.raises(SandboxError, match="not a router of the local cluster"):
+            delete_router("some-other-netns")
+    finally:
+        kept.delete()
+        gone.delete()
 
 
 def test_service_rules_reject_what_is_out_of_range() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -144,7 +145,7 @@ class NamespaceNetwork:
     def delete(self) -> None:
         """Remove the router; every veth in it goes with it (and so do their ends in pods)."""
         if self.exists():
-            _ip("netns", "delete", self.name)
+            delete_router(self.name)
 
     def attach_pod(self, pod: str, pod_ip: str, pod_netns: Path) -> None:
         """Join a pod's network namespace: eth0 with ``pod_ip``/32, routes to pods and Services via the router."""
@@ -192,6 +193,26 @@ class NamespaceNetwork:
 
     def _in_router(self, *argv: str) -> str:
         return _run(["ip", "netns", "exec", self.name, *argv])
+
+
+def stale_routers(keep: Iterable[str]) -> list[str]:
+    """Names of the project's routers on this machine that belong to none of the Kubernetes namespaces ``keep``.
+
+    Routers outlive the supervisor (they are named network namespaces); the next one
+    deletes those of namespaces that are gone or no longer backed.
+    """
+    wanted = {router_name(namespace) for namespace in keep}
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(entry.name for entry in NETNS_DIR.iterdir()
+                  if re.fullmatch(r"jhtutorial-[0-9a-f]{10}", entry.name) and entry.name not in wanted)
+
+
+def delete_router(name: str) -> None:
+    """Delete one of the project's routers by name (see :func:`stale_routers`)."""
+    if not re.fullmatch(r"jhtutorial-[0-9a-f]{10}", name):
+        raise SandboxError(f"{name!r} is not a router of the local cluster; not deleting it")
+    _ip("netns", "delete", name)
 
 
 def _ip(*args: str) -> str:
