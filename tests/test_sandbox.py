@@ -119,6 +119,12 @@ def test_the_root_is_read_only_and_volumes_are_as_asked(hub_box: Sandbox, pod_fo
         result = hub_box.run(["touch", target], root)
         assert result.returncode != 0 and "Read-only file system" in result.stderr, (target, result)
     assert not Path("/usr/sandbox-test").exists() and not Path("/etc/sandbox-test").exists()
+    # the machine's sysctls are root's files: without this, uid 0 could write them even with no capability
+    # (the value written is the one already there, so a failure of this test changes nothing on the machine)
+    sysctl = "/proc/sys/kernel/printk_ratelimit"
+    same_value = hub_box.run(["sh", "-c", f"v=$(cat {sysctl}); echo $v > {sysctl}"], root)
+    assert same_value.returncode != 0 and "Read-only file system" in same_value.stderr, same_value
+    assert hub_box.run(["cat", "/proc/keys"], root).stdout == ""  # masked, as container runtimes do
     written = hub_box.run(["sh", "-c", "echo new > /srv/jupyterhub/written"], LEARNER)
     assert written.returncode == 0, written.stderr
     assert (pod_folders["volume"] / "written").read_text() == "new\n"  # the volume is the caller's folder

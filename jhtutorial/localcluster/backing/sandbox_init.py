@@ -35,6 +35,9 @@ import subprocess
 import sys
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# The paths of /proc that runc also makes read-only, and those it masks.
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+PROC_MASKED = ("acpi", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi")
 
 
 def mount(*args: str) -> None:
@@ -62,6 +65,7 @@ def build_root(stage: str, spec: dict) -> None:
 
     mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", "/proc")
     make_dev("/dev")
+    protect_proc()  # after /dev: masking binds /dev/null
     mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", "/tmp")
     mount("-t", "tmpfs", "-o", "mode=755,nosuid,nodev", "tmpfs", "/run")
 
@@ -87,6 +91,25 @@ def build_root(stage: str, spec: dict) -> None:
     run("umount", "--lazy", OLD_ROOT)
     os.rmdir(OLD_ROOT)
     mount("-o", "remount,ro", "/")
+
+
+def protect_proc() -> None:
+    """Make /proc's machine-wide knobs read-only and mask what leaks the machine's secrets, as container runtimes do.
+
+    Without it a process running as uid 0, even with every capability dropped, can
+    write many sysctls of the whole machine: /proc/sys files are owned by root.
+    """
+    for name in PROC_READ_ONLY:
+        path = f"/proc/{name}"
+        if os.path.exists(path):
+            mount("--bind", path, path)
+            mount("-o", "remount,bind,ro,nosuid,nodev,noexec", path)
+    for name in PROC_MASKED:
+        path = f"/proc/{name}"
+        if os.path.isdir(path):
+            mount("-t", "tmpfs", "-o", "ro,size=4k,nosuid,nodev,noexec", "masked", path)
+        elif os.path.exists(path):
+            mount("--bind", "/dev/null", path)
 
 
 def make_dev(dev: str) -> None:
