@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -106,8 +107,10 @@ def test_it_runs_as_its_user_without_privileges(hub_box: Sandbox) -> None:
     lines = result.stdout.split("\n")
     assert lines[:3] == ["1000", "1000", "1000 2000"]
     status = dict(line.split(":\t") for line in lines[3:] if line)
+    # the bounding set keeps what nsenter needed (sys_admin, sys_chroot, setuid), which no_new_privs and the
+    # empty permitted set leave no way to use
     assert status == {"CapEff": "0000000000000000", "CapPrm": "0000000000000000",
-                      "CapBnd": "0000000000000000", "NoNewPrivs": "1"}
+                      "CapBnd": f"{(1 << 21) | (1 << 18) | (1 << 7):016x}", "NoNewPrivs": "1"}
     # nothing of the caller's environment leaks in
     env = hub_box.run(["env"], LEARNER).stdout
     assert "JHTUTORIAL" not in env and "KUBECONFIG" not in env and "HOME=/root" not in env
@@ -224,3 +227,34 @@ def test_a_sandbox_whose_first_process_died_is_removed_with_everything_in_it() -
     assert processes_in_namespace(pid_namespace) == []
     assert not (RUNTIME_ROOT / key).exists()
     assert str(RUNTIME_ROOT / key) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_programs_a_pod_puts_on_its_path_never_run_with_privileges(machine_folder: Path) -> None:
+    """A volume at the head of PATH, or over /usr/bin, holds programs named like the ones that enter a sandbox.
+
+    Whatever of the sandbox's own file system runs while entering must run as the pod's user already: as root
+    in the sandbox, a planted program would be root on the machine.
+    """
+    planted = machine_folder / "planted"
+    planted.mkdir()
+    report = machine_folder / "report"
+    report.mkdir(mode=0o777)
+    report.chmod(0o777)
+    for name in ("env", "setpriv", "setsid", "nsenter", "sh", "true", "python3"):
+        program = planted / name
+        program.write_text(f"#!/bin/dash\necho {name} $(/usr/bin/id -u) >> /report/ran\nexec /usr/bin/{name} \"$@\"\n")
+        program.chmod(0o755)
+    box = create(SandboxSpec(key=f"test.planted-{os.getpid()}", hostname="planted", volumes=(
+        Volume(planted, "/usr/local/sbin", read_only=True), Volume(report, "/report"))))
+    try:
+        assert box.run(["true"], LEARNER).returncode == 0
+        pid, terminal = pty.fork()  # a terminal of its own, as kwok gives `kubectl exec -it`
+        if pid == 0:
+            os.execv(box.enter_command(LEARNER, terminal=True)[0], [*box.enter_command(LEARNER, terminal=True), "true"])
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        box.teardown()
+    ran = (report / "ran").read_text().split("\n") if (report / "ran").exists() else []
+    assert all(line.endswith(f" {LEARNER.uid}") for line in ran if line), ran

@@ -62,6 +62,20 @@ threading.Thread(target=upstream, daemon=True).start()
 while data := conn.recv(65536):
     os.write(1, data)
 """
+# What nsenter needs to enter the namespaces (sys_admin, sys_chroot) and switch to the pod's uid (setuid):
+# the only capabilities left in the bounding set, and none of them effective once the uid is the pod's.
+NSENTER_CAPABILITIES = "+sys_admin,+sys_chroot,+setuid"
+# For a command on a terminal, run on the machine before entering: the session leader (this process, which
+# kwok started with the terminal as its controlling one) gives the terminal up, ignoring the SIGHUP that
+# giving it up sends, so that a session inside the sandbox can take it without privileges. One word, as
+# kwok splits its prefix on white space.
+RELEASE_TERMINAL = ";".join([
+    "fcntl,os,signal,sys,termios=map(__import__,('fcntl','os','signal','sys','termios'))",
+    "signal.signal(signal.SIGHUP,signal.SIG_IGN)",
+    "fcntl.ioctl(0,termios.TIOCNOTTY)if(os.isatty(0)and(os.getsid(0)==os.getpid()))else(None)",
+    "signal.signal(signal.SIGHUP,signal.SIG_DFL)",
+    "os.execvp(sys.argv[1],sys.argv[1:])",
+])
 # PATH inside a sandbox: the machine's programs, as a container's default PATH.
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -137,26 +151,37 @@ class Sandbox:
     def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None, *, terminal: bool = False) -> list[str]:
         """The words that run a command (appended after them) inside, as ``user``, unprivileged.
 
-        nsenter enters every namespace (and, with the mount namespace, the sandbox's root) and forks
-        into its PID namespace; setpriv then drops to ``user``, clears capabilities in every set and
-        sets no_new_privs. The environment is ``env`` alone (plus PATH and HOSTNAME when it has none):
-        nothing of the caller's leaks in. With ``terminal``, ``setsid --ctty`` first makes a session
-        inside the PID namespace whose controlling terminal is the caller's (taken over, as root), so a
-        shell there has job control and Ctrl-C reaches its foreground job.
+        Nothing of the sandbox's own file system runs with privileges: a pod's volume may be mounted at the
+        head of PATH or over /usr/bin, so a program found there must already run as the pod's user. So every
+        privileged step runs from the machine's programs before entering: ``env -i`` sets the environment
+        (``env`` alone, plus PATH and HOSTNAME when it has none: nothing of the caller's leaks in);
+        ``setpriv`` sets the group and supplementary groups, no_new_privs, and keeps in the bounding set
+        only the three capabilities nsenter needs; ``nsenter`` (already loaded) enters every namespace (the
+        mount namespace's root with it), forks into the PID namespace and switches to the user's uid, which
+        clears every remaining capability, before it executes the command.
+
+        With ``terminal``, the caller's terminal is first released from its session (on the machine, by
+        the one program that may: the session's leader, which is this process), and ``setsid --ctty``,
+        run inside as the user, makes a session there that takes it, so a shell has job control and
+        Ctrl-C stops its foreground job.
         """
-        nsenter = [shutil.which("nsenter") or "nsenter"]
-        nsenter += [f"{NSENTER_OPTION[kind]}={self.namespace_file(kind)}" for kind in NAMESPACES]
-        nsenter += ["--"]
-        session = ["setsid", "--wait", "--ctty", "--"] if terminal else []
-        groups = ",".join(str(g) for g in user.groups) if user.groups else None
         environment = {"PATH": SANDBOX_PATH, "HOSTNAME": self.spec.hostname, **(env or {})}
-        setpriv = [
-            "/usr/bin/env", "-i", *(f"{name}={value}" for name, value in environment.items()),
-            "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
+        words = ["/usr/bin/env", "-i", *(f"{name}={value}" for name, value in environment.items())]
+        if terminal:
+            words += [sys.executable, "-I", "-c", RELEASE_TERMINAL]
+        groups = ",".join(str(g) for g in user.groups) if user.groups else None
+        words += [
+            shutil.which("setpriv") or "/usr/bin/setpriv", f"--regid={user.gid}",
             f"--groups={groups}" if groups else "--clear-groups",
-            "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+            "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", f"--bounding-set=-all,{NSENTER_CAPABILITIES}",
+            "--",
         ]
-        return nsenter + session + setpriv
+        words += [shutil.which("nsenter") or "/usr/bin/nsenter"]
+        words += [f"{NSENTER_OPTION[kind]}={self.namespace_file(kind)}" for kind in NAMESPACES]
+        words += [f"--setuid={user.uid}", "--"]
+        if terminal:
+            words += ["setsid", "--ctty", "--"]
+        return words
 
     def port_forward_command(self, port: int, user: RunAs) -> list[str]:
         """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec."""
