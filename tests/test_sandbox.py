@@ -258,3 +258,23 @@ def test_programs_a_pod_puts_on_its_path_never_run_with_privileges(machine_folde
         box.teardown()
     ran = (report / "ran").read_text().split("\n") if (report / "ran").exists() else []
     assert all(line.endswith(f" {LEARNER.uid}") for line in ran if line), ran
+
+
+def test_a_link_a_pod_left_in_its_volume_cannot_lead_a_mount_point_onto_the_machine(machine_folder: Path) -> None:
+    """A persistent volume holds links planted by an earlier pod; another volume is mounted through them."""
+    outside = machine_folder / "outside"  # a folder of the machine the links point at
+    outside.mkdir()
+    data = machine_folder / "data"
+    data.mkdir()
+    (data / "via-old-root").symlink_to(f"/.old-root{outside}")  # the machine's tree, while a sandbox is made
+    (data / "via-root").symlink_to(outside)  # the machine's path, as seen inside
+    other = machine_folder / "other"
+    other.mkdir()
+    for link in ("via-old-root", "via-root"):
+        spec = SandboxSpec(key=f"test.links-{os.getpid()}", hostname="links", volumes=(
+            Volume(data, "/data"), Volume(other, f"/data/{link}/inner")))
+        try:
+            create(spec).teardown()
+        except SandboxError as refused:  # a link that leads nowhere inside is refused
+            assert "could not be made" in str(refused)
+    assert list(outside.iterdir()) == []
