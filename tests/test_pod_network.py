@@ -158,6 +158,13 @@ def test_teardown_removes_every_link_and_namespace() -> None:
     box = create(SandboxSpec(key=f"gone-{os.getpid()}.web-0", hostname="web-0"))
     network.attach_pod("web-0", "10.244.3.3", box.net_namespace)
     assert veth_name("web-0") in network.links()
+    # a second pod with the same IP: its route cannot be added, and it is left with no link at all
+    twin = create(SandboxSpec(key=f"gone-{os.getpid()}.twin-0", hostname="twin-0"))
+    with pytest.raises(SandboxError, match="failed"):
+        network.attach_pod("twin-0", "10.244.3.3", twin.net_namespace)
+    assert veth_name("twin-0") not in network.links()
+    assert "eth0" not in twin.run(["ip", "-o", "link"], USER).stdout
+    twin.teardown()
     box.teardown()
     assert network.links() == ["lo"]  # the pod's namespace went, and its veth with it
     network.delete()

@@ -162,14 +162,18 @@ class NamespaceNetwork:
             return _run(["nsenter", f"--net={pod_netns}", "ip", *args])
 
         in_pod("link", "add", "eth0", "type", "veth", "peer", "name", outside, "netns", self.name)
-        in_pod("addr", "add", f"{address}/32", "dev", "eth0")
-        in_pod("link", "set", "eth0", "up")
-        in_pod("route", "add", ROUTER_ADDRESS, "dev", "eth0", "scope", "link")
-        for cidr in (POD_CIDR, SERVICE_CIDR):
-            in_pod("route", "add", str(cidr), "via", ROUTER_ADDRESS, "dev", "eth0")
-        _ip("-n", self.name, "addr", "add", f"{ROUTER_ADDRESS}/32", "dev", outside)
-        _ip("-n", self.name, "link", "set", outside, "up")
-        _ip("-n", self.name, "route", "add", f"{address}/32", "dev", outside)
+        try:
+            in_pod("addr", "add", f"{address}/32", "dev", "eth0")
+            in_pod("link", "set", "eth0", "up")
+            in_pod("route", "add", ROUTER_ADDRESS, "dev", "eth0", "scope", "link")
+            for cidr in (POD_CIDR, SERVICE_CIDR):
+                in_pod("route", "add", str(cidr), "via", ROUTER_ADDRESS, "dev", "eth0")
+            _ip("-n", self.name, "addr", "add", f"{ROUTER_ADDRESS}/32", "dev", outside)
+            _ip("-n", self.name, "link", "set", outside, "up")
+            _ip("-n", self.name, "route", "add", f"{address}/32", "dev", outside)
+        except SandboxError:
+            self.detach_pod(pod)  # half a link is worse than none: the caller may try again
+            raise
 
     def detach_pod(self, pod: str) -> None:
         """Remove a pod's veth (both ends go); a pod whose sandbox is gone is detached already."""
