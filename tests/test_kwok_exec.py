@@ -22,6 +22,7 @@ from kubernetes import client
 
 from jhtutorial.localcluster import build, versions
 from jhtutorial.localcluster.backing.sandbox import RunAs, Sandbox, SandboxSpec, create
+from tests.kubehelpers import namespace_admin_kubeconfig
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes as the machine's root")
 
@@ -210,3 +211,21 @@ def test_port_forward_reaches_a_server_that_listens_only_inside(
             forward.wait()
         server.kill()
         server.wait()
+
+
+@needs_root
+def test_a_learner_execs_into_their_own_pod_as_its_user_and_is_forbidden_elsewhere(
+    sandboxed_pod: tuple[str, Sandbox], api_client: client.ApiClient, kubectl: Path, namespace: str,
+    other_namespace: str, tmp_path: Path
+) -> None:
+    pod, _ = sandboxed_pod
+    mine = namespace_admin_kubeconfig(api_client, namespace, tmp_path / "mine.yaml", name="learner-a")
+    stranger = namespace_admin_kubeconfig(api_client, other_namespace, tmp_path / "stranger.yaml", name="learner-b")
+    deadline = time.monotonic() + 30
+    while (own := _exec(kubectl, mine, namespace, pod, "sh", "-c", "id -u; hostname")).returncode != 0:
+        assert time.monotonic() < deadline, own.stderr  # RBAC and kwok's watch follow a moment later
+        time.sleep(0.5)
+    assert own.stdout.split() == ["1000", pod]
+    refused = _exec(kubectl, stranger, namespace, pod, "id", "-u")
+    # kubectl reads the pod first: refused there, before any exec is asked for
+    assert refused.returncode != 0 and "(Forbidden)" in refused.stderr and "learner-b" in refused.stderr
