@@ -27,6 +27,7 @@ from jhtutorial.localcluster.backing.sandbox import (
     existing,
     processes_in_namespace,
     remove_dead,
+    unavailable_reasons,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes as the machine's root (the cluster owner is root)")
@@ -278,3 +279,14 @@ def test_a_link_a_pod_left_in_its_volume_cannot_lead_a_mount_point_onto_the_mach
         except SandboxError as refused:  # a link that leads nowhere inside is refused
             assert "could not be made" in str(refused)
     assert list(outside.iterdir()) == []
+
+
+def test_what_is_in_the_way_of_sandboxes_is_named_with_its_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert unavailable_reasons() == []  # this machine: root, util-linux, iproute2, nftables, overlayfs
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without the programs
+    reasons = unavailable_reasons()
+    assert len(reasons) == 1
+    assert "nsenter" in reasons[0].problem and "nft" in reasons[0].problem
+    assert reasons[0].fix == "install them (Debian/Ubuntu: apt-get install iproute2 nftables util-linux)"
+    with pytest.raises(SandboxError, match="sandbox test.nothing: pod sandboxes need"):
+        create(SandboxSpec(key="test.nothing", hostname="nothing"))

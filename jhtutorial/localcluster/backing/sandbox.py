@@ -242,14 +242,10 @@ def create(spec: SandboxSpec) -> Sandbox:
         # resolved here, on the machine: inside, the machine's tree is reached under another root
         source = str(volume.source.resolve(strict=True))
         volumes.append({"source": source, "mount_path": mount_path, "read_only": volume.read_only})
-    _require_tools()
-    if os.geteuid() != 0:
-        # Binding the namespace files and running as the pod's uid need root on the machine; an owner who is not
-        # root would need a user namespace with a uid range of their own (newuidmap), which is not built.
-        raise SandboxError(
-            f"{where}: pod sandboxes are made by root only (this process runs as uid {os.geteuid()})",
-            fix="start the local cluster as root, or keep the tutorial's pods simulated only",
-        )
+    # Binding the namespace files and running as the pod's uid need root on the machine; an owner who is not
+    # root would need a user namespace with a uid range of their own (newuidmap), which is not built.
+    for reason in unavailable_reasons():
+        raise SandboxError(f"{where}: {reason.problem}", fix=reason.fix)
 
     folder = RUNTIME_ROOT / spec.key
     if folder.exists():
@@ -378,14 +374,38 @@ def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     return process.stdout.readline().strip()
 
 
-def _require_tools() -> None:
-    missing = [tool for tool in ("unshare", "nsenter", "setpriv", "mount", "umount", "pivot_root", "ip")
-               if shutil.which(tool) is None]
+# The machine's programs a sandbox and its network use, and the packages that carry them (Debian/Ubuntu names).
+REQUIRED_PROGRAMS = {"unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux",
+                     "setsid": "util-linux", "pivot_root": "util-linux", "ip": "iproute2", "nft": "nftables"}
+
+
+def unavailable_reasons() -> list[SandboxError]:
+    """Why pod sandboxes cannot be made on this machine, each with its fix; empty when they can.
+
+    For ``cluster status`` and the lessons to say which setting is in the way, rather
+    than a sandbox failing obscurely half-way through.
+    """
+    reasons = []
+    if os.geteuid() != 0:
+        reasons.append(SandboxError(
+            f"pod sandboxes are made by root only (this process runs as uid {os.geteuid()})",
+            fix="start the local cluster as root",
+        ))
+    missing = sorted(name for name in REQUIRED_PROGRAMS if shutil.which(name) is None)
     if missing:
-        raise SandboxError(
+        packages = sorted({REQUIRED_PROGRAMS[name] for name in missing})
+        reasons.append(SandboxError(
             f"pod sandboxes need {', '.join(missing)}, not found on PATH",
-            fix="install util-linux, mount and iproute2 (Debian/Ubuntu: apt-get install util-linux mount iproute2)",
-        )
+            fix=f"install them (Debian/Ubuntu: apt-get install {' '.join(packages)})",
+        ))
+    filesystems = Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else ""
+    for needed in ("overlay", "tmpfs", "devpts"):
+        if f"\t{needed}\n" not in filesystems:
+            reasons.append(SandboxError(
+                f"the kernel offers no {needed} file system, which a sandbox's root needs",
+                fix=f"load its module (modprobe {needed}) or use a kernel built with it",
+            ))
+    return reasons
 
 
 def _fix_for(detail: str) -> str:
