@@ -49,6 +49,10 @@ class ClusterBusy(LocalClusterError):
     """Another ``jhtutorial cluster`` command holds the cluster's lock."""
 
 
+class SandboxError(LocalClusterError):
+    """A pod's sandbox (its namespaces, file system or network) could not be made as asked."""
+
+
 # --- talking to a cluster (connect, apply, wait) --------------------------------
 #
 # Exit codes, one per family, so a script can tell "fix your kubeconfig" (4)

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["glossary.md", "troubleshooting.md", "login.md", "helm-zero-to-jupyterhub.md"]
+PAGES = ["glossary.md", "troubleshooting.md", "login.md", "helm-zero-to-jupyterhub.md", "pod-sandboxes.md"]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 

@@ -15,6 +15,7 @@ binaries sit in ``<cache>/bin/<component>-<version>/`` and are reused.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -121,8 +122,20 @@ def _cache_folders() -> dict[str, Path]:
     return {
         "kubernetes": bin_root / f"kubernetes-{versions.KUBERNETES}",
         "etcd": bin_root / f"etcd-{versions.ETCD}",
-        "kwok": bin_root / f"kwok-{versions.KWOK}",
+        "kwok": bin_root / f"kwok-{versions.KWOK}-{kwok_patch_digest()}",
     }
+
+
+# kwok is built from a patched copy of its module (why: patches/README.md).
+KWOK_PATCHES = (Path(__file__).parent / "patches" / f"kwok-{versions.KWOK}-exec-prefix.diff",)
+
+
+def kwok_patch_digest() -> str:
+    """A short hash of kwok's patches: part of kwok's cache key, so a changed patch rebuilds kwok."""
+    digest = hashlib.sha256()
+    for patch in KWOK_PATCHES:
+        digest.update(patch.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 # --- go ----------------------------------------------------------------------
@@ -296,23 +309,54 @@ def _build_etcd(go: str, out: Path, progress: Progress) -> None:
 
 def _build_kwok(go: str, out: Path, progress: Progress) -> None:
     version = versions.KWOK
-    work = paths.cache_dir() / "work" / f"kwok-{version}"
-    work.mkdir(parents=True, exist_ok=True)
-    env_out = ["GOBIN=" + str(out)]
-    packages = [f"sigs.k8s.io/kwok/cmd/{cmd}@{version}" for cmd in ("kwok", "kwokctl")]
-    progress(f"  kwok {version}: compiling kwok and kwokctl")
-    started = time.monotonic()
+    label = f"kwok {version}"
+    progress(f"  {label}: fetching the module")
     result = subprocess.run(
-        [go, "install", "-trimpath", "-ldflags", "-s -w", *packages],
-        cwd=work, env={**_go_env(), **dict(e.split("=", 1) for e in env_out)},
-        capture_output=True, text=True, check=False,
+        [go, "mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
+        env=_go_env(), capture_output=True, text=True, check=False, cwd=paths.cache_dir(),
     )
     if result.returncode != 0:
         raise LocalClusterError(
-            f"building kwok {version} failed:\n{result.stderr[-3000:]}",
+            f"could not fetch sigs.k8s.io/kwok@{version}: {result.stderr.strip()[-2000:]}",
             fix="check that the Go module proxy is reachable (`go env GOPROXY`)",
         )
-    progress(f"  kwok {version}: built in {time.monotonic() - started:.0f} s")
+    module = Path(json.loads(result.stdout)["Dir"])
+    work = paths.cache_dir() / "work" / f"kwok-{version}-{kwok_patch_digest()}"
+    if work.exists():
+        shutil.rmtree(work)  # a copy from an interrupted build may be half patched
+    # The module cache is read-only, and `go build -overlay` refuses files in it: patch a copy.
+    shutil.copytree(module, work, copy_function=shutil.copy)
+    for folder, _, files in os.walk(work):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    for patch in KWOK_PATCHES:
+        _apply_patch(patch, work, label)
+    progress(f"  {label}: compiling kwok and kwokctl (patched: {', '.join(p.name for p in KWOK_PATCHES)})")
+    total = _count_packages(go, ["./cmd/kwok", "./cmd/kwokctl"], work, None)
+    _go_build_with_progress(
+        go, ["build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", str(out) + os.sep, "./cmd/kwok", "./cmd/kwokctl"],
+        work, label, total, progress,
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _apply_patch(patch: Path, tree: Path, label: str) -> None:
+    tool = shutil.which("patch")
+    if tool is None:
+        raise ToolMissing(
+            f"building {label} applies {patch.name} with `patch`, which is not on PATH",
+            fix="install patch (Debian/Ubuntu: apt-get install patch)",
+        )
+    result = subprocess.run(
+        [tool, "-p1", "--batch", "--forward", "--quiet", "-i", str(patch)],
+        cwd=tree, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise LocalClusterError(
+            f"{patch.name} does not apply to {label}:\n{(result.stdout + result.stderr)[-2000:]}",
+            fix=f"the patch is written for {label}: update it together with versions.KWOK",
+        )
 
 
 # --- cache bookkeeping ------------------------------------------------------------

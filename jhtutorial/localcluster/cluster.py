@@ -55,7 +55,7 @@ NODE_COUNT = 3
 NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "500Gi"}
 # kwok's resources that send `kubectl port-forward` and `kubectl logs` of a pod to a
 # process or file on this machine; the supervisor makes one of each per backed pod.
-KWOK_CRDS = ["PortForward", "ClusterPortForward", "Logs", "ClusterLogs"]
+KWOK_CRDS = ["PortForward", "ClusterPortForward", "Logs", "ClusterLogs", "Exec", "ClusterExec"]
 # Pod and Service ranges that do not overlap (kwok's default pod range,
 # 10.0.0.0/24, collides with the apiserver's default Service range).
 POD_CIDR_PREFIX = "10.244"

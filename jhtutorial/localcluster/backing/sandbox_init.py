@@ -1,0 +1,199 @@
+"""The first process of a pod's sandbox: builds its file system, then waits.
+
+Run by ``sandbox.create`` as ``unshare --mount --uts --net --pid --ipc --fork
+-- python -I sandbox_init.py SPEC_JSON``, so it is PID 1 of the sandbox's PID
+namespace and alone in fresh mount, UTS, network and IPC namespaces. It uses the
+standard library only and imports nothing of the project: the folders it hides may
+hold the very environment it was started from.
+
+The file system it builds: a staging tmpfs holds an overlay, the pod's root; the
+volumes' sources are bound into it while the machine's tree is still reachable,
+then it ``pivot_root``s into it and detaches the machine's tree before it looks
+at any path of the pod, so every such path is resolved inside the sandbox:
+
+- ``/``: an overlay whose lower layer is the machine's root file system and whose
+  upper layer is in the staging tmpfs, so mount points for volumes can be made
+  without touching the machine; remounted read-only, nosuid and nodev at the end.
+- ``/proc`` of the sandbox's PID namespace (its machine-wide knobs read-only);
+  a ``/dev`` of its own (null, zero, full, random, urandom, tty, a new devpts
+  instance, a tmpfs ``/dev/shm``); fresh tmpfs ``/tmp`` and ``/run``, as a
+  container's writable layer would give.
+- an empty read-only tmpfs over each hidden folder that exists;
+- each volume bound at its mount path (read-only when asked).
+
+Every mount is made with the C library's ``mount(2)``, never by running a
+program: once volumes are in place a program on PATH could be a pod's own.
+
+It prints ``ready`` on stdout when done (or ``error: ...`` and exits 1), then
+reaps children until it is killed. Killing it ends every process of the sandbox:
+the kernel kills a PID namespace's processes when its init dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# The paths of /proc that runc also makes read-only, and those it masks.
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+PROC_MASKED = ("acpi", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi")
+OLD_ROOT = "/.old-root"
+VOLUMES = "/.volumes"  # each volume's source, bound here while the machine's tree is still reachable
+
+# mount(2) flags (linux/mount.h)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MNT_DETACH = 2
+# Mounts are made with the C library's calls, never by running `mount`: once a pod's volumes are in place,
+# a program found on PATH could be the pod's own, and this process is root.
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
+    if _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                   data.encode() if data else None) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+
+def bind(source: str, target: str, flags: int = 0) -> None:
+    mount(source, target, None, MS_BIND)
+    if flags:
+        mount("none", target, None, MS_REMOUNT | MS_BIND | flags)
+
+
+def detach(target: str) -> None:
+    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"umount {target}: {os.strerror(error)}")
+
+
+def make_mount_point(target: str, like: str) -> None:
+    """A folder, or an empty file when ``like`` is a file, at ``target`` (in the sandbox's writable layers)."""
+    if os.path.isdir(like):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "a").close()
+
+
+def build_root(stage: str, spec: dict) -> None:
+    """Make the pod's root and move into it; every path of the pod is resolved only after the move.
+
+    The machine's tree is detached before the first volume is mounted: a symbolic link
+    a pod left in a volume of its own (say ``sub -> /.old-root/etc``) then leads
+    into the sandbox, never to the machine, and a mount path through a link
+    (``/var/run`` -> ``/run``) makes its folders in the sandbox's own layers.
+    """
+    mount("sandbox-stage", stage, "tmpfs", 0, "mode=700")
+    for name in ("upper", "work", "root"):
+        os.mkdir(os.path.join(stage, name), 0o755)
+    root = os.path.join(stage, "root")
+    mount("sandbox-root", root, "overlay", 0, f"lowerdir=/,upperdir={stage}/upper,workdir={stage}/work")
+    os.mkdir(root + OLD_ROOT, 0o700)
+    os.mkdir(root + VOLUMES, 0o700)
+    mount("volumes", root + VOLUMES, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
+    for number, volume in enumerate(spec["volumes"]):
+        # sources are the caller's, resolved on the machine: bound before anything of the pod is looked at
+        staged = f"{root}{VOLUMES}/{number}"
+        make_mount_point(staged, volume["source"])
+        bind(volume["source"], staged)
+    subprocess.run(["pivot_root", root, root + OLD_ROOT], check=True, capture_output=True, text=True)
+    os.chdir("/")
+
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    make_dev("/dev")
+    protect_proc()  # after /dev: masking binds /dev/null
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    detach(OLD_ROOT)
+    os.rmdir(OLD_ROOT)
+
+    # hidden folders stay writable until the mount points of volumes inside them exist
+    hidden = [folder for folder in spec["hidden"] if os.path.isdir(folder)]
+    for folder in hidden:
+        mount("hidden", folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
+
+    for number, volume in enumerate(spec["volumes"]):
+        staged = f"{VOLUMES}/{number}"
+        make_mount_point(volume["mount_path"], staged)
+        bind(staged, volume["mount_path"], MS_NOSUID | MS_NODEV | (MS_RDONLY if volume["read_only"] else 0))
+
+    for folder in hidden:
+        mount("none", folder, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    detach(VOLUMES)
+    os.rmdir(VOLUMES)
+    mount("none", "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def protect_proc() -> None:
+    """Make /proc's machine-wide knobs read-only and mask what leaks the machine's secrets, as container runtimes do.
+
+    Without it a process running as uid 0, even with every capability dropped, can
+    write many sysctls of the whole machine: /proc/sys files are owned by root.
+    """
+    for name in PROC_READ_ONLY:
+        path = f"/proc/{name}"
+        if os.path.exists(path):
+            bind(path, path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name in PROC_MASKED:
+        path = f"/proc/{name}"
+        if os.path.isdir(path):
+            mount("masked", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k")
+        elif os.path.exists(path):
+            bind("/dev/null", path)
+
+
+def make_dev(dev: str) -> None:
+    mount("dev", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
+    for name in DEVICES:
+        node = os.path.join(dev, name)
+        open(node, "a").close()
+        bind(f"{OLD_ROOT}/dev/{name}", node)
+    os.mkdir(os.path.join(dev, "pts"), 0o755)
+    mount("devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    os.mkdir(os.path.join(dev, "shm"), 0o755)
+    mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{number}", os.path.join(dev, name))
+    os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
+
+
+def reap_forever() -> None:
+    # PID 1 of a namespace: orphans are re-parented here and must be reaped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # so that pause() wakes for an orphan's exit
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            signal.pause()
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    try:
+        socket.sethostname(spec["hostname"])
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, text=True)
+        build_root(spec["stage"], spec)
+    except subprocess.CalledProcessError as error:
+        print(f"error: {' '.join(error.cmd)}: {error.stderr.strip()}", flush=True)
+        sys.exit(1)
+    except OSError as error:
+        print(f"error: {error}", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    sys.stdout.close()
+    os.close(1)
+    reap_forever()
+
+
+if __name__ == "__main__":
+    main()
