@@ -5,7 +5,8 @@
 
 - configurable-http-proxy (the version of the pinned proxy image) from npm into the
   cache (``~/.cache/jhtutorial/chp-VERSION``), when Node.js and npm are installed;
-- Debian's nginx (``nginx-light``), only as root on a machine with apt-get.
+- Debian's nginx (``nginx-light``), only as root on a machine with apt-get;
+- the programs that make pod sandboxes and their networks (util-linux, iproute2, nftables), the same way.
 
 What cannot be installed is said, with the command that would; the pods that need
 it then stay purely simulated (the notebooks say so and still pass).
@@ -20,6 +21,7 @@ import subprocess
 import sys
 
 from .programs import CHP_VERSION, chp_command, chp_folder, install_hint, missing_programs
+from .sandbox import REQUIRED_PROGRAMS
 
 
 def install_chp() -> str | None:
@@ -40,9 +42,22 @@ def install_nginx() -> str | None:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return install_hint("nginx")
-    print("installing nginx-light (it backs the proxy pod on the local cluster)", flush=True)
+    return _apt_install(["nginx-light"], "it backs the proxy pod on the local cluster")
+
+
+def install_sandbox_tools() -> str | None:
+    missing = sorted({package for program, package in REQUIRED_PROGRAMS.items() if shutil.which(program) is None})
+    if not missing:
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"install {' '.join(missing)} (Debian/Ubuntu: sudo apt-get install {' '.join(missing)})"
+    return _apt_install(missing, "they make the sandboxes and networks of backed pods")
+
+
+def _apt_install(packages: list[str], why: str) -> str | None:
+    print(f"installing {', '.join(packages)} ({why})", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx-light"]):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
         if subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL).returncode != 0:
             return f"`{' '.join(command)}` failed"
     return None
@@ -52,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strict", action="store_true", help="exit 1 when a program stays missing")
     args = parser.parse_args(argv)
-    for name, step in (("nginx", install_nginx), ("configurable-http-proxy", install_chp)):
+    for name, step in (("nginx", install_nginx), ("configurable-http-proxy", install_chp),
+                       ("sandbox tools", install_sandbox_tools)):
         problem = step()
         if problem:
             print(f"{name} not installed: {problem}", file=sys.stderr)
