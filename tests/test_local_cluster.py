@@ -64,6 +64,12 @@ def test_up_creates_then_reuses_then_down_removes(scratch_state: Path) -> None:
     assert status.kubeconfig == scratch_state / "kubeconfig" and status.kubeconfig.exists()
     server = yaml.safe_load(status.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     assert server.startswith("https://127.0.0.1:")  # loopback only
+    # pods in sandboxes reach it at the kubernetes Service's ClusterIP, which its certificate must name
+    serving = subprocess.run(["openssl", "s_client", "-connect", server.removeprefix("https://"), "-showcerts"],
+                             input="", capture_output=True, text=True, timeout=30).stdout
+    names = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=serving,
+                           capture_output=True, text=True, check=True).stdout
+    assert "IP Address:10.96.0.1" in names and "DNS:kubernetes.default.svc" in names, names
 
     messages.clear()
     again = cluster.up()

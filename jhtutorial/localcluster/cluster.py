@@ -42,6 +42,7 @@ from ..readable import Readable
 from . import paths, versions
 from .backing import KWOK_STATUS_ANNOTATION
 from .backing.admission import policy_objects
+from .backing.apiserver_relay import KUBERNETES_CLUSTER_IP
 from .backing.control import SupervisorControl
 from .backups import backups_dir, keep_copy, restore
 from .build import Binaries, Progress, ensure_binaries, say
@@ -53,8 +54,8 @@ NODE_COUNT = 3
 # Each fake node offers far more than a workshop needs, so a classroom of
 # learners, each with a hub, a proxy and a user pod, fits with room to spare.
 NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "500Gi"}
-# kwok's resources that send `kubectl port-forward` and `kubectl logs` of a pod to a
-# process or file on this machine; the supervisor makes one of each per backed pod.
+# kwok's resources that send `kubectl port-forward`, `kubectl logs` and `kubectl exec` of a pod to a
+# process or file on this machine; the supervisor makes them for each backed pod.
 KWOK_CRDS = ["PortForward", "ClusterPortForward", "Logs", "ClusterLogs", "Exec", "ClusterExec"]
 # Pod and Service ranges that do not overlap (kwok's default pod range,
 # 10.0.0.0/24, collides with the apiserver's default Service range).
@@ -246,6 +247,9 @@ class LocalCluster:
                 "etcdBinary": str(binaries.etcd),
                 "kwokControllerBinary": str(binaries.kwok),
                 "enableCRDs": KWOK_CRDS,
+                # the `kubernetes` Service's ClusterIP, which pods inside sandboxes reach the API server by,
+                # as KUBERNETES_SERVICE_HOST says on any cluster
+                "kubeApiserverCertSANs": [KUBERNETES_CLUSTER_IP],
             },
             "componentsPatches": [
                 {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}]},

@@ -12,8 +12,9 @@ unchanged: TLS runs end to end between the pod's client and the API server, and
 RBAC sees the pod's own token.
 
 The API server's certificate names ``kubernetes.default.svc`` (and its longer
-forms) but not 10.96.0.1, so a client in a pod must connect by that name (a
-hosts entry for it, and ``KUBERNETES_SERVICE_HOST=kubernetes.default.svc``).
+forms); clusters made since it was given 10.96.0.1 as well (``kubeApiserverCertSANs``)
+also accept ``KUBERNETES_SERVICE_HOST=10.96.0.1``, as any cluster's pods are told.
+Older ones need the name (a hosts entry for it).
 
     >>> relay = ApiServerRelay(api_port=6443)                   # doctest: +SKIP
     >>> relay.serve(NamespaceNetwork("tutorial").netns_file)    # doctest: +SKIP
