@@ -122,6 +122,7 @@ class PodBacking:
         self._log_lock = threading.Lock()
         self._unwritten: dict[str, str | None] = {}  # annotations the API server did not take yet
         self._api = Backoff()  # while the API server does not answer: wait longer between writes
+        self._published = False  # the kwok objects and annotations that say where the pod runs
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -172,9 +173,8 @@ class PodBacking:
     def start(self) -> None:
         for container in self.containers:
             self._spawn(container)
-        self._publish()
         self._thread = threading.Thread(target=self._run, name=f"jhtutorial-backing-{self.name}", daemon=True)
-        self._thread.start()
+        self._thread.start()  # first: the processes run now, and only this thread may start them again
 
     def observe(self, pod: Obj) -> None:
         """The latest copy of the pod from the watch."""
@@ -300,9 +300,13 @@ class PodBacking:
             self._wake.clear()
 
     def _write_to_api(self) -> None:
-        """Annotations and status, as far as the API server takes them. Nothing it refuses or misses ends this
-        pod's thread: a restart of the API server is an outage to wait out, the programs keep running."""
+        """kwok objects, annotations and status, as far as the API server takes them. Nothing it refuses or
+        misses ends this pod's thread: a restart of the API server is an outage to wait out, the programs keep
+        running."""
         try:
+            if not self._published:
+                self._publish()
+                self._published = True
             self._flush_annotations()
             self._write_status()
         except TutorialError as err:
