@@ -14,9 +14,11 @@ supervisor killed): never the shared one.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -361,12 +363,17 @@ def test_a_handwritten_volume_of_any_folder_is_never_linked_into_a_pod(own: Loca
         pod["metadata"]["name"] = "wants-etc"
         pod["spec"]["volumes"] = [{"name": "etc", "persistentVolumeClaim": {"claimName": "etc"}}]
         pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "etc", "mountPath": "/home/jovyan"}]
+        pod["spec"]["containers"][0]["ports"] = [{"containerPort": 8888}]
         KubeApi(deployed.api).call("POST", f"/api/v1/namespaces/{ns}/pods", body=pod)
         why = _until("the supervisor refuses the volume", lambda: own.supervisor.status().get("waiting", {}).get(
             f"{ns}/wants-etc"), timeout=30)
         assert "not a folder the hostPath provisioner made for this claim" in why
         assert not [c for c in own.supervisor.status()["pods"][f"{ns}/wants-etc"]["containers"].values()
                     if c.get("pid")]
+        # while the pod waits, the loopback port chosen for it is held: no other program may take it meanwhile
+        port = int(json.loads(core.read_namespaced_pod("wants-etc", ns).metadata.annotations[PORTS_ANNOTATION])["8888"])
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
     finally:
         core.delete_namespaced_pod("wants-etc", ns, grace_period_seconds=0)
         core.delete_namespaced_persistent_volume_claim("etc", ns)
