@@ -39,6 +39,7 @@ from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, 
 from jhtutorial.localcluster.backing.mounts import PodFiles
 from jhtutorial.localcluster.backing.keeper import descendants
 from jhtutorial.waits import wait_pods_ready
+from tests.kubehelpers import restricted
 
 pytestmark = pytest.mark.cluster
 HUB = "app.kubernetes.io/component=hub"
@@ -204,14 +205,10 @@ SESSIONS = ("import os, subprocess, sys, time\n"
 def _session_pod(namespace: str) -> dict[str, Any]:
     """A learner's own pod that meets Pod Security restricted, run by the single-user image's program."""
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sessions", "namespace": namespace},
-            "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
-                                         "seccompProfile": {"type": "RuntimeDefault"}},
-                     "volumes": [{"name": "home", "emptyDir": {}}],
-                     "containers": [{"name": "lab", "image": "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0",
-                                     "command": [sys.executable, "-c", SESSIONS],
-                                     "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}],
-                                     "securityContext": {"allowPrivilegeEscalation": False,
-                                                         "capabilities": {"drop": ["ALL"]}}}]}}
+            "spec": restricted({"volumes": [{"name": "home", "emptyDir": {}}],
+                                "containers": [{"name": "lab", "image": "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0",
+                                                "command": [sys.executable, "-c", SESSIONS],
+                                                "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}]}]})}
 
 
 def test_a_supervisor_killed_leaves_no_process_and_cluster_up_restores(own: LocalCluster, core: client.CoreV1Api,
