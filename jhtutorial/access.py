@@ -178,7 +178,8 @@ def hub_access(
 
 def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
     """On the local simulated cluster: None if the proxy pod runs its programs as local processes, else why not."""
-    from .localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION
+    from .localcluster.backing import (BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION,
+                                       POD_SECURITY_LABELS)
 
     kube = kube or KubeApi(conn.api)
     if kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is None:
@@ -203,7 +204,7 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
     if labels.get(BACKED_LABEL) != "true":
         return (f"namespace {conn.namespace} was not made by `jhtutorial up` or notebook 00, so its pods stay "
                 f"purely simulated; to run them as processes here: kubectl label namespace {conn.namespace} "
-                f"{BACKED_LABEL}=true")
+                f"{BACKED_LABEL}=true " + " ".join(f"{key}={value}" for key, value in POD_SECURITY_LABELS.items()))
     if not pods:
         return "there is no proxy pod (step 06 makes it)"
     return ("the proxy pod is not backed by local processes (yet): is the local cluster's supervisor running? "

@@ -271,8 +271,16 @@ def raise_for_status(status: int, data: bytes | None, *, what: str, token: str |
             "(or regenerate the kubeconfig; for the local cluster: `jhtutorial cluster up`)",
         )
     if status == 403:
-        raise Forbidden(message, fix=forbidden_fix(what), status=403, reason=reason or "Forbidden")
+        fix = POD_SECURITY_FIX if "violates PodSecurity" in message else forbidden_fix(what)
+        raise Forbidden(message, fix=fix, status=403, reason=reason or "Forbidden")
     raise KubeApiError(message, status=status, reason=reason)
+
+
+# A 403 from Pod Security admission is about the pod, not about the caller's rights: no Role changes it.
+POD_SECURITY_FIX = ("the namespace enforces a Pod Security level (its label pod-security.kubernetes.io/enforce, "
+                    "shown in the message): give the pod what that level asks for (runAsNonRoot, "
+                    "allowPrivilegeEscalation: false, capabilities drop ALL, seccompProfile RuntimeDefault) and "
+                    "drop what it refuses (hostPath volumes, privileged, hostNetwork/hostPID, runAsUser 0)")
 
 
 def forbidden_fix(what: str) -> str:

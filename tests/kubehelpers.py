@@ -21,6 +21,16 @@ from kubernetes import client
 from jhtutorial.localcluster.ports import free_port  # noqa: F401 - the tests' one free-port finder
 
 
+def restricted(spec: dict[str, Any]) -> dict[str, Any]:
+    """A pod spec as Pod Security ``restricted`` wants it (the tutorial's and the classroom's namespaces enforce
+    it): non-root, a seccomp profile, no privilege escalation, every capability dropped."""
+    return {**spec, "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{**container, "securityContext": {"allowPrivilegeEscalation": False,
+                                                             "capabilities": {"drop": ["ALL"]}}}
+                           for container in spec["containers"]]}
+
+
 def kubeconfig_file(path: Path, server: str, user: dict[str, Any], *, ca: str | None, context: str = "test") -> Path:
     """Write a one-context kubeconfig for ``server`` with the given user entry."""
     cluster: dict[str, Any] = {"server": server}

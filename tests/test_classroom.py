@@ -30,6 +30,7 @@ from jhtutorial.errors import ClassroomError, Forbidden, Unauthorized, WaitTimeo
 from jhtutorial.kubeapi import CLUSTER_ROLE_BINDINGS, DEPLOYMENTS, NAMESPACES, PODS, ROLE_BINDINGS, SECRETS, KubeApi
 from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION
 from jhtutorial.waits import wait_deployment_available
+from tests.kubehelpers import restricted
 
 pytestmark = pytest.mark.cluster
 LEARNERS = 3
@@ -151,7 +152,7 @@ def test_the_quota_stops_a_runaway_deployment_with_a_clear_message(instructor: C
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "flood"},
         "spec": {"replicas": 60, "selector": {"matchLabels": {"app": "flood"}},
                  "template": {"metadata": {"labels": {"app": "flood"}},
-                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+                              "spec": restricted({"containers": [{"name": "c", "image": "busybox"}]})}}})
     try:
         with pytest.raises(WaitTimeout) as refused:
             wait_deployment_available("flood", conn=conn, timeout=15)
@@ -278,7 +279,7 @@ def test_status_names_a_pending_claim_and_a_pod_that_is_not_ready(instructor: Co
                  "resources": {"requests": {"storage": "1Gi"}}}})
     kube.call("POST", PODS.path(namespace), body={
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jupyter-nowhere"},
-        "spec": {"nodeSelector": {"no-such-label": "x"}, "containers": [{"name": "c", "image": "busybox"}]}})
+        "spec": restricted({"nodeSelector": {"no-such-label": "x"}, "containers": [{"name": "c", "image": "busybox"}]})})
     try:
         deadline = time.monotonic() + 20
         while "FailedScheduling" not in problem() and time.monotonic() < deadline:

@@ -33,6 +33,7 @@ from jhtutorial.waits import (
     wait_pvc_bound,
     wait_service_endpoints,
 )
+from tests.kubehelpers import restricted
 
 # --- the conditions, on objects as the API returns them -------------------------------------------
 
@@ -93,10 +94,10 @@ def deployment(name: str, *, cpu: str = "10m", replicas: int = 1) -> dict:
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {
             "replicas": replicas, "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+            "template": {"metadata": {"labels": labels}, "spec": restricted({"containers": [{
                 "name": "main", "image": "registry.example/never-pulled:1",
                 "resources": {"requests": {"cpu": cpu, "memory": "16Mi"}, "limits": {"cpu": cpu, "memory": "16Mi"}},
-            }]}},
+            }]})},
         },
     }
 

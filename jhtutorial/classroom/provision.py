@@ -45,7 +45,7 @@ from ..credentials import token_claims
 from ..errors import ClassroomError, InvalidNamespace, KubeApiError
 from ..kubeapi import NAMESPACES, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
 # the room's label (value: its prefix); the local cluster's supervisor never backs pods in a namespace carrying it
-from ..localcluster.backing import CLASSROOM_LABEL
+from ..localcluster.backing import CLASSROOM_LABEL, POD_SECURITY_LABELS
 from ..readable import Readable
 from ..tokens import request_token
 from ..watching import Reflector
@@ -221,19 +221,26 @@ def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | 
     path = output / f"{namespace}.kubeconfig"
     learner = Learner(namespace=namespace, kubeconfig=path)
     labels = {CLASSROOM_LABEL: prefix}
+    # a learner's own pods: no host paths, privileged mode, host network or root (Pod Security restricted)
+    namespace_labels = {**labels, **POD_SECURITY_LABELS}
+    existing_labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
     if existing is None:
         body = {"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": namespace, "labels": labels, "annotations": {KUBECONFIG_ANNOTATION: str(path)}}}
+                "metadata": {"name": namespace, "labels": namespace_labels,
+                             "annotations": {KUBECONFIG_ANNOTATION: str(path)}}}
         try:
             kube.call("POST", NAMESPACES.path(), body=body)
             learner.namespace_state = "created"
         except KubeApiError as err:
             if err.status != 409:  # 409: a concurrent `up` made it a moment ago
                 raise
-    elif (existing.get("metadata", {}).get("annotations") or {}).get(KUBECONFIG_ANNOTATION) != str(path):
-        # the room is handed out from another folder now: `down` must find this file
+    elif (existing.get("metadata", {}).get("annotations") or {}).get(KUBECONFIG_ANNOTATION) != str(path) or \
+            any(existing_labels.get(key) != value for key, value in POD_SECURITY_LABELS.items()):
+        # the room is handed out from another folder now (`down` must find this file), or was made before its
+        # namespaces enforced Pod Security
         _send(kube, {"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": namespace, "annotations": {KUBECONFIG_ANNOTATION: str(path)}}},
+                     "metadata": {"name": namespace, "labels": POD_SECURITY_LABELS,
+                                  "annotations": {KUBECONFIG_ANNOTATION: str(path)}}},
               NAMESPACES, None)
     for obj, resource in (
         ({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": LEARNER_ACCOUNT, "labels": labels}},

@@ -64,7 +64,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 STORAGE_CLASS = "standard"
 # kube-controller-manager's in-tree hostPath provisioner creates each volume
 # as a folder here; `down` removes the ones this cluster made.
-HOSTPATH_ROOT = Path("/tmp/hostpath_pv")
+HOSTPATH_ROOT = paths.HOSTPATH_ROOT
 LOCK_WAIT_SECONDS = 600
 KWOKCTL_TIMEOUT_SECONDS = 90
 # How long a repaired control plane may take to answer again; a warm start takes seconds.
@@ -593,7 +593,7 @@ class LocalCluster:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(self.state_dir)  # keys, kubeconfigs and Secret files below: the owner's only
         lock_path = self.state_dir / "cluster.lock"
         with open(lock_path, "a+") as lock:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS

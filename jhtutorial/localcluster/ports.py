@@ -3,6 +3,7 @@
     >>> port = free_port()          # a port nothing listens on right now
     >>> port_free(port)
     True
+    >>> held = hold_port()          # a port no other program is handed until held.close()
 """
 
 from __future__ import annotations
@@ -41,3 +42,18 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def hold_port() -> socket.socket:
+    """A port on 127.0.0.1 held for a program that binds it later: a socket bound to it, never listening.
+
+    Choosing a free port and binding it later is a race (anything may take the port in between). A bound
+    socket closes that window: the kernel hands the port to no one else (not to another ``bind(port 0)``, not
+    as the local port of an outgoing connection), and a plain bind of it fails. Bound with SO_REUSEADDR
+    and never listening, it still lets the one program meant for it (nginx, node, tornado: all set
+    SO_REUSEADDR) bind and listen there, again after each restart. Close it when the program is gone for good.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock

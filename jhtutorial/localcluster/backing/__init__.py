@@ -8,6 +8,12 @@ The names below are what other parts of the package read on namespaces and pods.
 BACKED_LABEL = "jhtutorial/backed"
 # On a namespace: a classroom learner's. Never backed, whatever else it says.
 CLASSROOM_LABEL = "jhtutorial/classroom"
+# On every namespace the tutorial marks for backing, and on a classroom's: the API server's Pod Security
+# admission refuses, with its reason, any pod asking for more than the `restricted` profile allows (a host
+# path, privileged mode, the host's network or PID namespace, root), as a careful cluster does. The
+# tutorial's manifests and KubeSpawner's user pods meet it. "latest": the profile of the running API server.
+POD_SECURITY_LABELS = {"pod-security.kubernetes.io/enforce": "restricted",
+                       "pod-security.kubernetes.io/enforce-version": "latest"}
 # On a backed pod: which processes run it, and each container port's port on 127.0.0.1.
 BACKED_BY_ANNOTATION = "jhtutorial/backed-by"
 PORTS_ANNOTATION = "jhtutorial/local-ports"

@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..paths import private_dir
+
 STOP_SECONDS = 20.0
 START_SECONDS = 15.0
+LEFTOVER_SECONDS = 12.0  # a keeper ends its program's tree within its grace (keeper.GRACE_SECONDS + 2 s)
 
 
 class SupervisorControl:
@@ -51,7 +54,7 @@ class SupervisorControl:
         if pid is not None:
             return pid, False
         self.stop_leftovers()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         self.status_file.unlink(missing_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
@@ -89,15 +92,23 @@ class SupervisorControl:
         return killed
 
     def stop_leftovers(self) -> list[int]:
-        """Kill process groups a dead supervisor left behind (recorded in its status file)."""
-        killed = []
-        for group, started in self.status().get("process_groups", []):
-            if start_time(group) != started:
-                continue  # gone, or the number now belongs to another process
+        """End the process groups a dead supervisor left behind (recorded in its status file).
+
+        Each group is led by a keeper (keeper.py), which normally ended its tree when the supervisor died.
+        One still there gets SIGTERM first, so that it ends the processes that left its group too; SIGKILL
+        only for what is left after its grace period."""
+        recorded = self.status().get("process_groups", [])
+        left = [group for group, started in recorded if start_time(group) == started]  # else gone, or reused
+        for group in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + LEFTOVER_SECONDS
+        while any(start_time(group) == started for group, started in recorded) and time.monotonic() < deadline:
+            time.sleep(0.1)  # process exit has no event to wait on
+        for group in left:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
-                killed.append(group)
-        return killed
+        return left
 
     def lines(self) -> list[str]:
         pid = self.pid()

@@ -5,11 +5,18 @@ system at the places the pod mounts something:
 
 - a ConfigMap or Secret volume becomes files at ``root/MOUNTPATH/KEY`` (a
   ``subPath`` mount: the one file at ``root/MOUNTPATH``), written from the
-  objects as the API server holds them when the pod starts;
+  objects as the API server holds them when the pod starts, each created with
+  its mode (``defaultMode``, an item's ``mode``; 0644 when neither is given,
+  as the kubelet does), never wider first; the pod's folder is 0700;
 - an emptyDir becomes an empty folder at ``root/MOUNTPATH``;
 - a PersistentVolumeClaim becomes a link ``root/MOUNTPATH`` to the folder of
   its bound volume (the hostPath provisioner's ``/tmp/hostpath_pv/pvc-...``),
   so what a program writes there outlives the pod, as on a real cluster.
+
+No other folder of this machine is ever linked into a pod: a ``hostPath``
+volume is not mounted (Pod Security ``restricted`` refuses such pods in the
+tutorial's namespaces anyway), and a PVC's folder only when the volume is the
+one the provisioner made for exactly that claim, under its folder.
 
 Paths a program is given (arguments, configuration values) that point into a
 mount are mapped with :meth:`PodFiles.host_path`; other paths stay as they are.
@@ -27,18 +34,23 @@ plain values, values from Secrets and ConfigMaps, the downward API, and
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
-import sys
 import re
 import shutil
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import TutorialError
 from ...kubeapi import CONFIGMAPS, PVCS, PVS, SECRETS, KubeApi
+from ..paths import HOSTPATH_ROOT, private_dir
 
 Obj = dict[str, Any]
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+HOSTPATH_PROVISIONER = "kubernetes.io/host-path"
 
 
 class NotReadyYet(TutorialError):
@@ -63,7 +75,8 @@ class PodFiles:
         """Write every volume every container of the pod mounts (raises NotReadyYet while one is missing)."""
         namespace = self.pod["metadata"]["namespace"]
         volumes = {v["name"]: v for v in (self.pod.get("spec") or {}).get("volumes") or []}
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
+        self.root.mkdir(exist_ok=True)
         sources: dict[str, Path] = {}
         for name, volume in volumes.items():
             source = self._volume(namespace, name, volume)
@@ -75,8 +88,10 @@ class PodFiles:
                 if source is None:
                     continue
                 inside = mount["mountPath"].rstrip("/") or "/"
+                if ".." in Path(inside).parts:
+                    raise TutorialError(f"volume mount {mount['name']}: mountPath {inside} climbs out with '..'")
                 if mount.get("subPath"):
-                    source = source / mount["subPath"]
+                    source = _inside(source, mount["subPath"], f"subPath of volume mount {mount['name']}")
                 target = self.root / inside.lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if target.is_symlink() or target.is_file():
@@ -85,10 +100,8 @@ class PodFiles:
                     shutil.rmtree(target)
                 if source.is_dir() and volumes[mount["name"]].get("persistentVolumeClaim"):
                     target.symlink_to(source, target_is_directory=True)
-                elif source.is_dir():
-                    shutil.copytree(source, target, symlinks=True)
                 else:
-                    shutil.copy2(source, target)
+                    _copy_with_modes(source, target)
                 self.mounts[inside] = target
 
     def host_path(self, inside: str) -> str:
@@ -125,24 +138,24 @@ class PodFiles:
                 if ref.get("optional"):
                     return None
                 raise NotReadyYet(f"{resource.kind} {object_name} (volume {name}) does not exist yet")
-            data = dict(found.get("data") or {})
+            data: dict[str, bytes] = {}
             if is_secret:
-                data = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+                data = {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
             else:
-                data.update({k: base64.b64decode(v).decode("utf-8", "replace")
-                             for k, v in (found.get("binaryData") or {}).items()})
+                data = {k: v.encode() for k, v in (found.get("data") or {}).items()}
+                data.update({k: base64.b64decode(v) for k, v in (found.get("binaryData") or {}).items()})
+            default_mode = int(ref.get("defaultMode", 0o644))
             items = ref.get("items")
-            files = {item.get("path", item["key"]): data[item["key"]] for item in items if item["key"] in data} \
-                if items else data
+            files = {item.get("path", item["key"]): (data[item["key"]], int(item.get("mode", default_mode)))
+                     for item in items if item["key"] in data} if items else \
+                {key: (value, default_mode) for key, value in data.items()}
             if staging.exists():
                 shutil.rmtree(staging)
             staging.mkdir(parents=True)
-            for relative, text in files.items():
-                path = staging / relative
+            for relative, (content, mode) in files.items():
+                path = _inside(staging, relative, f"item path of volume {name}")
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-                if is_secret:
-                    path.chmod(0o600)
+                create_file(path, mode, content)
             return staging
         if "emptyDir" in volume:
             staging.mkdir(parents=True, exist_ok=True)
@@ -154,13 +167,65 @@ class PodFiles:
             if not volume_name or ((pvc or {}).get("status") or {}).get("phase") != "Bound":
                 raise NotReadyYet(f"PVC {claim} is not bound yet")
             pv = self.kube.get_or_none(PVS.path(name=volume_name)) or {}
-            folder = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
-            if not folder:
-                raise NotReadyYet(f"volume {volume_name} of PVC {claim} is not a hostPath folder on this machine")
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            folder = _provisioned_folder(pv, pvc or {})
+            if folder is None:
+                raise NotReadyYet(f"volume {volume_name} of PVC {claim} is not a folder the hostPath provisioner made "
+                                  f"for this claim under {HOSTPATH_ROOT}: no other folder of this machine is mounted")
+            folder.mkdir(exist_ok=True)
             self.notes.append(f"volume {name}: PVC {claim} is the folder {folder}")
-            return Path(folder)
+            return folder
         return None  # projected tokens, hostPath, ...: not needed by the tutorial's pods
+
+
+def _provisioned_folder(pv: Obj, pvc: Obj) -> Path | None:
+    """The PV's folder if the hostPath provisioner made it for exactly this PVC, directly under its own folder."""
+    claim = (pv.get("spec") or {}).get("claimRef") or {}
+    pvc_meta = pvc.get("metadata") or {}
+    if ((pv.get("metadata") or {}).get("annotations") or {}).get(PROVISIONED_BY) != HOSTPATH_PROVISIONER:
+        return None  # a PV someone wrote by hand may name any folder of the machine
+    if (claim.get("namespace"), claim.get("name"), claim.get("uid")) != \
+            (pvc_meta.get("namespace"), pvc_meta.get("name"), pvc_meta.get("uid")):
+        return None
+    text = str(((pv.get("spec") or {}).get("hostPath") or {}).get("path") or "")
+    folder = Path(os.path.normpath(text)) if text.startswith("/") else None
+    if folder is None or folder.parent != HOSTPATH_ROOT or (folder.is_symlink()):
+        return None
+    return folder
+
+
+def _inside(folder: Path, relative: str, what: str) -> Path:
+    """``folder/relative``, refused (TutorialError) when it would lead out of ``folder`` (``..``, a link)."""
+    path = folder / relative
+    if relative.startswith("/") or not path.resolve().is_relative_to(folder.resolve()):
+        raise TutorialError(f"{what} {relative!r} leads out of the volume")
+    return path
+
+
+def create_file(path: Path, mode: int, content: bytes) -> None:
+    """Write a new file that has ``mode`` from the moment it exists (never wider first, whatever the umask).
+
+    Whatever is at ``path`` (a file from before, a link planted there) is removed, not written through."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o777)
+    try:
+        os.fchmod(fd, mode & 0o777)  # the umask may have narrowed the mode asked for: make it exact
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _copy_with_modes(source: Path, target: Path) -> None:
+    """Copy a volume's staged file or folder to its mount path; each file created with its own mode."""
+    if source.is_dir():
+        target.mkdir(mode=0o700)
+        for entry in sorted(source.iterdir()):
+            _copy_with_modes(entry, target / entry.name)
+        target.chmod(stat.S_IMODE(source.stat().st_mode))
+    else:
+        create_file(target, stat.S_IMODE(source.stat().st_mode), source.read_bytes())
 
 
 def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:

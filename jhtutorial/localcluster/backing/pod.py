@@ -2,8 +2,10 @@
 
 What a kubelet does for a pod, done for the simulated one with local processes:
 
-- start each container's program (:mod:`.programs`) in a process group of its
-  own, listening on 127.0.0.1 only;
+- start each container's program (:mod:`.programs`) under a keeper
+  (:mod:`.keeper`) that ends every process the program started when the
+  program or the supervisor ends, listening on 127.0.0.1 only, on ports held
+  for the pod from the moment it is created (:func:`..ports.hold_port`);
 - write each program's output to a file in the CRI log format
   (``<RFC3339 time> stdout F <line>``) that kwok's ``Logs`` object points at, so
   ``kubectl logs`` shows it; a ``PortForward`` object sends
@@ -12,6 +14,9 @@ What a kubelet does for a pod, done for the simulated one with local processes:
   port) and write the pod's ``Ready`` condition and container statuses; a
   program that exits is started again after a back-off (1, 2, 4 ... 16 s; the
   kubelet's goes up to 5 minutes) and its restart is counted;
+- keep going while the API server does not answer (a restart, an outage):
+  what could not be written is written again, with a back-off, once it
+  answers;
 - stop everything when the pod goes.
 
 No image, no isolation, no resource limits: the processes run as the user who
@@ -22,7 +27,6 @@ garbage collector removes them with the pod.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import http.client
 import json
@@ -31,6 +35,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,20 +44,24 @@ from typing import IO, Any
 
 import yaml
 
-from ...errors import KubeApiError
+from ...errors import KubeApiError, TutorialError
 from ...kubeapi import PODS, KubeApi, Resource
-from ..ports import free_port
-from .mounts import PodFiles, base_env, container_env, expand
+from ..ports import hold_port
+from . import keeper
+from .mounts import PodFiles, base_env, container_env, create_file, expand
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION
 from .programs import Launch, PodContext, Program, program_for
+from .retry import Backoff
 
 Obj = dict[str, Any]
 PORT_FORWARDS = Resource("kwok.x-k8s.io/v1alpha1", "PortForward", "portforwards")
 LOGS = Resource("kwok.x-k8s.io/v1alpha1", "Logs", "logs")
+# what the backing writes on a pod; without them, kwok simulates the pod as any other
+BACKING_ANNOTATIONS = (KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, PORTS_ANNOTATION, MAPPED_ANNOTATION)
 TOKEN_SECONDS = 24 * 3600
 BACKOFF_CAP = 16.0
 PROBE_UNTIL_READY = 0.5  # seconds between probes while a container is not ready yet
-STOP_GRACE = 10.0
+STOP_GRACE = 10.0  # the keeper's own grace (keeper.GRACE_SECONDS) is shorter: it ends its tree itself
 
 
 def now() -> str:
@@ -100,6 +109,7 @@ class PodBacking:
         self.log = log
         self.files = PodFiles(pod, folder, kube)
         self.ports: dict[int, int] = {}
+        self._held: list[socket.socket] = []  # one per port in self.ports, until the pod goes
         self.containers: list[Container] = []
         self.mapped: list[str] = []
         self.problems: list[str] = []
@@ -110,6 +120,9 @@ class PodBacking:
         self._thread: threading.Thread | None = None
         self._written_status: str = ""
         self._log_lock = threading.Lock()
+        self._unwritten: dict[str, str | None] = {}  # annotations the API server did not take yet
+        self._api = Backoff()  # while the API server does not answer: wait longer between writes
+        self._published = False  # the kwok objects and annotations that say where the pod runs
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -119,7 +132,12 @@ class PodBacking:
         scheduled pod Ready immediately; this supervisor then corrects that to the program's readiness)."""
         for container in (self.pod.get("spec") or {}).get("containers") or []:
             for port in container.get("ports") or []:
-                self.ports.setdefault(int(port["containerPort"]), free_port())
+                if int(port["containerPort"]) not in self.ports:
+                    # held (bound, not listening) until the pod goes: no other program is handed the port meanwhile,
+                    # and the pod's program, which binds with SO_REUSEADDR as all four do, still may
+                    held = hold_port()
+                    self._held.append(held)
+                    self.ports[int(port["containerPort"])] = held.getsockname()[1]
         self._annotate({PORTS_ANNOTATION: json.dumps({str(k): v for k, v in sorted(self.ports.items())}),
                         # from now on kwok leaves this pod's status to us (see cluster._kwok_config)
                         KWOK_STATUS_ANNOTATION: "custom"})
@@ -132,6 +150,7 @@ class PodBacking:
         """Write the mounts, build each command line (raises NotReadyYet to try later)."""
         spec = self.pod.get("spec") or {}
         self.mapped = []
+        self._flush_annotations()  # raises ClusterUnreachable while the API server does not answer: tried again
         self.files.write()
         kubeconfig = self._kubeconfig() if spec.get("automountServiceAccountToken", True) else None
         ctx = PodContext(self.pod, self.files, self.ports,
@@ -154,9 +173,8 @@ class PodBacking:
     def start(self) -> None:
         for container in self.containers:
             self._spawn(container)
-        self._publish()
         self._thread = threading.Thread(target=self._run, name=f"jhtutorial-backing-{self.name}", daemon=True)
-        self._thread.start()
+        self._thread.start()  # first: the processes run now, and only this thread may start them again
 
     def observe(self, pod: Obj) -> None:
         """The latest copy of the pod from the watch."""
@@ -183,6 +201,8 @@ class PodBacking:
                 reader.join(2)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
+        for held in self._held:
+            held.close()
         shutil.rmtree(self.folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             self.folder.parent.rmdir()  # the namespace's folder, once its last pod is gone
@@ -214,12 +234,16 @@ class PodBacking:
     def _spawn(self, container: Container) -> None:
         assert container.launch is not None
         launch = container.launch
-        launch.cwd.mkdir(parents=True, exist_ok=True)
+        if launch.cwd.is_relative_to(self.folder):
+            launch.cwd.mkdir(parents=True, exist_ok=True)
+        elif not launch.cwd.is_dir():
+            launch.cwd = self.files.root  # a working folder no volume holds: never made on the machine itself
         try:
+            # the keeper leads the process group (and session) and starts the program in it
             process = subprocess.Popen(
-                launch.argv, env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
+                [sys.executable, "-I", "-S", keeper.__file__, str(os.getpid()), "--", *launch.argv],
+                env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as err:
             self._write_log(container, "stderr", f"cannot start {launch.argv[0]}: {err}")
@@ -270,10 +294,28 @@ class PodBacking:
                 if container.alive and time.monotonic() >= next_probe.get(container.name, 0.0):
                     period = self._probe(container)
                     next_probe[container.name] = time.monotonic() + period
-            with contextlib.suppress(KubeApiError, OSError):
-                self._write_status()
+            if self._api.due():
+                self._write_to_api()
             self._wake.wait(0.25)
             self._wake.clear()
+
+    def _write_to_api(self) -> None:
+        """kwok objects, annotations and status, as far as the API server takes them. Nothing it refuses or
+        misses ends this pod's thread: a restart of the API server is an outage to wait out, the programs keep
+        running."""
+        try:
+            if not self._published:
+                self._publish()
+                self._published = True
+            self._flush_annotations()
+            self._write_status()
+        except TutorialError as err:
+            if self._api.failed() == 1:
+                self.log(f"{self.namespace}/{self.name}: cannot write the pod's status ({err.problem.splitlines()[0]}); "
+                         "trying again, less and less often, until the API server answers")
+        else:
+            if self._api.succeeded():
+                self.log(f"{self.namespace}/{self.name}: the API server answers again; status written")
 
     def _check_exit(self, container: Container) -> None:
         process = container.process
@@ -420,15 +462,14 @@ class PodBacking:
         token = request_token(self.kube, self.namespace, account, seconds=TOKEN_SECONDS,
                               bound_to=("Pod", self.name, self.uid)).value
         path = self.folder / "kubeconfig"
-        path.touch(mode=0o600)
-        path.write_text(yaml.safe_dump({
+        create_file(path, 0o600, yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config",
             "clusters": [{"name": "cluster", "cluster": self.kubeconfig_cluster}],
             "users": [{"name": account, "user": {"token": token}}],
             "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": account,
                                                      "namespace": self.namespace}}],
             "current-context": "pod",
-        }))
+        }).encode())
         return path
 
     def _publish(self) -> None:
@@ -456,11 +497,50 @@ class PodBacking:
         self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})",
                         MAPPED_ANNOTATION: "\n".join(self.mapped)})
 
-    def _annotate(self, annotations: dict[str, str]) -> None:
-        with contextlib.suppress(KubeApiError):
+    def _annotate(self, annotations: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations; what the API server does not take now is sent again later."""
+        self._unwritten.update(annotations)
+        with contextlib.suppress(TutorialError):
+            self._flush_annotations()
+
+    def _flush_annotations(self) -> None:
+        if not self._unwritten:
+            return
+        annotations = dict(self._unwritten)
+        try:
             self.kube.call("PATCH", PODS.path(self.namespace, self.name),
                            body={"metadata": {"annotations": annotations}},
                            content_type="application/merge-patch+json")
+        except KubeApiError as err:
+            if err.status != 404:  # 404: the pod is gone, and so is the need
+                raise
+        for key, value in annotations.items():
+            if self._unwritten.get(key, value) == value:
+                self._unwritten.pop(key, None)
+
+    def withdraw(self) -> None:
+        """Hand the stopped pod back to kwok (raises ClusterUnreachable while the API server does not answer)."""
+        self._unwritten.clear()
+        withdraw(self.kube, self.namespace, self.name)
+
+
+def withdraw(kube: KubeApi, namespace: str, name: str, kwok_objects_only: bool = False) -> None:
+    """Hand a pod back to kwok: no kwok objects pointing at the old loopback ports (another program may get
+    them), and none of the backing's annotations, so kwok simulates it as every other pod."""
+    for resource in (PORT_FORWARDS, LOGS):
+        try:
+            kube.call("DELETE", resource.path(namespace, name))
+        except KubeApiError as err:
+            if err.status != 404:
+                raise
+    if kwok_objects_only:
+        return
+    try:
+        kube.call("PATCH", PODS.path(namespace, name), body={"metadata": {"annotations": dict.fromkeys(
+            BACKING_ANNOTATIONS, None)}}, content_type="application/merge-patch+json")
+    except KubeApiError as err:
+        if err.status != 404:
+            raise
 
 
 def _terminate(process: subprocess.Popen[bytes] | None) -> None:
@@ -473,8 +553,3 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
 
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM this process when the supervisor dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -20,8 +20,6 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-from ..ports import free_port
-
 # (namespace, service, port) -> ("127.0.0.1", local port of a backed pod), or None when none is up
 Resolver = Callable[[str, str, int], "tuple[str, int] | None"]
 
@@ -43,10 +41,11 @@ class LocalServices:
         key = (namespace, service, port)
         with self._lock:
             if key not in self._ports:
-                local = free_port()
-                future = asyncio.run_coroutine_threadsafe(self._listen(key, local), self._loop)
-                self._servers[key] = future.result(10)
-                self._ports[key] = local
+                # bound to port 0: the kernel's choice is the port, with no moment for another program to take it
+                future = asyncio.run_coroutine_threadsafe(self._listen(key), self._loop)
+                server = future.result(10)
+                self._servers[key] = server
+                self._ports[key] = int(server.sockets[0].getsockname()[1])
             return f"127.0.0.1:{self._ports[key]}"
 
     def table(self) -> dict[str, str]:
@@ -72,7 +71,7 @@ class LocalServices:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
-    async def _listen(self, key: tuple[str, str, int], local: int) -> asyncio.base_events.Server:
+    async def _listen(self, key: tuple[str, str, int]) -> asyncio.base_events.Server:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             target = self._resolve(*key)
             if target is None:
@@ -88,7 +87,7 @@ class LocalServices:
                 with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                     stream.close()
 
-        return await asyncio.start_server(handle, "127.0.0.1", local)
+        return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

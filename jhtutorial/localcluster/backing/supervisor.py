@@ -14,6 +14,12 @@ each pod that
 - has only containers whose images have a program here (:mod:`.programs`),
 
 starts a :class:`~.pod.PodBacking`. Every other pod stays purely simulated.
+When a namespace loses the mark, its pods are handed back to kwok.
+
+An API server that stops answering (a restart, an outage) ends nothing: the
+watches resume, what could not be done is tried again with a back-off, and the
+programs keep running. Every program runs under a keeper (:mod:`.keeper`), so
+nothing it started outlives the supervisor, even one killed with SIGKILL.
 
     $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F
 
@@ -28,6 +34,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -38,18 +45,22 @@ from typing import Any
 
 import yaml
 
-from ...errors import TutorialError
+from ...errors import ClusterUnreachable, TutorialError
 from ...kubeapi import NAMESPACES, PODS, SERVICES
 from ...watching import Reflector
-from . import BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
+from ..paths import private_dir
+from . import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
 from .control import start_time
 from .mounts import NotReadyYet
-from .pod import PodBacking
+from .pod import BACKING_ANNOTATIONS, PodBacking, withdraw
 from .programs import missing_programs, program_for
+from .retry import Backoff
 from .services import LocalServices
 
 Obj = dict[str, Any]
 RETRY_SECONDS = 1.0
+# a Service's name as the API server accepts it (DNS-1035 label): what a program may name as SERVICE:PORT
+SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def namespace_backed(namespace: Obj | None) -> bool:
@@ -82,11 +93,20 @@ class Supervisor:
         self._stop = threading.Event()
         self._reflectors = [Reflector(self.api, NAMESPACES), Reflector(self.api, SERVICES), Reflector(self.api, PODS)]
         self._stopping: list[threading.Thread] = []
+        self._api = Backoff()  # while the API server does not answer, retries come less and less often
+        self._unannotated: dict[str, tuple[Obj, dict[str, str | None]]] = {}  # pod key -> annotations to write
         self.started = time.time()
 
     # --- main loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
+        """Follow the cluster until stopped; whatever ends this (a stop, an error), every process it started ends."""
+        try:
+            self._run()
+        finally:
+            self._shutdown()
+
+    def _run(self) -> None:
         for line in self.missing.values():
             self.log(f"cannot back pods that need it: {line}")
         if self.kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is None:
@@ -95,7 +115,6 @@ class Supervisor:
                      "backed; `jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
             self._write_status()
             self._stop.wait()
-            self._write_status(stopped=True)
             return
         # Namespaces and Services first: a pod's program is told the local addresses of the Services it
         # names when it starts, so they must be known before the first pod is looked at.
@@ -108,19 +127,17 @@ class Supervisor:
         self._write_status()
         while not self._stop.is_set():
             try:
-                kind, event_type, obj = self.events.get(timeout=RETRY_SECONDS)
+                event = self.events.get(timeout=RETRY_SECONDS)
             except queue.Empty:
-                self._retry_waiting()
-                self._write_status()  # the pods' own threads change readiness and restarts
-                continue
+                event = None
             try:
-                self._handle(kind, event_type, obj)
-            except Exception as err:  # noqa: BLE001 - one bad pod must not end the supervisor
-                self.log(f"error handling {kind} {_key(obj)}: {type(err).__name__}: {err}")
-            if self.events.empty():
-                self._retry_waiting()
-                self._write_status()
-        self._shutdown()
+                if event is not None:
+                    self._handle_logged(*event)
+                if self.events.empty():
+                    self._retry_waiting()
+                    self._write_status()  # the pods' own threads change readiness and restarts
+            except Exception as err:  # noqa: BLE001 - an outage or one bad object must not end the supervisor
+                self.log(f"error in the supervisor's loop: {type(err).__name__}: {err}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -128,7 +145,13 @@ class Supervisor:
     def _drain(self) -> None:
         """Handle what is queued now (the first lists), before the next kind is followed."""
         while not self.events.empty():
-            self._handle(*self.events.get())
+            self._handle_logged(*self.events.get())
+
+    def _handle_logged(self, kind: str, event_type: str, obj: Obj) -> None:
+        try:
+            self._handle(kind, event_type, obj)
+        except Exception as err:  # noqa: BLE001 - one bad object must not end the supervisor
+            self.log(f"error handling {kind} {_key(obj)}: {type(err).__name__}: {err}")
 
     def _follow(self, reflector: Reflector, synced: threading.Event) -> None:
         kind = reflector.resource.kind
@@ -155,7 +178,11 @@ class Supervisor:
                 self.namespaces[name] = obj
             if not namespace_backed(self.namespaces.get(name)):
                 for pod_key in [k for k in self.backings if k.startswith(name + "/")]:
-                    self._stop_backing(pod_key, "its namespace is no longer marked for backing")
+                    self.waiting.pop(pod_key, None)
+                    backing = self.backings[pod_key]
+                    # kwok simulates the pod again once our annotations and kwok objects are gone
+                    self._stop_backing(pod_key, "its namespace is no longer marked for backing",
+                                       then=backing.withdraw if event_type != "DELETED" else None)
                 if event_type == "DELETED":
                     self.local_services.forget_namespace(name)
             else:
@@ -192,6 +219,7 @@ class Supervisor:
                 self._start_backing(backing)
             return
         if not namespace_backed(self.namespaces.get(meta["namespace"])):
+            self._leave_to_kwok(pod)  # marked by a supervisor before the namespace lost its mark
             return  # not a namespace of this machine's user: purely simulated
         images = [c.get("image", "") for c in spec.get("containers") or []]
         programs = [program_for(image) for image in images]
@@ -210,8 +238,8 @@ class Supervisor:
             return
         folder = self.folder / "pods" / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
         backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log)
-        backing.reserve()
         self.backings[key] = backing
+        backing.reserve()
         self._start_backing(backing)
 
     def _start_backing(self, backing: PodBacking) -> None:
@@ -221,19 +249,28 @@ class Supervisor:
             return
         try:
             backing.prepare()
-        except NotReadyYet as err:
+        except TutorialError as err:
+            # not there yet (a Secret, a bound PVC), the API server not answering, or a problem with the pod:
+            # tried again (RETRY_SECONDS; with a growing back-off while the API server does not answer)
+            if isinstance(err, ClusterUnreachable):
+                self._api.failed()
             if self.waiting.get(key) != err.problem:
                 self.log(f"{key}: waiting: {err.problem}")
             self.waiting[key] = err.problem
             return
+        self._api.succeeded()
         self.waiting.pop(key, None)
         backing.start()
         self.log(f"{key}: backed by local processes; mapped: " + " | ".join(backing.mapped))
 
     def _leave_to_kwok(self, pod: Obj) -> None:
         """A pod the policy handed over but that is not backed: kwok simulates it, as every other pod."""
-        if ((pod["metadata"].get("annotations") or {}).get(KWOK_STATUS_ANNOTATION)) == "custom":
-            self._annotate(pod, {KWOK_STATUS_ANNOTATION: None})
+        annotations = pod["metadata"].get("annotations") or {}
+        if BACKED_BY_ANNOTATION in annotations:
+            withdraw(self.kube, pod["metadata"]["namespace"], pod["metadata"]["name"], kwok_objects_only=True)
+        ours = [name for name in BACKING_ANNOTATIONS if name in annotations]
+        if annotations.get(KWOK_STATUS_ANNOTATION) == "custom" or ours:
+            self._annotate(pod, dict.fromkeys(ours, None))
 
     def _finish_deletion(self, pod: Obj) -> None:
         """What a kubelet does once a pod's containers are stopped (kwok leaves our pods to us): remove it."""
@@ -247,6 +284,11 @@ class Supervisor:
                 self.log(f"{_key(pod)}: could not remove the deleted pod: {err.problem}")
 
     def _retry_waiting(self) -> None:
+        if not self._api.due():
+            return
+        for key, (pod, annotations) in list(self._unannotated.items()):
+            self._unannotated.pop(key, None)
+            self._annotate(pod, annotations)
         for key in list(self.waiting):
             pod = self.pods.get(key)
             if pod is None:
@@ -263,14 +305,27 @@ class Supervisor:
             if backing is not None:
                 backing.stop()
                 self.log(f"{key}: processes stopped ({why})")
-            if then is not None:
-                then()
+            backoff = Backoff()
+            while then is not None:
+                try:
+                    then()
+                    return
+                except ClusterUnreachable as err:  # an outage: wait it out, then finish what a kubelet would
+                    if self._stop.is_set():
+                        return  # the next supervisor finds the pod as it is and finishes
+                    if backoff.failed() == 1:
+                        self.log(f"{key}: {err.problem.splitlines()[0]}; trying again until the API server answers")
+                    self._stop.wait(max(0.0, backoff.next_try - time.monotonic()))
+                except TutorialError as err:
+                    self.log(f"{key}: {err.problem}")
+                    return
 
         thread = threading.Thread(target=stop, name=f"jhtutorial-stop-{key}", daemon=True)
         self._stopping = [t for t in self._stopping if t.is_alive()] + [thread]
         thread.start()
 
     def _shutdown(self) -> None:
+        self._stop.set()
         for key in list(self.backings):
             self._stop_backing(key, "the supervisor stops")
         for thread in self._stopping:
@@ -283,8 +338,10 @@ class Supervisor:
     # --- Services ------------------------------------------------------------------------------
 
     def local_services_address(self, namespace: str, name: str, port: int) -> str | None:
-        service = self.services.get(f"{namespace}/{name}")
-        if service is None or not any(p.get("port") == port for p in (service.get("spec") or {}).get("ports") or []):
+        """The local address that stands for SERVICE:PORT. Given for a Service that does not exist (yet) too:
+        a program's command line is built once, and in a cluster a Service made after the pod resolves; each
+        connection is resolved when it comes (refused while no backed pod is behind the Service)."""
+        if not SERVICE_NAME.fullmatch(name) or not 0 < port < 65536:
             return None
         return self.local_services.address(namespace, name, port)
 
@@ -320,8 +377,13 @@ class Supervisor:
             self.kube.call("PATCH", PODS.path(pod["metadata"]["namespace"], pod["metadata"]["name"]),
                            body={"metadata": {"annotations": annotations}},
                            content_type="application/merge-patch+json")
+        except ClusterUnreachable:
+            merged = {**self._unannotated.get(_key(pod), (pod, {}))[1], **annotations}
+            self._unannotated[_key(pod)] = (pod, merged)  # written once the API server answers again
+            self._api.failed()
         except TutorialError as err:
-            self.log(f"{_key(pod)}: could not annotate: {err.problem}")
+            if getattr(err, "status", None) != 404:
+                self.log(f"{_key(pod)}: could not annotate: {err.problem}")
 
     def _write_status(self, stopped: bool = False) -> None:
         status = {
@@ -369,12 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--folder", type=Path, required=True)
     args = parser.parse_args(argv)
-    args.folder.mkdir(parents=True, exist_ok=True)
+    private_dir(args.folder)
     supervisor = Supervisor(args.kubeconfig, args.folder)
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
     supervisor.log(f"supervisor started (pid {os.getpid()})")
-    supervisor.run()
+    try:
+        supervisor.run()  # stops every process it started, however it ends
+    except BaseException as err:
+        supervisor.log(f"supervisor failed: {type(err).__name__}: {err}; every backing process ended")
+        raise
     supervisor.log("supervisor stopped; every backing process ended")
     return 0
 
