@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,25 @@ def check_page(notebook: labdriver.Notebook, kube: KubeApi, namespace: str) -> N
     assert notebook.problems() == []
     shown = notebook.panel.text_content() or ""
     assert not [secret for secret in proxy_token(kube, namespace) if secret in shown], "the proxy token is shown"
+
+
+# --- a lab terminal, as the notebooks' Your-turn steps use it -----------------------------------------
+
+
+def test_a_lab_terminal_has_the_kernels_jhtutorial_and_a_kubectl_for_the_cluster(page: Any) -> None:
+    terminal = labdriver.open_terminal(page)
+    terminal.type("jhtutorial --help")  # as 07's `jhtutorial login --user bob` and the README's catch-up are typed
+    shown = terminal.wait_for(r"^usage: jhtutorial ")
+    assert "command not found" not in shown and "up " in shown and "login " in shown, shown
+    # the same installation as the notebooks' kernel (JupyterLab starts kernels with its own interpreter)
+    terminal.type('head -n 3 "$(command -v jhtutorial)"; echo listed-$((40+2))')
+    shown = terminal.wait_for(r"^listed-42")
+    assert f"{sys.executable} -m jhtutorial.cli" in shown, shown
+    terminal.type("kubectl auth can-i create pods; echo asked-$((40+2))")
+    shown = terminal.wait_for(r"^asked-42")
+    assert re.search(r"^yes$", shown, re.M), shown
+    screenshot(page, "lab-terminal")
+    terminal.close()
 
 
 # --- the series, in order -----------------------------------------------------------------------------
