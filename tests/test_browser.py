@@ -26,9 +26,10 @@ import pytest
 from kubernetes import client
 
 from jhtutorial.kubeapi import (
-    CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
+    CONFIGMAPS, DEPLOYMENTS, EVENTS, NAMESPACES, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
     KubeApi,
 )
+from jhtutorial.notebook.exercises import NOT_TRIED
 from tests import labdriver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,8 @@ NEWS_SECONDS = 30  # JupyterLab asks about news a moment after it is drawn
 SPAWN_SECONDS = 180  # login to admin's JupyterLab drawn: the user server's first start takes a while
 # Kubernetes puts these into every namespace; everything else in it after 08 would be a leftover
 NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+# their folded answers would change the cluster: with a learner at the keyboard they wait until the learner tried
+EXERCISES_THAT_CHANGE_THE_CLUSTER = ("01-rbac", "02-configmaps", "04-pvc", "05-services", "06-deployments")
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
 
@@ -130,6 +133,10 @@ def proxy_token(kube: KubeApi, namespace: str) -> list[str]:
     return [encoded, base64.b64decode(encoded).decode()]
 
 
+def managers(kube: KubeApi, path: str) -> set[str]:
+    return {entry.get("manager", "") for entry in kube.get(path)["metadata"].get("managedFields") or []}
+
+
 def run_clean(page: Any, name: str, kube: KubeApi, namespace: str) -> labdriver.Notebook:
     """Open a notebook, Run All, and check that nothing on the page is broken or secret."""
     notebook = labdriver.open_notebook(page, f"{name}.ipynb", ARTEFACTS)
@@ -172,8 +179,14 @@ def test_notebooks_00_to_05_run_all_without_an_error(
 ) -> None:
     kube = KubeApi(api_client)
     for name in ("00-introduction", "01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services"):
-        run_clean(page, name, kube, namespace)
+        notebook = run_clean(page, name, kube, namespace)
+        if name in EXERCISES_THAT_CHANGE_THE_CLUSTER:  # Run All leaves the exercise to the learner
+            assert NOT_TRIED in (notebook.panel.text_content() or ""), name
         series.append(name)
+    # nothing did the exercises: no hand-made change on the Role or the ConfigMap, no scratch claim ever made
+    assert "kubectl-patch" not in managers(kube, ROLES.path(namespace, "hub"))
+    assert "kubectl-edit" not in managers(kube, CONFIGMAPS.path(namespace, "hub-config"))
+    assert not kube.get(EVENTS.path(namespace), fieldSelector="involvedObject.name=scratch")["items"]
 
 
 def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
@@ -200,6 +213,7 @@ def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
 
     notebook.run_rest()
     check_page(notebook, kube, namespace)
+    assert NOT_TRIED in (notebook.panel.text_content() or "")  # the selector exercise is left to the learner
     series.append("06-deployments")
 
 
