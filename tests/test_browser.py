@@ -171,6 +171,44 @@ def test_a_lab_terminal_has_the_kernels_jhtutorial_and_a_kubectl_for_the_cluster
     terminal.close()
 
 
+DIAGRAM_WINDOW = {"width": 1400, "height": 900}
+SMALLEST_TEXT_PX = 11
+# the size each text of the mermaid drawings is drawn at on screen: its font size times the drawing's scale
+_DRAWN_TEXT_SIZES = """panel => Array.from(panel.querySelectorAll('svg text')).filter(t => t.textContent.trim())
+    .map(t => {
+        const matrix = t.getScreenCTM();
+        const scale = matrix ? Math.hypot(matrix.a, matrix.b) : 1;
+        return [t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize) * scale];
+    })"""
+
+
+def test_the_login_diagrams_are_legible_in_a_1400_px_window(page: Any) -> None:
+    page.set_viewport_size(DIAGRAM_WINDOW)
+    try:
+        page.locator(".jp-BreadCrumbs-home").click()
+        labdriver.open_folder(page, "docs")
+        page.locator(".jp-DirListing-item", has=page.locator(".jp-DirListing-itemText",
+                                                            has_text=re.compile(r"^login\.md$"))).click(button="right")
+        page.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Open With$")).hover()
+        page.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Markdown Preview$")).click()
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="login.md")
+        tab.wait_for()
+        panel = page.locator(f"#{tab.get_attribute('data-id')}")
+        panel.locator("svg text").first.wait_for()
+        page.wait_for_function("panel => panel.querySelectorAll('svg[aria-roledescription=sequence]').length === 2",
+                               arg=panel.element_handle())
+        screenshot(page, "login-diagrams")
+        sizes = panel.evaluate(_DRAWN_TEXT_SIZES)
+        assert len(sizes) > 30, sizes  # both drawings' labels and messages, not an error message
+        small = [(text, round(size, 1)) for text, size in sizes if size < SMALLEST_TEXT_PX]
+        assert small == [], f"text drawn smaller than {SMALLEST_TEXT_PX} px: {small[:10]}"
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    finally:
+        page.set_viewport_size(VIEWPORT)
+        page.locator(".jp-BreadCrumbs-home").click()
+        labdriver.open_folder(page, "notebooks")
+
+
 # --- the series, in order -----------------------------------------------------------------------------
 
 
