@@ -46,7 +46,7 @@ def test_end_stops_the_live_views_still_running_and_says_how_to_shut_the_kernel_
 ) -> None:
     conn = jhtutorial.connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
     try:
-        view = LiveView(conn, interval=0.3)
+        view = LiveView(conn, interval=0.3).start()
         assert view in running_views()
         nb.end()
         assert view not in running_views()
