@@ -72,7 +72,7 @@ def namespace(api_client: client.ApiClient, backing: Any) -> Iterator[str]:
     name = f"jht-browser-{secrets.token_hex(3)}"
     yield name
     kube = KubeApi(api_client)
-    if kube.get_or_none(NAMESPACES.path(name)) is not None:
+    if kube.get_or_none(NAMESPACES.path(name=name)) is not None:
         client.CoreV1Api(api_client).delete_namespace(name, propagation_policy="Background")
 
 
@@ -163,7 +163,8 @@ def test_a_lab_terminal_has_the_kernels_jhtutorial_and_a_kubectl_for_the_cluster
     # the same installation as the notebooks' kernel (JupyterLab starts kernels with its own interpreter)
     terminal.type('head -n 3 "$(command -v jhtutorial)"; echo listed-$((40+2))')
     shown = terminal.wait_for(r"^listed-42")
-    assert f"{sys.executable} -m jhtutorial.cli" in shown, shown
+    launcher = re.search(r"^exec (\S+) -m jhtutorial\.cli ", shown, re.M)
+    assert launcher and Path(launcher.group(1)).resolve() == Path(sys.executable).resolve(), shown
     terminal.type("kubectl auth can-i create pods; echo asked-$((40+2))")
     shown = terminal.wait_for(r"^asked-42")
     assert re.search(r"^yes$", shown, re.M), shown
@@ -173,13 +174,27 @@ def test_a_lab_terminal_has_the_kernels_jhtutorial_and_a_kubectl_for_the_cluster
 
 DIAGRAM_WINDOW = {"width": 1400, "height": 900}
 SMALLEST_TEXT_PX = 11
-# the size each text of the mermaid drawings is drawn at on screen: its font size times the drawing's scale
-_DRAWN_TEXT_SIZES = """panel => Array.from(panel.querySelectorAll('svg text')).filter(t => t.textContent.trim())
-    .map(t => {
+# JupyterLab draws a mermaid block as an <img> of its SVG, scaled down to the width of the page. The size each
+# text is seen at: the SVG laid out at its own size (its viewBox) to read each text's font size there, times the
+# scale the <img> is shown at.
+_DRAWN_TEXT_SIZES = """panel => Array.from(panel.querySelectorAll('.jp-RenderedMermaid img')).flatMap(img => {
+    const source = decodeURIComponent(img.src.slice(img.src.indexOf(',') + 1));
+    const svg = document.importNode(new DOMParser().parseFromString(source, 'image/svg+xml').documentElement, true);
+    const width = parseFloat(svg.getAttribute('viewBox').split(/\\s+/)[2]);
+    svg.setAttribute('width', width);
+    svg.style.maxWidth = 'none';
+    const holder = document.createElement('div');
+    holder.style.cssText = 'position: absolute; left: -20000px; top: 0';
+    holder.appendChild(svg);
+    document.body.appendChild(holder);
+    const shown = img.getBoundingClientRect().width / width;
+    const sizes = Array.from(svg.querySelectorAll('text')).filter(t => t.textContent.trim()).map(t => {
         const matrix = t.getScreenCTM();
-        const scale = matrix ? Math.hypot(matrix.a, matrix.b) : 1;
-        return [t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize) * scale];
-    })"""
+        return [t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize) * Math.hypot(matrix.a, matrix.b) * shown];
+    });
+    holder.remove();
+    return sizes;
+})"""
 
 
 def test_the_login_diagrams_are_legible_in_a_1400_px_window(page: Any) -> None:
@@ -194,8 +209,8 @@ def test_the_login_diagrams_are_legible_in_a_1400_px_window(page: Any) -> None:
         tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="login.md")
         tab.wait_for()
         panel = page.locator(f"#{tab.get_attribute('data-id')}")
-        panel.locator("svg text").first.wait_for()
-        page.wait_for_function("panel => panel.querySelectorAll('svg[aria-roledescription=sequence]').length === 2",
+        page.wait_for_function("panel => Array.from(panel.querySelectorAll('.jp-RenderedMermaid img'))"
+                               "  .filter(img => img.complete && img.naturalWidth > 0).length === 2",
                                arg=panel.element_handle())
         screenshot(page, "login-diagrams")
         sizes = panel.evaluate(_DRAWN_TEXT_SIZES)

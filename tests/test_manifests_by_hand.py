@@ -61,7 +61,7 @@ def own_namespace(api_client: client.ApiClient) -> Iterator[str]:
     """A name no namespace has yet (the README's first command creates it); deleted afterwards."""
     name = f"jht-by-hand-{secrets.token_hex(3)}"
     yield name
-    if KubeApi(api_client).get_or_none(NAMESPACES.path(name)) is not None:
+    if KubeApi(api_client).get_or_none(NAMESPACES.path(name=name)) is not None:
         client.CoreV1Api(api_client).delete_namespace(name, propagation_policy="Background")
 
 
