@@ -3,7 +3,8 @@ with nothing but kubectl, in a namespace of the test's own (in place of the READ
 
 What the reader is promised is checked through the API server: the install leaves the Secret with the label
 the clean-up selects on, and the clean-up leaves the namespace as Kubernetes made it (its `default`
-ServiceAccount and `kube-root-ca.crt` ConfigMap, nothing else).
+ServiceAccount and `kube-root-ca.crt` ConfigMap, nothing else). Notebook 03's "Your turn", typed as shown, leaves
+the same labelled Secret.
 """
 
 from __future__ import annotations
@@ -115,3 +116,29 @@ def test_the_readme_by_hand_installs_labels_the_secret_and_cleans_up_to_an_empty
     for command in commands[clean_up:]:
         type_command(command, env)
     assert leftovers(kube, own_namespace) == []
+
+
+def your_turn_commands(notebook: str, namespace: str) -> list[str]:
+    """The commands a notebook's "Your turn" cell shows, with the namespace filled in as the cell fills it."""
+    import types
+
+    import nbformat
+
+    cells = nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells
+    turn = next(i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "### Your turn: " in cell.source)
+    shown: list[str] = []
+    recorder = types.SimpleNamespace(show_kubectl=lambda *commands: shown.extend(commands))
+    exec(cells[turn + 1].source, {"nb": recorder, "conn": types.SimpleNamespace(namespace=namespace)})
+    return shown
+
+
+def test_notebook_03s_your_turn_typed_as_shown_leaves_a_secret_the_clean_up_finds(
+    api_client: client.ApiClient, kubeconfig: Path, kubectl: Path, namespace: str
+) -> None:
+    commands = your_turn_commands("03-secret.ipynb", namespace)
+    assert commands[0].startswith("kubectl create secret generic hub-secret")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands:
+        type_command(command, env)
+    selected = KubeApi(api_client).get(SECRETS.path(namespace), labelSelector=f"{PART_OF}=jhtutorial")["items"]
+    assert [secret["metadata"]["name"] for secret in selected] == ["hub-secret"]
