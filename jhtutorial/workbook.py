@@ -189,6 +189,7 @@ LAB_SETTING_DEFAULTS: dict[str, dict[str, object]] = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 LAB_CONFIG_SUBFOLDER = ".jhtutorial-lab"  # in the working copy, hidden from JupyterLab's file browser
+TERMINAL_COMMANDS_SUBFOLDER = "bin"  # in LAB_CONFIG_SUBFOLDER: the commands a lab terminal finds first on PATH
 
 
 def write_lab_config(folder: Path) -> Path:
@@ -207,16 +208,40 @@ def write_lab_config(folder: Path) -> Path:
     return folder
 
 
+def write_terminal_commands(folder: Path, python: str | None = None) -> Path:
+    """A folder holding a ``jhtutorial`` command that runs this installation (``python -m jhtutorial.cli``,
+    ``python`` being the interpreter of this process, which JupyterLab also starts the notebooks' kernels with),
+    rewritten at each start. Put first on a lab terminal's PATH, the notebooks' ``jhtutorial login --user bob``
+    and ``jhtutorial up --through 3`` run there as typed, against the same package as the kernel, whether
+    or not the learner's shell would find a ``jhtutorial`` of its own (a virtualenv that is not activated,
+    an install under ~/.local/bin that is not on PATH, another version elsewhere).
+
+        $ cat jhtutorial-workbook/.jhtutorial-lab/bin/jhtutorial
+        #!/bin/sh
+        exec /home/me/venv/bin/python -m jhtutorial.cli "$@"
+    """
+    import shlex
+
+    folder.mkdir(parents=True, exist_ok=True)
+    command = folder / "jhtutorial"
+    command.write_text("#!/bin/sh\n# the jhtutorial of the notebooks' kernel (written by `jhtutorial lab`)\n"
+                       f"exec {shlex.quote(python or sys.executable)} -m jhtutorial.cli \"$@\"\n")
+    command.chmod(0o755)
+    return folder
+
+
 def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
                     base: dict[str, str] | None = None, *, manifests: Path | None = None,
-                    lab_config: Path | None = None) -> dict[str, str]:
+                    lab_config: Path | None = None, commands: Path | None = None) -> dict[str, str]:
     """The environment JupyterLab, its kernels and its terminals get: ``--namespace`` and ``--context``
     travel as ``JHTUTORIAL_NAMESPACE`` and ``JHTUTORIAL_CONTEXT``, which the notebooks read when their
     ``namespace`` and ``context`` parameters are None (the CLI's own rule); ``manifests`` (the working
     copy's) becomes the folder the notebooks' helpers apply, the same files a terminal's kubectl names;
     ``lab_config`` (see :func:`write_lab_config`) goes first on ``JUPYTER_CONFIG_PATH``.
     The local cluster's kubectl goes on PATH: first when KUBECONFIG is the local cluster's or no other
-    kubectl is installed, else last (the learner's own kubectl, for their own cluster, keeps precedence)."""
+    kubectl is installed, else last (the learner's own kubectl, for their own cluster, keeps precedence).
+    ``commands`` (see :func:`write_terminal_commands`) goes first of all, so a terminal's ``jhtutorial``
+    is the kernel's."""
     import shutil
 
     from .connect import CONTEXT_ENV, NAMESPACE_ENV
@@ -243,6 +268,8 @@ def lab_environment(args: argparse.Namespace, kubeconfig: Path | None,
                  or shutil.which("kubectl", path=path) is None)
         folder = str(binaries.kubectl.parent)
         env["PATH"] = f"{folder}{os.pathsep}{path}" if first else f"{path}{os.pathsep}{folder}"
+    if commands is not None:
+        env["PATH"] = f"{commands}{os.pathsep}{env.get('PATH', os.defpath)}"
     return env
 
 
@@ -285,8 +312,10 @@ def lab(args: argparse.Namespace) -> int:
     copy = make_working_copy(Path(getattr(args, "workdir", None) or DEFAULT_WORKDIR), notebooks(NOTEBOOK_DIR),
                              shipped_folder("manifests"), shipped_folder("docs"))
     print(str(copy), file=sys.stderr, flush=True)
-    os.environ.update(lab_environment(args, kubeconfig, manifests=copy.manifests,
-                                      lab_config=write_lab_config(copy.folder / LAB_CONFIG_SUBFOLDER)))  # this process becomes JupyterLab
+    lab_folder = copy.folder / LAB_CONFIG_SUBFOLDER
+    os.environ.update(lab_environment(  # this process becomes JupyterLab
+        args, kubeconfig, manifests=copy.manifests, lab_config=write_lab_config(lab_folder),
+        commands=write_terminal_commands(lab_folder / TERMINAL_COMMANDS_SUBFOLDER)))
     if kubeconfig is not None:
         print(f"notebooks will use the local cluster (KUBECONFIG={kubeconfig})", file=sys.stderr, flush=True)
     namespace = resolve_namespace(context, args.namespace)

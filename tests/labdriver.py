@@ -41,6 +41,8 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 #: answers "no" (jhtutorial.workbook.LAB_SETTING_DEFAULTS), as for a learner.
 LAB_SETTINGS: dict[str, dict[str, Any]] = {
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    # a terminal draws its text on a canvas; its screen-reader mode also writes each row into the page as text
+    "@jupyterlab/terminal-extension/plugin": {"screenReaderMode": True},
 }
 
 STDERR = "application/vnd.jupyter.stderr"  # JupyterLab draws error outputs and stderr with this type
@@ -211,6 +213,55 @@ def open_notebook(page: Any, name: str, artefacts: Path | None = None) -> Notebo
     page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"), has_not_text="No Kernel").wait_for()
     notebook.cells().first.wait_for()
     return notebook
+
+
+@dataclass
+class Terminal:
+    """One open lab terminal tab (File > New > Terminal), typed into as a learner types."""
+
+    page: Any
+    selector: str  # CSS selector of its panel
+
+    def type(self, line: str) -> None:
+        """Click into the terminal and type ``line``, then Enter."""
+        self.page.locator(f"{self.selector} .xterm").click()
+        self.page.keyboard.type(line, delay=10)
+        self.page.keyboard.press("Enter")
+
+    def text(self) -> str:
+        """What the terminal shows, row by row (its screen-reader rows; see LAB_SETTINGS)."""
+        rows = self.page.locator(f"{self.selector} .xterm-accessibility-tree > div").all_inner_texts()
+        return "\n".join(row.rstrip() for row in rows)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
+        """Wait until the terminal shows a line matching ``pattern`` (a regular expression); return the text."""
+        script = """([selector, pattern]) => {
+            const rows = document.querySelectorAll(selector + ' .xterm-accessibility-tree > div');
+            const text = Array.from(rows).map(row => row.textContent).join('\\n');
+            return new RegExp(pattern, 'm').test(text);
+        }"""
+        from playwright.sync_api import TimeoutError as PageTimeout
+
+        try:
+            self.page.wait_for_function(script, arg=[self.selector, pattern], timeout=timeout * 1000, polling=250)
+        except PageTimeout:
+            raise AssertionError(f"the terminal never showed {pattern!r}; it shows:\n{self.text()}") from None
+        return self.text()
+
+    def close(self) -> None:
+        self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+
+
+def open_terminal(page: Any) -> Terminal:
+    """File > New > Terminal, and wait until its shell prompts."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile("^File$")).click()
+    page.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^New$")).hover()
+    page.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Terminal$")).click()
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="Terminal")
+    tab.wait_for()
+    terminal = Terminal(page, f"#{tab.get_attribute('data-id')}")
+    terminal.wait_for(r"[$#]\s*$")  # the shell's prompt
+    return terminal
 
 
 # JavaScript run in the page. A code cell's prompt reads [*]: while it is queued or running, [N]: once it ran;

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ import pytest
 from kubernetes import client
 
 from jhtutorial.kubeapi import (
-    CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
+    CONFIGMAPS, DEPLOYMENTS, EVENTS, NAMESPACES, PODS, PVCS, PVS, REPLICASETS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS, SERVICES,
     KubeApi,
 )
+from jhtutorial.notebook.exercises import NOT_TRIED
 from tests import labdriver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +40,8 @@ NEWS_SECONDS = 30  # JupyterLab asks about news a moment after it is drawn
 SPAWN_SECONDS = 180  # login to admin's JupyterLab drawn: the user server's first start takes a while
 # Kubernetes puts these into every namespace; everything else in it after 08 would be a leftover
 NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+# their folded answers would change the cluster: with a learner at the keyboard they wait until the learner tried
+EXERCISES_THAT_CHANGE_THE_CLUSTER = ("01-rbac", "02-configmaps", "04-pvc", "05-services", "06-deployments")
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
 
@@ -68,7 +72,7 @@ def namespace(api_client: client.ApiClient, backing: Any) -> Iterator[str]:
     name = f"jht-browser-{secrets.token_hex(3)}"
     yield name
     kube = KubeApi(api_client)
-    if kube.get_or_none(NAMESPACES.path(name)) is not None:
+    if kube.get_or_none(NAMESPACES.path(name=name)) is not None:
         client.CoreV1Api(api_client).delete_namespace(name, propagation_policy="Background")
 
 
@@ -129,6 +133,10 @@ def proxy_token(kube: KubeApi, namespace: str) -> list[str]:
     return [encoded, base64.b64decode(encoded).decode()]
 
 
+def managers(kube: KubeApi, path: str) -> set[str]:
+    return {entry.get("manager", "") for entry in kube.get(path)["metadata"].get("managedFields") or []}
+
+
 def run_clean(page: Any, name: str, kube: KubeApi, namespace: str) -> labdriver.Notebook:
     """Open a notebook, Run All, and check that nothing on the page is broken or secret."""
     notebook = labdriver.open_notebook(page, f"{name}.ipynb", ARTEFACTS)
@@ -144,6 +152,78 @@ def check_page(notebook: labdriver.Notebook, kube: KubeApi, namespace: str) -> N
     assert not [secret for secret in proxy_token(kube, namespace) if secret in shown], "the proxy token is shown"
 
 
+# --- a lab terminal, as the notebooks' Your-turn steps use it -----------------------------------------
+
+
+def test_a_lab_terminal_has_the_kernels_jhtutorial_and_a_kubectl_for_the_cluster(page: Any) -> None:
+    terminal = labdriver.open_terminal(page)
+    terminal.type("jhtutorial --help")  # as 07's `jhtutorial login --user bob` and the README's catch-up are typed
+    shown = terminal.wait_for(r"^usage: jhtutorial ")
+    assert "command not found" not in shown and "up " in shown and "login " in shown, shown
+    # the same installation as the notebooks' kernel (JupyterLab starts kernels with its own interpreter)
+    terminal.type('head -n 3 "$(command -v jhtutorial)"; echo listed-$((40+2))')
+    shown = terminal.wait_for(r"^listed-42")
+    launcher = re.search(r"^exec (\S+) -m jhtutorial\.cli ", shown, re.M)
+    assert launcher and Path(launcher.group(1)).resolve() == Path(sys.executable).resolve(), shown
+    terminal.type("kubectl auth can-i create pods; echo asked-$((40+2))")
+    shown = terminal.wait_for(r"^asked-42")
+    assert re.search(r"^yes$", shown, re.M), shown
+    screenshot(page, "lab-terminal")
+    terminal.close()
+
+
+DIAGRAM_WINDOW = {"width": 1400, "height": 900}
+SMALLEST_TEXT_PX = 11
+# JupyterLab draws a mermaid block as an <img> of its SVG, scaled down to the width of the page. The size each
+# text is seen at: the SVG laid out at its own size (its viewBox) to read each text's font size there, times the
+# scale the <img> is shown at.
+_DRAWN_TEXT_SIZES = """panel => Array.from(panel.querySelectorAll('.jp-RenderedMermaid img')).flatMap(img => {
+    const source = decodeURIComponent(img.src.slice(img.src.indexOf(',') + 1));
+    const svg = document.importNode(new DOMParser().parseFromString(source, 'image/svg+xml').documentElement, true);
+    const width = parseFloat(svg.getAttribute('viewBox').split(/\\s+/)[2]);
+    svg.setAttribute('width', width);
+    svg.style.maxWidth = 'none';
+    const holder = document.createElement('div');
+    holder.style.cssText = 'position: absolute; left: -20000px; top: 0';
+    holder.appendChild(svg);
+    document.body.appendChild(holder);
+    const shown = img.getBoundingClientRect().width / width;
+    const sizes = Array.from(svg.querySelectorAll('text')).filter(t => t.textContent.trim()).map(t => {
+        const matrix = t.getScreenCTM();
+        return [t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize) * Math.hypot(matrix.a, matrix.b) * shown];
+    });
+    holder.remove();
+    return sizes;
+})"""
+
+
+def test_the_login_diagrams_are_legible_in_a_1400_px_window(page: Any) -> None:
+    page.set_viewport_size(DIAGRAM_WINDOW)
+    try:
+        page.locator(".jp-BreadCrumbs-home").click()
+        labdriver.open_folder(page, "docs")
+        page.locator(".jp-DirListing-item", has=page.locator(".jp-DirListing-itemText",
+                                                            has_text=re.compile(r"^login\.md$"))).click(button="right")
+        page.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Open With$")).hover()
+        page.locator(".lm-Menu-item .lm-Menu-itemLabel", has_text=re.compile("^Markdown Preview$")).click()
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="login.md")
+        tab.wait_for()
+        panel = page.locator(f"#{tab.get_attribute('data-id')}")
+        page.wait_for_function("panel => Array.from(panel.querySelectorAll('.jp-RenderedMermaid img'))"
+                               "  .filter(img => img.complete && img.naturalWidth > 0).length === 2",
+                               arg=panel.element_handle())
+        screenshot(page, "login-diagrams")
+        sizes = panel.evaluate(_DRAWN_TEXT_SIZES)
+        assert len(sizes) > 30, sizes  # both drawings' labels and messages, not an error message
+        small = [(text, round(size, 1)) for text, size in sizes if size < SMALLEST_TEXT_PX]
+        assert small == [], f"text drawn smaller than {SMALLEST_TEXT_PX} px: {small[:10]}"
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    finally:
+        page.set_viewport_size(VIEWPORT)
+        page.locator(".jp-BreadCrumbs-home").click()
+        labdriver.open_folder(page, "notebooks")
+
+
 # --- the series, in order -----------------------------------------------------------------------------
 
 
@@ -152,8 +232,14 @@ def test_notebooks_00_to_05_run_all_without_an_error(
 ) -> None:
     kube = KubeApi(api_client)
     for name in ("00-introduction", "01-rbac", "02-configmaps", "03-secret", "04-pvc", "05-services"):
-        run_clean(page, name, kube, namespace)
+        notebook = run_clean(page, name, kube, namespace)
+        if name in EXERCISES_THAT_CHANGE_THE_CLUSTER:  # Run All leaves the exercise to the learner
+            assert NOT_TRIED in (notebook.panel.text_content() or ""), name
         series.append(name)
+    # nothing did the exercises: no hand-made change on the Role or the ConfigMap, no scratch claim ever made
+    assert "kubectl-patch" not in managers(kube, ROLES.path(namespace, "hub"))
+    assert "kubectl-edit" not in managers(kube, CONFIGMAPS.path(namespace, "hub-config"))
+    assert not kube.get(EVENTS.path(namespace), fieldSelector="involvedObject.name=scratch")["items"]
 
 
 def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
@@ -180,6 +266,7 @@ def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
 
     notebook.run_rest()
     check_page(notebook, kube, namespace)
+    assert NOT_TRIED in (notebook.panel.text_content() or "")  # the selector exercise is left to the learner
     series.append("06-deployments")
 
 

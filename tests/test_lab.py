@@ -262,6 +262,9 @@ def test_lab_serves_the_working_copy_and_its_terminals_run_the_notebooks_kubectl
     expected = (f"kubectl={built_binaries().kubectl} pwd={workdir} ns=lab-learner manifests={workdir / 'manifests'}"
                 f" kubeconfig={kubeconfig}\r\n")
     assert expected in shown, shown
+    # the notebooks' `jhtutorial login --user bob` and `jhtutorial up --through 3`, typed here, run the kernel's package
+    helped = lab.terminal("jhtutorial --help | head -n 1", until="helped")
+    assert "usage: jhtutorial " in helped and "command not found" not in helped, helped
     # the line notebook 01 shows, typed as it is in a fresh terminal: no `cd ..`
     applied = lab.terminal("kubectl apply --dry-run=client -n lab-terminal -f manifests/rbac.yaml", until="applied")
     assert "serviceaccount/hub created (dry run)" in applied and "rolebinding" in applied

@@ -1,6 +1,7 @@
 """Small helpers the numbered notebooks share, one module per concern, all reachable as ``nb.NAME``:
 
 - :mod:`.first_cell`: ``begin`` (connect, say where, stop if an earlier step is not done), ``simulated``;
+- :mod:`.last_cell`: ``end`` (stop the watches still running, say how to shut the kernel down);
 - :mod:`.prerequisites`: what the tutorial needs from the cluster (00), ``explain_cluster``;
 - :mod:`.display`: a manifest file, the kubectl line of a step;
 - :mod:`.reads`: the client and lists of objects, cluster-wide reads that may be refused;
@@ -16,6 +17,7 @@
 - :mod:`.services`: Services with what they select and their endpoints; the Service exercises (05, 06);
 - :mod:`.workloads`: Deployments, owner chains, what each running container may do (06);
 - :mod:`.inventory`: everything of the workbook and who made it; each user's pod and claim (07, 08);
+- :mod:`.exercises`: an exercise's folded answer that, with a learner at the keyboard, waits until they tried;
 - :mod:`jhtutorial.yourturn`: ``apply_step`` and ``wait_step``, a learner's own turn at a step.
 
     >>> from jhtutorial import notebook as nb
@@ -38,7 +40,9 @@ from ..connect import resolve_context, resolve_namespace
 from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
 from .config_text import python_summary, set_line
+from .exercises import Answer, Exercise, exercise
 from .display import excerpt_lines, folded_answer, show_kubectl, show_manifest, show_step_command, terminal_commands
+from .last_cell import end
 from .first_cell import begin, cluster_name, require_steps, simulated
 from .inventory import user_servers, wait_volumes_gone, workbook_objects
 from .manifest_data import (
