@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common], help="run the notebooks headless (papermill)")
     run.add_argument("--timeout", type=float, default=None, help="per-notebook wait timeout parameter")
     run.add_argument("--only", nargs="+", metavar="PREFIX", default=None, help="only notebooks starting with these")
-    run.add_argument("--output", default=None, help="folder for the executed copies (default: output/)")
+    run.add_argument("--output", default=None, help="folder for the executed copies (default: output/NAMESPACE/)")
     run.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the project's)")
     run.set_defaults(handler=_run)
 

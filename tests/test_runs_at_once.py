@@ -1,0 +1,111 @@
+"""Several `jhtutorial run` at once on one machine, as three learners sharing it (or three CI jobs) start them:
+from one folder, each in a namespace of its own, against the same local cluster. Every run passes, and each keeps
+its executed copies in a folder of its own that it names.
+
+The namespaces are called ``rao-N-XXXX`` (runs at once); notebook 00 makes each, as for a learner, and the test
+deletes them at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from kubernetes import client
+
+from jhtutorial.workbook import OUTPUT_LOCK, claimed, notebooks
+
+JHTUTORIAL = str(Path(sys.executable).parent / "jhtutorial")
+RUNS = 3
+SERIES = [nb.name for nb in notebooks()]
+
+
+def _environment(kubeconfig: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JHTUTORIAL_")}
+    env["KUBECONFIG"] = str(kubeconfig)
+    return env
+
+
+def _injected_namespace(executed: Path) -> str | None:
+    """The namespace papermill handed this executed copy (its injected-parameters cell)."""
+    document = nbformat.read(executed, as_version=4)
+    for cell in document.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            found = re.search(r'^namespace = "([^"]+)"', cell.source, re.MULTILINE)
+            return found.group(1) if found else None
+    return None
+
+
+@pytest.fixture
+def namespaces(api_client: client.ApiClient) -> Iterator[list[str]]:
+    tag = secrets.token_hex(2)
+    names = [f"rao-{number}-{tag}" for number in range(1, RUNS + 1)]
+    yield names
+    core = client.CoreV1Api(api_client)
+    for name in names:
+        try:
+            core.delete_namespace(name, propagation_policy="Background")
+        except client.ApiException as err:
+            if err.status != 404:
+                raise
+
+
+def test_three_runs_at_once_from_one_folder_all_pass_each_with_its_own_copies(
+        kubeconfig: Path, backing: object, namespaces: list[str], tmp_path: Path) -> None:
+    env = _environment(kubeconfig)
+    began = time.monotonic()
+    runs = {name: subprocess.Popen([JHTUTORIAL, "run", "--namespace", name, "--timeout", "180"], cwd=tmp_path,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   stdin=subprocess.DEVNULL)
+            for name in namespaces}
+    said = {name: process.communicate(timeout=900)[0] for name, process in runs.items()}
+    seconds = time.monotonic() - began
+    failed = {name: text for name, text in said.items() if runs[name].returncode != 0}
+    assert not failed, f"{len(failed)} of {RUNS} runs failed:\n" + "\n".join(
+        f"--- {name} ---\n{text}" for name, text in failed.items())
+
+    output = tmp_path / "output"
+    assert sorted(p.name for p in output.iterdir()) == sorted(namespaces)
+    copies: dict[str, str] = {}
+    for name in namespaces:
+        folder = output / name
+        # each run says where its copies are, before the first notebook and at the end
+        assert f"namespace {name}: executed copies go to output/{name}/" in said[name]
+        assert f"all {len(SERIES)} notebooks passed" in said[name] and f"executed copies in output/{name}/" in said[name]
+        assert sorted(p.name for p in folder.glob("*.ipynb")) == SERIES
+        for notebook in SERIES:
+            assert _injected_namespace(folder / notebook) == name, f"{folder / notebook} was written by another run"
+        login = json.dumps([cell.get("outputs", []) for cell in
+                            nbformat.read(folder / "07-login-and-spawn.ipynb", as_version=4).cells])
+        assert "admin's Jupyter server answered" in login
+        copies[name] = login
+    assert len(set(copies.values())) == RUNS  # three different logins (ports, pods, times), not one copy thrice
+    print(f"{RUNS} runs at once: {seconds:.1f} s")
+
+
+def test_a_second_run_into_a_folder_in_use_stops_at_once_and_says_whose_it_is(tmp_path: Path) -> None:
+    folder = tmp_path / "output" / "shared"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JHTUTORIAL_")}
+    env["KUBECONFIG"] = str(tmp_path / "no-cluster-is-asked")  # the folder is claimed before any cluster is
+    with claimed(folder):
+        (folder / "00-introduction.ipynb").write_text("this run's copy")
+        second = subprocess.run([JHTUTORIAL, "run", "--namespace", "shared", "--output", str(folder)], cwd=tmp_path,
+                                env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert second.returncode == 1, second
+        assert f"error: `jhtutorial run` (pid {os.getpid()}) is writing its executed copies to {folder}/" in (
+            second.stderr)
+        assert "--output FOLDER" in second.stderr
+        assert (folder / "00-introduction.ipynb").read_text() == "this run's copy"
+    assert (folder / OUTPUT_LOCK).exists()
+    # once the first run is over, the folder is free again
+    with claimed(folder):
+        pass
