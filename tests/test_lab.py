@@ -227,6 +227,43 @@ def test_a_start_brings_the_docs_the_learner_left_alone_up_to_date_and_keeps_the
     assert (first.docs / "glossary.md").read_bytes() == (newer / "glossary.md").read_bytes()
 
 
+_START_AT_ONCE = """
+import json, sys, time
+from pathlib import Path
+from jhtutorial.shipped import shipped_folder
+from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
+from jhtutorial.workingcopy import make_working_copy
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+copy = make_working_copy(Path(sys.argv[1]), notebooks(NOTEBOOK_DIR), shipped_folder("manifests"),
+                         shipped_folder("docs"))
+print(json.dumps({"copied": copy.copied, "kept_as_copied": copy.kept_as_copied,
+                  "kept_changed": copy.kept_changed, "refreshed": copy.refreshed}))
+"""
+
+
+def test_starts_at_the_same_moment_on_one_working_copy_each_see_whole_files(tmp_path: Path) -> None:
+    """Two labs (or a lab and a second start) on one working copy at once: each file is copied by exactly one of
+    them and the others see it whole, the same as a fresh copy, never half-written and taken for an edit."""
+    folder, go = tmp_path / "wb", tmp_path / "go"
+    starts = [subprocess.Popen([sys.executable, "-c", _START_AT_ONCE, str(folder), str(go)], stdout=subprocess.PIPE,
+                               text=True) for _ in range(4)]
+    time.sleep(1.0)  # every interpreter has imported the package and waits for the signal
+    go.touch()
+    reports = [json.loads(start.communicate(timeout=120)[0]) for start in starts]
+    assert all(start.returncode == 0 for start in starts)
+    copied = [name for report in reports for name in report["copied"]]
+    assert sorted(copied) == sorted(set(copied)) and len(copied) == shipped_file_count()
+    assert [report["kept_changed"] for report in reports] == [[]] * 4
+    for report in reports:
+        assert sorted(report["copied"] + report["kept_as_copied"]) == sorted(copied)
+    reference = fresh_copy(tmp_path / "reference")
+    for name in copied:
+        assert (folder / name).read_bytes() == (reference.folder / name).read_bytes(), name
+    assert not [p for p in folder.rglob("*.part")]
+
+
 # --- the command and the server -----------------------------------------------------------------------
 
 
