@@ -20,9 +20,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import requests
 from kubernetes import client
 
+from jhtutorial import clean_up
+from jhtutorial.access import hub_access
+from jhtutorial.connect import Connection, connect
+from jhtutorial.localcluster.backing import BACKED_LABEL
+from jhtutorial.waits import wait_pods_ready
 from jhtutorial.workbook import OUTPUT_LOCK, claimed, notebooks
+from tests.conftest import TEST_LABEL
+from tests.kubehelpers import deploy_workbook, free_port, port_held
 
 JHTUTORIAL = str(Path(sys.executable).parent / "jhtutorial")
 RUNS = 3
@@ -109,3 +117,49 @@ def test_a_second_run_into_a_folder_in_use_stops_at_once_and_says_whose_it_is(tm
     # once the first run is over, the folder is free again
     with claimed(folder):
         pass
+
+
+# --- notebook 07's way in while another program holds port 8080 ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub(backing: object, api_client: client.ApiClient, kubeconfig: Path) -> Iterator[Connection]:
+    """A namespace marked for backing with steps 01-06 applied: a hub that answers through its proxy pod."""
+    name = f"rao-way-in-{secrets.token_hex(2)}"
+    client.CoreV1Api(api_client).create_namespace(client.V1Namespace(
+        metadata=client.V1ObjectMeta(name=name, labels={TEST_LABEL: "true", BACKED_LABEL: "true"})))
+    conn = connect(namespace=name, kubeconfig=kubeconfig)
+    try:
+        deploy_workbook(conn)
+        wait_pods_ready("app.kubernetes.io/component=proxy", conn=conn, timeout=90)
+        wait_pods_ready("app.kubernetes.io/component=hub", conn=conn, timeout=90)
+        yield conn
+    finally:
+        clean_up(conn, delete_namespace=True, timeout=120)
+        conn.close()
+
+
+def test_the_way_in_opens_on_another_port_when_8080_is_held_and_says_which(hub: Connection) -> None:
+    with port_held(8080) as holder:
+        # what notebook 07 does
+        access = hub_access(hub, local_port=8080)
+        try:
+            used = int(access.url.rsplit(":", 1)[1])
+            assert used != 8080 and access.how == "kubectl"  # the local cluster's way in: kubectl port-forward
+            # verified: the hub answered /hub/health through the forward, on the port it says
+            assert f"note: port 8080 is taken by another program: forwarding from port {used} instead" in str(access)
+            assert requests.get(f"{access.url}/hub/health", timeout=10).status_code == 200
+        finally:
+            access.close()
+        assert holder.poll() is None  # the other program kept 8080 all along
+
+
+def test_the_way_in_takes_the_port_asked_for_when_it_is_free(hub: Connection) -> None:
+    """The preferred port is bound, not merely asked about: when nobody holds it, it is the one used. (A port the
+    system just called free, not 8080, which another run on this machine may hold at any moment.)"""
+    port = free_port()
+    access = hub_access(hub, local_port=port)
+    try:
+        assert access.url == f"http://127.0.0.1:{port}" and "taken" not in str(access)
+    finally:
+        access.close()
