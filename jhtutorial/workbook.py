@@ -38,6 +38,26 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 COMMITTED_NAMESPACE = "jhtutorial"
 
 
+@contextmanager
+def kernel_channels() -> Iterator[dict[str, object]]:
+    """Options for papermill and nbclient: the kernel's five channels are Unix sockets in a private folder
+    made for this one kernel, not TCP ports. Over TCP, jupyter_client picks the ports by binding and releasing
+    them, and the kernel binds them a moment later: a kernel or any program started meanwhile (another run's)
+    can take one, and the kernel dies with "Address already in use". (On Windows, which has no such sockets
+    for ZeroMQ, the kernel keeps its TCP ports.)"""
+    if os.name == "nt":
+        yield {}
+        return
+    import tempfile
+
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="jhtutorial-kernel-") as folder:
+        # an absolute prefix of its own: by default the socket files are named kernel-ipc-N in the
+        # kernel's working folder, which every run of the same notebooks shares
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})}
+
+
 @dataclass
 class NotebookRun:
     notebook: str
@@ -90,11 +110,12 @@ def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> Not
 
     began = time.monotonic()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(output / notebook.name), parameters=params,
-            cwd=str(notebook.parent), progress_bar=False, log_output=False,
-            extra_arguments=KERNEL_ARGUMENTS,
-        )
+        with kernel_channels() as channels:
+            papermill.execute_notebook(
+                str(notebook), str(output / notebook.name), parameters=params,
+                cwd=str(notebook.parent), progress_bar=False, log_output=False,
+                extra_arguments=KERNEL_ARGUMENTS, **channels,
+            )
     except papermill.PapermillExecutionError as err:
         cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
         lines = str(err.evalue or "").splitlines()
@@ -208,15 +229,16 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     for notebook in notebooks(folder):
         began = time.monotonic()
         document = nbformat.read(notebook, as_version=4)
-        client = nbclient.NotebookClient(
-            document, timeout=timeout, kernel_name="python3", record_timing=False,
-            resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGUMENTS,
-        )
-        try:
-            client.execute()
-        except nbclient.exceptions.CellExecutionError as err:
-            print(f"FAILED {notebook.stem}: {str(err).strip().splitlines()[-1]}", flush=True)
-            return 1
+        with kernel_channels() as channels:
+            client = nbclient.NotebookClient(
+                document, timeout=timeout, kernel_name="python3", record_timing=False,
+                resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGUMENTS, **channels,
+            )
+            try:
+                client.execute()
+            except nbclient.exceptions.CellExecutionError as err:
+                print(f"FAILED {notebook.stem}: {str(err).strip().splitlines()[-1]}", flush=True)
+                return 1
         nbformat.write(document, notebook)
         print(f"ok     {notebook.stem:<28} {time.monotonic() - began:6.1f} s", flush=True)
     return 0
@@ -240,9 +262,12 @@ def write_lab_config(folder: Path) -> Path:
     """
     import json
 
+    from .workingcopy import write_whole
+
     path = folder / "labconfig" / "default_setting_overrides.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(LAB_SETTING_DEFAULTS, indent=2) + "\n")
+    # whole at once: a lab starting on the same working copy reads the file meanwhile
+    write_whole(path, (json.dumps(LAB_SETTING_DEFAULTS, indent=2) + "\n").encode("utf-8"))
     return folder
 
 

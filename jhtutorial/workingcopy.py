@@ -135,7 +135,7 @@ def make_working_copy(folder: Path, notebooks: Iterable[Path], manifests: Path, 
             if present == fresh:
                 copy.kept_as_copied.append(name)
             elif is_doc and present is not None and written_docs.get(name) == _digest(present):
-                _replace_whole(target, fresh)  # the learner's copy is exactly what an earlier start wrote
+                write_whole(target, fresh)  # the learner's copy is exactly what an earlier start wrote
                 copy.refreshed.append(name)
             else:
                 copy.kept_changed.append(name)
@@ -169,7 +169,7 @@ def _create_whole(target: Path, content: bytes) -> bool:
     return True
 
 
-def _replace_whole(target: Path, content: bytes) -> None:
+def write_whole(target: Path, content: bytes) -> None:
     """Replace ``target`` at once (rename over it): a reader sees the old content or the new, never a part."""
     os.replace(_written_beside(target, content), target)
 
@@ -204,4 +204,4 @@ def _read_record(path: Path) -> dict[str, str]:
 
 
 def _write_record(path: Path, record: dict[str, str]) -> None:
-    _replace_whole(path, (json.dumps(dict(sorted(record.items())), indent=1) + "\n").encode("utf-8"))
+    write_whole(path, (json.dumps(dict(sorted(record.items())), indent=1) + "\n").encode("utf-8"))

@@ -28,7 +28,7 @@ from jhtutorial.access import hub_access
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster.backing import BACKED_LABEL
 from jhtutorial.waits import wait_pods_ready
-from jhtutorial.workbook import OUTPUT_LOCK, claimed, notebooks
+from jhtutorial.workbook import OUTPUT_LOCK, claimed, notebooks, run_notebook
 from tests.conftest import TEST_LABEL
 from tests.kubehelpers import deploy_workbook, free_port, port_held
 
@@ -163,3 +163,25 @@ def test_the_way_in_takes_the_port_asked_for_when_it_is_free(hub: Connection) ->
         assert access.url == f"http://127.0.0.1:{port}" and "taken" not in str(access)
     finally:
         access.close()
+
+
+# --- the kernels of a headless run ------------------------------------------------------------------------------
+
+
+def test_a_headless_kernel_talks_over_unix_sockets_of_its_own_not_tcp_ports(tmp_path: Path) -> None:
+    """jupyter_client picks a kernel's TCP ports by binding and releasing them; another run's kernel started in
+    between can take one. A run's kernels use Unix sockets in a folder of their own instead."""
+    notebook = tmp_path / "show.ipynb"
+    document = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}})
+    document.cells = [nbformat.v4.new_code_cell("from ipykernel import get_connection_info\n"
+                                                "print(get_connection_info())")]
+    nbformat.write(document, notebook)
+    (tmp_path / "out").mkdir()
+    first, second = (run_notebook(notebook, tmp_path / "out", {}) for _ in range(2))
+    assert first.ok and second.ok, (first.failure, second.failure)
+    shown = json.loads(nbformat.read(tmp_path / "out" / "show.ipynb", as_version=4).cells[0].outputs[0].text)
+    assert shown["transport"] == "ipc"
+    folder = Path(shown["ip"]).parent
+    assert folder.is_absolute() and folder.name.startswith("jhtutorial-kernel-")
+    assert not folder.exists()  # removed with the kernel
