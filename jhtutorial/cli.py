@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     url = commands.add_parser("url", parents=[common], help="a URL on this machine that reaches proxy-public")
     url.add_argument("--method", default="auto", choices=["auto", "minikube", "nodeport", "port-forward", "kubectl"],
                      help="how to reach it (default: try minikube, NodePort, then a port-forward)")
-    url.add_argument("--port", type=int, default=0, help="local port of a port-forward (default: any free one)")
+    url.add_argument("--port", type=int, default=0, help="local port of a port-forward; when another program holds it, any free one, "
+                     "said in a note (default: any free one)")
     url.add_argument("--no-verify", action="store_true", help="do not ask /hub/health through the URL first")
     url.set_defaults(handler=_url)
 
