@@ -364,7 +364,11 @@ class PortForwarder:
         self.port = port
         self.errors: list[str] = []
         # bound first, any free port when local_port is taken: never "is it free?" then bind
-        self._listener, self.port_note = on_preferred_port(local_port, listening_socket)
+        try:
+            self._listener, self.port_note = on_preferred_port(local_port, listening_socket)
+        except OSError as err:  # not "taken": a port below 1024 without the right, say
+            raise AccessError(f"cannot listen on 127.0.0.1:{local_port}: {err.strerror or err}",
+                              fix="pick another local port, or 0 for any free one") from None
         self.local_port = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
