@@ -100,6 +100,16 @@ def test_three_runs_at_once_from_one_folder_all_pass_each_with_its_own_copies(
     print(f"{RUNS} runs at once: {seconds:.1f} s")
 
 
+def test_a_failing_run_points_at_its_own_executed_copy(kubeconfig: Path, tmp_path: Path) -> None:
+    name = f"rao-missing-{secrets.token_hex(2)}"  # never made: notebook 05 stops in its first cell
+    failed = subprocess.run([JHTUTORIAL, "run", "--namespace", name, "--only", "05"], cwd=tmp_path,
+                            env=_environment(kubeconfig), capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL)
+    assert failed.returncode == 1, failed
+    assert f"stopped at 05-services.ipynb; the executed copy is output/{name}/05-services.ipynb" in failed.stdout
+    assert _injected_namespace(tmp_path / "output" / name / "05-services.ipynb") == name
+
+
 def test_a_second_run_into_a_folder_in_use_stops_at_once_and_says_whose_it_is(tmp_path: Path) -> None:
     folder = tmp_path / "output" / "shared"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JHTUTORIAL_")}
