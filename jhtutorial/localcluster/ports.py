@@ -50,8 +50,8 @@ def free_port() -> int:
 def port_free(port: int) -> bool:
     """True if a program could listen on 127.0.0.1:port at this moment: a hint, never a promise.
 
-    Only for a caller that copes when the port is taken right after (a stopped cluster's restart, which
-    falls back to a new cluster); a caller that wants the port binds it instead (:func:`listening_socket`).
+    Only for a caller that reports on a port or copes when it is taken right after (the local cluster, whose
+    programs can only be told a number); a caller that wants the port binds it instead (:func:`listening_socket`).
     """
     try:
         listening_socket(port).close()
