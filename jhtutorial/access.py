@@ -50,6 +50,7 @@ from typing import Any
 from .connect import Connection, current_connection
 from .errors import AccessError, Forbidden, StepOutOfOrder
 from .kubeapi import NAMESPACES, NODES, PODS, SERVICES, KubeApi
+from .localcluster.ports import PortTaken, listening_socket, on_preferred_port, says_address_in_use
 from .objects import node_is_ready, pod_is_ready
 from .readable import Readable
 from .steps import STEPS, and_join, get_step, up_command
@@ -106,7 +107,8 @@ def hub_access(
         conn: a connection (default: the last one made).
         method: "auto" (try in order), or one of "minikube", "nodeport",
             "port-forward" (from Python), "kubectl" (a ``kubectl port-forward`` process).
-        local_port: the local port of a port-forward (0: any free port).
+        local_port: the local port a port-forward should listen on (0: any free port). When another
+            program holds it, the forward takes any free port instead, and a note says which.
         verify: ask ``/hub/health`` through the URL before returning it.
         timeout: seconds for each attempt.
 
@@ -362,15 +364,12 @@ class PortForwarder:
         self.pod = pod
         self.port = port
         self.errors: list[str] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # bound first, any free port when local_port is taken: never "is it free?" then bind
         try:
-            self._listener.bind(("127.0.0.1", local_port))
-        except OSError as err:
-            self._listener.close()
+            self._listener, self.port_note = on_preferred_port(local_port, listening_socket)
+        except OSError as err:  # not "taken": a port below 1024 without the right, say
             raise AccessError(f"cannot listen on 127.0.0.1:{local_port}: {err.strerror or err}",
                               fix="pick another local port, or 0 for any free one") from None
-        self._listener.listen(16)
         self.local_port = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -464,7 +463,8 @@ def _python_forward(conn: Connection, kube: KubeApi, local_port: int, timeout: f
     forwarder = PortForwarder(conn, pod, port, local_port)
     access = Access(forwarder.url, "port-forward",
                     f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} {local_port or 8080}:80",
-                    [f"forwarded through the API server to pod {pod}, port {port}; close() ends it"],
+                    [*_port_notes(forwarder.port_note, forwarder.local_port),
+                     f"forwarded through the API server to pod {pod}, port {port}; close() ends it"],
                     _closer=forwarder.close)
     access.forwarder = forwarder  # type: ignore[attr-defined]  # tests and curious learners read its errors
     return access
@@ -477,6 +477,22 @@ def _kubectl_forward(conn: Connection, local_port: int, timeout: float) -> Acces
     binary = kubectl_command(conn)
     if binary is None:
         raise AccessError("kubectl is not installed here")
+    (process, output, port_text), port_note = on_preferred_port(
+        local_port, lambda port: _start_kubectl_forward(binary, conn, port, timeout))
+    access = Access(f"http://127.0.0.1:{port_text}", "kubectl",
+                    f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} {local_port or 8080}:80",
+                    [*_port_notes(port_note, int(port_text)),
+                     f"a `kubectl port-forward` process (pid {process.pid}) carries the connections; close() ends it"],
+                    _closer=lambda: _end(process, output))
+    access.forward_errors = output.errors  # type: ignore[attr-defined]  # kubectl reports failed connections
+    access.process = process  # type: ignore[attr-defined]
+    return access
+
+
+def _start_kubectl_forward(binary: str, conn: Connection, local_port: int,
+                           timeout: float) -> tuple[subprocess.Popen[str], PipeReader, str]:
+    """A running ``kubectl port-forward`` on local_port (0: kubectl picks a free one, ``:80``), its output
+    and the port it listens on; raises PortTaken when kubectl could not bind local_port."""
     args = [binary, "port-forward", "-n", conn.namespace, f"svc/{SERVICE}", f"{local_port or ''}:80",
             "--address", "127.0.0.1"]
     if conn.context:
@@ -491,14 +507,15 @@ def _kubectl_forward(conn: Connection, local_port: int, timeout: float) -> Acces
     port_text = output.wait_for(re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"), timeout)
     if port_text is None:
         _end(process, output)
+        if local_port and says_address_in_use(" ".join(output.errors)):
+            raise PortTaken(local_port, "kubectl: " + output.tail(1))
         raise AccessError(f"`kubectl port-forward` did not start: {output.tail()}")
-    access = Access(f"http://127.0.0.1:{port_text}", "kubectl",
-                    f"kubectl port-forward -n {conn.namespace} svc/{SERVICE} {local_port or 8080}:80",
-                    [f"a `kubectl port-forward` process (pid {process.pid}) carries the connections; close() ends it"],
-                    _closer=lambda: _end(process, output))
-    access.forward_errors = output.errors  # type: ignore[attr-defined]  # kubectl reports failed connections
-    access.process = process  # type: ignore[attr-defined]
-    return access
+    return process, output, port_text
+
+
+def _port_notes(port_note: str | None, used: int) -> list[str]:
+    """The note that says which local port a forward took when the one asked for was taken."""
+    return [f"{port_note}: forwarding from port {used} instead"] if port_note else []
 
 
 def kubectl_command(conn: Connection) -> str | None:

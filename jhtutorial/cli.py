@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     url = commands.add_parser("url", parents=[common], help="a URL on this machine that reaches proxy-public")
     url.add_argument("--method", default="auto", choices=["auto", "minikube", "nodeport", "port-forward", "kubectl"],
                      help="how to reach it (default: try minikube, NodePort, then a port-forward)")
-    url.add_argument("--port", type=int, default=0, help="local port of a port-forward (default: any free one)")
+    url.add_argument("--port", type=int, default=0, help="local port of a port-forward; when another program holds it, any free one, "
+                     "said in a note (default: any free one)")
     url.add_argument("--no-verify", action="store_true", help="do not ask /hub/health through the URL first")
     url.set_defaults(handler=_url)
 
@@ -305,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common], help="run the notebooks headless (papermill)")
     run.add_argument("--timeout", type=float, default=None, help="per-notebook wait timeout parameter")
     run.add_argument("--only", nargs="+", metavar="PREFIX", default=None, help="only notebooks starting with these")
-    run.add_argument("--output", default=None, help="folder for the executed copies (default: output/)")
+    run.add_argument("--output", default=None, help="folder for the executed copies (default: output/NAMESPACE/)")
     run.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the project's)")
     run.set_defaults(handler=_run)
 

@@ -9,8 +9,10 @@ Both pick the cluster the way kubectl does (``--context``, ``KUBECONFIG``,
 ``~/.kube/config``); when none is configured they start the local simulated
 cluster and use its kubeconfig. The series runs in this one process through
 papermill's Python API (one kernel per notebook, no extra interpreter start),
-writing executed copies to ``output/``. The first failing notebook stops the
-run, which exits non-zero naming the notebook and the cell.
+writing executed copies to ``output/NAMESPACE/`` (``--output FOLDER`` picks
+another), so runs in different namespaces, started together from one folder,
+each keep their own. The first failing notebook stops the run, which exits
+non-zero naming the notebook, the cell and its own executed copy.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +30,32 @@ from .errors import TutorialError
 from .shipped import shipped_folder
 
 NOTEBOOK_DIR = shipped_folder("notebooks")  # the reference copies, with the outputs of a clean run
-DEFAULT_OUTPUT = Path("output")
+DEFAULT_OUTPUT = Path("output")  # executed copies go to a folder per namespace in it: output/NAMESPACE/
+OUTPUT_LOCK = ".jhtutorial-run.lock"  # held by the run writing into an output folder
 # ipykernel warns on every start that its local TCP ports are unencrypted; a kernel's
 # real failures still reach the notebook (and papermill) as errors.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 COMMITTED_NAMESPACE = "jhtutorial"
+
+
+@contextmanager
+def kernel_channels() -> Iterator[dict[str, object]]:
+    """Options for papermill and nbclient: the kernel's five channels are Unix sockets in a private folder
+    made for this one kernel, not TCP ports. Over TCP, jupyter_client picks the ports by binding and releasing
+    them, and the kernel binds them a moment later: a kernel or any program started meanwhile (another run's)
+    can take one, and the kernel dies with "Address already in use". (On Windows, which has no such sockets
+    for ZeroMQ, the kernel keeps its TCP ports.)"""
+    if os.name == "nt":
+        yield {}
+        return
+    import tempfile
+
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="jhtutorial-kernel-") as folder:
+        # an absolute prefix of its own: by default the socket files are named kernel-ipc-N in the
+        # kernel's working folder, which every run of the same notebooks shares
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})}
 
 
 @dataclass
@@ -85,11 +110,12 @@ def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> Not
 
     began = time.monotonic()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(output / notebook.name), parameters=params,
-            cwd=str(notebook.parent), progress_bar=False, log_output=False,
-            extra_arguments=KERNEL_ARGUMENTS,
-        )
+        with kernel_channels() as channels:
+            papermill.execute_notebook(
+                str(notebook), str(output / notebook.name), parameters=params,
+                cwd=str(notebook.parent), progress_bar=False, log_output=False,
+                extra_arguments=KERNEL_ARGUMENTS, **channels,
+            )
     except papermill.PapermillExecutionError as err:
         cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
         lines = str(err.evalue or "").splitlines()
@@ -101,11 +127,44 @@ def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> Not
     return NotebookRun(notebook.stem, True, time.monotonic() - began)
 
 
+def output_folder(args: argparse.Namespace, namespace: str) -> Path:
+    """Where a run writes its executed copies: ``--output``, else ``output/NAMESPACE/``."""
+    return Path(getattr(args, "output", None) or DEFAULT_OUTPUT / namespace)
+
+
+@contextmanager
+def claimed(folder: Path) -> Iterator[Path]:
+    """Hold ``folder`` for one run's executed copies: a second run into it (another one in the same namespace,
+    or with the same ``--output``) stops at once instead of overwriting this run's files. The claim is an
+    flock on a file in the folder, which the system releases when the run ends, even when it is killed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: the folder per namespace still keeps runs apart
+        yield folder
+        return
+    with open(folder / OUTPUT_LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another run"
+            raise TutorialError(f"{holder} is writing its executed copies to {folder}/ right now",
+                                fix="wait for it to finish, run in another namespace (--namespace), "
+                                "or give this run a folder of its own (--output FOLDER)") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"`jhtutorial run` (pid {os.getpid()})\n")
+        lock.flush()
+        yield folder
+
+
 def run_series(args: argparse.Namespace) -> int:
     """`jhtutorial run`: execute every notebook headless; 0 when all passed."""
-    from .connect import resolve_context
+    from .connect import resolve_context, resolve_namespace
 
-    kubeconfig = ensure_cluster(resolve_context(args.context))
+    context = resolve_context(args.context)
+    kubeconfig = ensure_cluster(context)
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)  # the kernels inherit it
     series = notebooks(Path(getattr(args, "notebooks", None) or NOTEBOOK_DIR))
@@ -114,18 +173,19 @@ def run_series(args: argparse.Namespace) -> int:
         series = [nb for nb in series if any(nb.name.startswith(prefix) for prefix in only)]
     if not series:
         raise TutorialError("no notebooks to run", fix=f"check the folder {NOTEBOOK_DIR}")
-    output = Path(getattr(args, "output", None) or DEFAULT_OUTPUT)
-    output.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    results: list[NotebookRun] = []
-    for notebook in series:
-        results.append(run_notebook(notebook, output, parameters(args)))
-        print(results[-1].line(), flush=True)
-        if not results[-1].ok:
-            print(f"stopped at {notebook.name}; the executed copy is {output / notebook.name}", flush=True)
-            return 1
-    print(f"all {len(results)} notebooks passed in {time.monotonic() - started:.1f} s; "
-          f"executed copies in {output}/", flush=True)
+    namespace = resolve_namespace(context, args.namespace)
+    with claimed(output_folder(args, namespace)) as output:
+        print(f"namespace {namespace}: executed copies go to {output}/", flush=True)
+        started = time.monotonic()
+        results: list[NotebookRun] = []
+        for notebook in series:
+            results.append(run_notebook(notebook, output, parameters(args)))
+            print(results[-1].line(), flush=True)
+            if not results[-1].ok:
+                print(f"stopped at {notebook.name}; the executed copy is {output / notebook.name}", flush=True)
+                return 1
+        print(f"all {len(results)} notebooks passed in {time.monotonic() - started:.1f} s; "
+              f"executed copies in {output}/", flush=True)
     return 0
 
 
@@ -169,15 +229,16 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     for notebook in notebooks(folder):
         began = time.monotonic()
         document = nbformat.read(notebook, as_version=4)
-        client = nbclient.NotebookClient(
-            document, timeout=timeout, kernel_name="python3", record_timing=False,
-            resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGUMENTS,
-        )
-        try:
-            client.execute()
-        except nbclient.exceptions.CellExecutionError as err:
-            print(f"FAILED {notebook.stem}: {str(err).strip().splitlines()[-1]}", flush=True)
-            return 1
+        with kernel_channels() as channels:
+            client = nbclient.NotebookClient(
+                document, timeout=timeout, kernel_name="python3", record_timing=False,
+                resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGUMENTS, **channels,
+            )
+            try:
+                client.execute()
+            except nbclient.exceptions.CellExecutionError as err:
+                print(f"FAILED {notebook.stem}: {str(err).strip().splitlines()[-1]}", flush=True)
+                return 1
         nbformat.write(document, notebook)
         print(f"ok     {notebook.stem:<28} {time.monotonic() - began:6.1f} s", flush=True)
     return 0
@@ -202,9 +263,12 @@ def write_lab_config(folder: Path) -> Path:
     """
     import json
 
+    from .workingcopy import write_whole
+
     path = folder / "labconfig" / "default_setting_overrides.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(LAB_SETTING_DEFAULTS, indent=2) + "\n")
+    # whole at once: a lab starting on the same working copy reads the file meanwhile
+    write_whole(path, (json.dumps(LAB_SETTING_DEFAULTS, indent=2) + "\n").encode("utf-8"))
     return folder
 
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,16 +130,12 @@ def make_working_copy(folder: Path, notebooks: Iterable[Path], manifests: Path, 
         target.parent.mkdir(parents=True, exist_ok=True)
         fresh = content()
         is_doc = name.startswith(f"{DOCS_SUBFOLDER}/")
-        try:
-            # "x": created only if absent, so a file that appears meanwhile is not overwritten either
-            with open(target, "xb") as out:
-                out.write(fresh)
-        except FileExistsError:
+        if not _create_whole(target, fresh):
             present = _read_bytes(target)
             if present == fresh:
                 copy.kept_as_copied.append(name)
             elif is_doc and present is not None and written_docs.get(name) == _digest(present):
-                target.write_bytes(fresh)  # the learner's copy is exactly what an earlier start wrote
+                write_whole(target, fresh)  # the learner's copy is exactly what an earlier start wrote
                 copy.refreshed.append(name)
             else:
                 copy.kept_changed.append(name)
@@ -148,6 +146,40 @@ def make_working_copy(folder: Path, notebooks: Iterable[Path], manifests: Path, 
             written_docs[name] = _digest(fresh)
     _write_record(folder / DOCS_RECORD, written_docs)
     return copy
+
+
+def _create_whole(target: Path, content: bytes) -> bool:
+    """Write ``target`` only if it is absent (False if it is there), all at once: the content is written beside
+    it, then linked in under its name, which fails if a file appeared meanwhile. Another start at the same
+    moment (two labs on one working copy) thus sees no file or the whole of it, never a half-written one that
+    it would take for the learner's edit."""
+    part = _written_beside(target, content)
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: "x" still creates only if absent
+        try:
+            with open(target, "xb") as out:
+                out.write(content)
+        except FileExistsError:
+            return False
+    finally:
+        part.unlink()
+    return True
+
+
+def write_whole(target: Path, content: bytes) -> None:
+    """Replace ``target`` at once (rename over it): a reader sees the old content or the new, never a part."""
+    os.replace(_written_beside(target, content), target)
+
+
+def _written_beside(target: Path, content: bytes) -> Path:
+    """``content`` in a new hidden file next to ``target``, named for this process alone."""
+    part = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    with open(part, "xb") as out:
+        out.write(content)
+    return part
 
 
 def _digest(content: bytes) -> str:
@@ -172,4 +204,4 @@ def _read_record(path: Path) -> dict[str, str]:
 
 
 def _write_record(path: Path, record: dict[str, str]) -> None:
-    path.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n", encoding="utf-8")
+    write_whole(path, (json.dumps(dict(sorted(record.items())), indent=1) + "\n").encode("utf-8"))

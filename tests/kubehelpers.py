@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import subprocess
+import sys
 import threading
+import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,41 @@ import yaml
 from kubernetes import client
 
 from jhtutorial.localcluster.ports import free_port  # noqa: F401 - the tests' one free-port finder
+
+# another program that listens on a port until its stdin closes
+_HOLDER = ("import socket, sys\n"
+           "sock = socket.socket()\n"
+           "try:\n"
+           "    sock.bind(('127.0.0.1', int(sys.argv[1]))); sock.listen(1)\n"
+           "except OSError as err:\n"
+           "    sys.exit(f'taken: {err}')\n"
+           "print('listening', flush=True)\n"
+           "sys.stdin.read()\n")
+
+
+@contextlib.contextmanager
+def port_held(port: int, wait: float = 120.0) -> Iterator[subprocess.Popen[str]]:
+    """Another process listening on 127.0.0.1:port for as long as the block runs. When some other program
+    holds the port already (another run's port-forward, briefly), waits up to ``wait`` seconds for it."""
+    deadline = time.monotonic() + wait
+    while True:
+        holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(port)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdin is not None
+        if holder.stdout.readline().strip() == "listening":
+            break
+        why = holder.communicate()[1].strip()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"could not hold port {port} for the test within {wait:.0f} s: {why}")
+        time.sleep(1)
+    try:
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+        holder.stdout.close()
+        if holder.stderr is not None:
+            holder.stderr.close()
 
 
 def restricted(spec: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from jhtutorial.access import hub_access, require_deployed
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import AccessError, StepOutOfOrder
 from jhtutorial.login import login
+from tests.kubehelpers import free_port, port_held
 
 pytestmark = pytest.mark.cluster
 
@@ -114,6 +115,21 @@ def test_an_unverified_port_forward_listens_until_closed(conn: Connection) -> No
     assert _threads("jhtutorial-port-forward") == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_port_forward_whose_port_another_program_holds_listens_on_another_and_says_which(
+        conn: Connection) -> None:
+    port = free_port()
+    with port_held(port) as holder:
+        access = hub_access(conn, method="port-forward", local_port=port, verify=False)
+        try:
+            used = int(access.url.rsplit(":", 1)[1])
+            assert used != port and access.open
+            assert access.notes[0] == f"port {port} is taken by another program: forwarding from port {used} instead"
+            socket.create_connection(("127.0.0.1", used), timeout=5).close()  # it listens there
+        finally:
+            access.close()
+        assert holder.poll() is None  # the other program kept its port
 
 
 def test_kubectl_port_forward_fails_the_same_way_and_its_process_ends(conn: Connection) -> None:

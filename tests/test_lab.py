@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,6 @@ from jhtutorial.manifests import MANIFEST_FILES
 from jhtutorial.shipped import shipped_folder
 from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
 from jhtutorial.workingcopy import DEFAULT_WORKDIR, WorkingCopy, make_working_copy
-from tests.kubehelpers import free_port
 from tests.test_docs import relative_links
 
 TOKEN = "lab-test-token"
@@ -73,27 +73,30 @@ class LabServer:
 def start_lab(kubeconfig: Path, folder: Path, *args: str, timeout: float = 90,
               env: dict[str, str] | None = None) -> LabServer:
     """`jhtutorial lab` run from ``folder`` as a learner would, answering on 127.0.0.1 only; ``env`` adds to
-    the environment (the learner's own JUPYTER* variables)."""
-    port = free_port()
+    the environment (the learner's own JUPYTER* variables). JupyterLab binds a port the system picks
+    (``--port=0``) and prints it: a port chosen here and handed over could be taken in between."""
     learner_env = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JHTUTORIAL_", "JUPYTER"))}
     env.update(KUBECONFIG=str(kubeconfig), JUPYTER_RUNTIME_DIR=str(folder.parent / "runtime"), **learner_env)
-    log = folder.parent / f"lab-{port}.log"
+    log = folder.parent / f"lab-{folder.name}.log"
     with log.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jhtutorial.cli", "lab", *args, "--no-browser", f"--port={port}",
-             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}"],
+            [sys.executable, "-m", "jhtutorial.cli", "lab", *args, "--no-browser", "--port=0",
+             "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}"],
             cwd=folder, env=env, stdout=err, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-    server = LabServer(f"http://127.0.0.1:{port}", process, log, folder)
+    server = LabServer("", process, log, folder)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"jhtutorial lab exited with {process.returncode}:\n{server.stderr()}")
-        try:
-            if server.get("/api/status").status_code == 200:
-                return server
-        except requests.ConnectionError:
-            pass
+        printed = re.search(r"(http://127\.0\.0\.1:\d+)/lab", server.stderr())
+        if printed:
+            server.url = printed.group(1)
+            try:
+                if server.get("/api/status").status_code == 200:
+                    return server
+            except requests.ConnectionError:
+                pass
         time.sleep(0.3)
     stop_lab(server)
     raise AssertionError(f"JupyterLab did not answer within {timeout} s:\n{server.stderr()}")
@@ -222,6 +225,43 @@ def test_a_start_brings_the_docs_the_learner_left_alone_up_to_date_and_keeps_the
     third = fresh_copy(first.folder, docs=newer)
     assert third.refreshed == ["docs/glossary.md"] and third.kept_changed == []
     assert (first.docs / "glossary.md").read_bytes() == (newer / "glossary.md").read_bytes()
+
+
+_START_AT_ONCE = """
+import json, sys, time
+from pathlib import Path
+from jhtutorial.shipped import shipped_folder
+from jhtutorial.workbook import NOTEBOOK_DIR, notebooks
+from jhtutorial.workingcopy import make_working_copy
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+copy = make_working_copy(Path(sys.argv[1]), notebooks(NOTEBOOK_DIR), shipped_folder("manifests"),
+                         shipped_folder("docs"))
+print(json.dumps({"copied": copy.copied, "kept_as_copied": copy.kept_as_copied,
+                  "kept_changed": copy.kept_changed, "refreshed": copy.refreshed}))
+"""
+
+
+def test_starts_at_the_same_moment_on_one_working_copy_each_see_whole_files(tmp_path: Path) -> None:
+    """Two labs (or a lab and a second start) on one working copy at once: each file is copied by exactly one of
+    them and the others see it whole, the same as a fresh copy, never half-written and taken for an edit."""
+    folder, go = tmp_path / "wb", tmp_path / "go"
+    starts = [subprocess.Popen([sys.executable, "-c", _START_AT_ONCE, str(folder), str(go)], stdout=subprocess.PIPE,
+                               text=True) for _ in range(4)]
+    time.sleep(1.0)  # every interpreter has imported the package and waits for the signal
+    go.touch()
+    reports = [json.loads(start.communicate(timeout=120)[0]) for start in starts]
+    assert all(start.returncode == 0 for start in starts)
+    copied = [name for report in reports for name in report["copied"]]
+    assert sorted(copied) == sorted(set(copied)) and len(copied) == shipped_file_count()
+    assert [report["kept_changed"] for report in reports] == [[]] * 4
+    for report in reports:
+        assert sorted(report["copied"] + report["kept_as_copied"]) == sorted(copied)
+    reference = fresh_copy(tmp_path / "reference")
+    for name in copied:
+        assert (folder / name).read_bytes() == (reference.folder / name).read_bytes(), name
+    assert not [p for p in folder.rglob("*.part")]
 
 
 # --- the command and the server -----------------------------------------------------------------------
