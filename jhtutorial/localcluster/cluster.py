@@ -210,6 +210,23 @@ class LocalCluster:
     # --- steps of `up` ------------------------------------------------------------
 
     def _create(self, binaries: Binaries, port: int | None) -> None:
+        # A new cluster holds nothing yet, so a creation that fails half-way is removed and tried once more:
+        # kwokctl's own set-up sometimes loses a race with the API server it just started (it once answered
+        # "metadata.resourceVersion: must be specified" while installing kwok's resources).
+        for attempt in (1, 2):
+            try:
+                self._create_once(binaries, port)
+                return
+            except PortInUse:
+                raise
+            except LocalClusterError as err:
+                # leave nothing half-made behind: the next `up` starts clean
+                self._delete(binaries, quiet=True)
+                if attempt == 2:
+                    raise
+                self.progress(f"creating the cluster failed ({err.problem.splitlines()[0]}); trying once more")
+
+    def _create_once(self, binaries: Binaries, port: int | None) -> None:
         # Every port is chosen here, by the kernel. Left to itself, each kwokctl counts down from 32767 and
         # takes the first free port: two clusters made at once, or one made while another's etcd is down,
         # get the same ports, and one cluster's API server ends up talking to the other's etcd.
@@ -221,12 +238,7 @@ class LocalCluster:
         self.kwok_workdir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "kwokctl.yaml"
         config.write_text(yaml.safe_dump_all([self._kwokctl_config(binaries, ports), _kwok_config()], sort_keys=False))
-        try:
-            self._kwokctl(binaries, "create", "cluster", "--config", str(config), "--timeout", "120s")
-        except LocalClusterError:
-            # leave nothing half-made behind: the next `up` starts clean
-            self._delete(binaries, quiet=True)
-            raise
+        self._kwokctl(binaries, "create", "cluster", "--config", str(config), "--timeout", "120s")
 
     def _kwokctl_config(self, binaries: Binaries, ports: dict[str, int]) -> dict:
         return {
