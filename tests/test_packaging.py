@@ -120,7 +120,9 @@ def test_a_wheel_installed_elsewhere_runs_the_tutorial_from_an_empty_folder(
     run = jhtutorial("run", "--only", "00", "01", "-n", namespace)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "all 2 notebooks passed" in run.stdout
-    assert sorted(p.name for p in (empty / "output").iterdir()) == ["00-introduction.ipynb", "01-rbac.ipynb"]
+    assert f"output/{namespace}" in run.stdout, run.stdout  # a run says where its own copies go
+    copies = sorted(p.name for p in (empty / "output" / namespace).iterdir() if not p.name.startswith("."))
+    assert copies == ["00-introduction.ipynb", "01-rbac.ipynb"]  # beside the run's lock file
     lab = jhtutorial("lab", "-n", namespace, "--version")  # the working copy is made before JupyterLab starts
     assert lab.returncode == 0, lab.stderr
     workbook = empty / "jhtutorial-workbook"
