@@ -175,6 +175,29 @@ def _url(args: argparse.Namespace) -> int:
     return 0
 
 
+def _access(args: argparse.Namespace) -> int:
+    from .wayin import close_command, close_way_in, open_way_in, recorded
+
+    conn = _connect(args)
+    if args.action == "close":
+        print(close_way_in(conn) or f"no way in is open for namespace {conn.namespace}", flush=True)
+        return 0
+    if args.action == "status":
+        way = recorded(conn)
+        print(f"{way.url} (kubectl port-forward, pid {way.pid})" if way else
+              f"no way in is open for namespace {conn.namespace}", flush=True)
+        return 0 if way else 1
+    access = open_way_in(conn, local_port=args.port)
+    if access.url is None:
+        raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
+                          fix="`jhtutorial status` lists which pods run as local processes")
+    print(access.url, flush=True)
+    for note in access.notes:
+        _say(f"note: {note}")
+    _say(f"open until: {close_command(conn)}")
+    return 0
+
+
 def _login(args: argparse.Namespace) -> int:
     from .login import login
 
@@ -288,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "said in a note (default: any free one)")
     url.add_argument("--no-verify", action="store_true", help="do not ask /hub/health through the URL first")
     url.set_defaults(handler=_url)
+
+    access = commands.add_parser("access", parents=[common],
+                                 help="open, show or close the way in to the hub that stays open (notebook 07's)")
+    access.add_argument("action", choices=["open", "close", "status"])
+    access.add_argument("--port", type=int, default=8080,
+                        help="local port to open it on; when taken, any free one, said in a note (default: 8080)")
+    access.set_defaults(handler=_access)
 
     login = commands.add_parser("login", parents=[common], help="log in, start the server, report each stage")
     login.add_argument("--user", default="admin", help="user name (default: admin)")

@@ -401,11 +401,13 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
     # a live widget never reaches nbval's comparison, and a notebook that starts one stops it at the end
     for cell in code:
         if "view.start()" in cell.source:
-            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT")
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), cell.source
     if any("view.start()" in cell.source for cell in code):
         assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
     # and the last cell checks
     assert "nb.check" in code[-1].source
+    # what nbval should not compare is a cell tag, not a comment shown to learners
+    assert not [cell.source for cell in code if "NBVAL" in cell.source]
     # answers (to exercises, and the headless form of a "Your turn" step): code and output folded in JupyterLab,
     # so they do not show at a glance; every other cell shows both
     answers = [cell for cell in code if "answer" in cell.metadata.get("tags", [])]
