@@ -143,7 +143,8 @@ def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, 
     started = time.monotonic()
     result = CleanupResult(namespace=conn.namespace, kubectl=_kubectl(conn.namespace, delete_namespace))
     deleted: list[tuple[Resource, str]] = []
-    result.way_in_closed = close_way_in(conn)  # first: nothing should reach the hub while it goes
+    if close_way_in(conn) is not None:  # first: nothing should reach the hub while it goes
+        result.way_in_closed = f"closed the way in to the hub (kubectl port-forward -n {conn.namespace} svc/proxy-public)"
 
     def remove(found: Found) -> None:
         if found.from_hub and found.resource == PVCS and progress is not None:

@@ -5,6 +5,7 @@
     $ jhtutorial status                    # each step: done or not, and why
     $ jhtutorial url                       # a URL that reaches proxy-public from here
     $ jhtutorial login                     # log in as admin/admin, start the server, report each stage
+    $ jhtutorial access open               # a way in that stays open (notebook 07's) until `access close`
     $ jhtutorial down                      # remove everything the tutorial made (not the namespace)
     $ jhtutorial run                       # run the notebooks headless
     $ jhtutorial lab                       # a working copy of them in JupyterLab (./jhtutorial-workbook)
@@ -180,7 +181,9 @@ def _access(args: argparse.Namespace) -> int:
 
     conn = _connect(args)
     if args.action == "close":
-        print(close_way_in(conn) or f"no way in is open for namespace {conn.namespace}", flush=True)
+        closed = close_way_in(conn)
+        print(f"closed the way in {closed.url} (kubectl port-forward, pid {closed.pid})" if closed else
+              f"no way in is open for namespace {conn.namespace}", flush=True)
         return 0
     if args.action == "status":
         way = recorded(conn)

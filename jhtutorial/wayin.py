@@ -112,8 +112,8 @@ def open_way_in(conn: Connection, *, local_port: int = PREFERRED_PORT, timeout: 
     return access
 
 
-def close_way_in(conn: Connection) -> str | None:
-    """End the recorded way in of this namespace; returns what was closed, or None when none was open."""
+def close_way_in(conn: Connection) -> WayIn | None:
+    """End the recorded way in of this namespace; returns the one it closed, or None when none was open."""
     way = recorded(conn)
     record_path(conn).unlink(missing_ok=True)
     if way is None:
@@ -127,7 +127,7 @@ def close_way_in(conn: Connection) -> str | None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(way.pid, signal.SIGKILL)
     _log_path(conn).unlink(missing_ok=True)
-    return f"closed the way in {way.url} (kubectl port-forward, pid {way.pid})"
+    return way
 
 
 def _access(conn: Connection, way: WayIn, notes: list[str]) -> Access:
