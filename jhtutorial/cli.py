@@ -6,6 +6,7 @@
     $ jhtutorial url                       # a URL that reaches proxy-public from here
     $ jhtutorial login                     # log in as admin/admin, start the server, report each stage
     $ jhtutorial access open               # a way in that stays open (notebook 07's) until `access close`
+    $ jhtutorial stop --user admin         # stop a user's server: its pod goes, its home volume stays
     $ jhtutorial down                      # remove everything the tutorial made (not the namespace)
     $ jhtutorial run                       # run the notebooks headless
     $ jhtutorial lab                       # a working copy of them in JupyterLab (./jhtutorial-workbook)
@@ -219,6 +220,19 @@ def _login(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1  # not_run: the proxy pod is purely simulated, nothing could answer
 
 
+def _stop(args: argparse.Namespace) -> int:
+    from .login import stop_server
+    from .wayin import open_way_in
+
+    conn = _connect(args)
+    url = args.url or open_way_in(conn).url
+    if url is None:
+        raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}",
+                          fix="`jhtutorial status` says why the proxy pod does not run here")
+    print(stop_server(args.user, args.password, conn=conn, url=url), flush=True)
+    return 0
+
+
 def _down(args: argparse.Namespace) -> int:
     from .cleanup import clean_up
 
@@ -330,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--timeout", type=float, default=None,
                        help="seconds for the server to start (default: 60 on the local cluster, 300 elsewhere)")
     login.set_defaults(handler=_login)
+
+    stop = commands.add_parser("stop", parents=[common],
+                               help="stop a user's server as its Home page's button does (the claim stays)")
+    stop.add_argument("--user", default="admin", help="user name (default: admin)")
+    stop.add_argument("--password", default="admin", help="password (the tutorial's hub accepts 'admin')")
+    stop.add_argument("--url", default=None, help="a hub URL that answers (default: the way in, opened if needed)")
+    stop.set_defaults(handler=_stop)
 
     down = commands.add_parser("down", parents=[common], help="remove the tutorial's objects, user pods and PVCs")
     down.add_argument("--delete-namespace", action="store_true", help="also delete the namespace")

@@ -91,7 +91,7 @@ def test_a_stale_record_is_never_signalled(conn: jhtutorial.Connection) -> None:
 
 
 def test_the_hub_log_shows_the_spawn_and_a_stopped_server_keeps_its_home_volume(
-    conn: jhtutorial.Connection, capsys: pytest.CaptureFixture[str]
+    kubeconfig: Path, conn: jhtutorial.Connection
 ) -> None:
     access = open_way_in(conn, local_port=free_port())
     result = nb.log_in(conn, access, "carol", "admin", interactive=False, wait=0, timeout=120)
@@ -99,8 +99,8 @@ def test_the_hub_log_shows_the_spawn_and_a_stopped_server_keeps_its_home_volume(
     log = nb.hub_log(conn, "Attempting to create pod", "took")
     assert "Attempting to create pod jupyter-carol" in log and "User carol took" in log, log
 
-    said = jhtutorial.stop_server("carol", "admin", conn=conn, url=access.url, timeout=60)
-    assert "pod jupyter-carol is gone" in said
+    stopped = cli(kubeconfig, conn, "stop", "--user", "carol", "--url", access.url)  # 07's command, as typed
+    assert stopped.returncode == 0 and "pod jupyter-carol is gone" in stopped.stdout, stopped
     kube = nb.kube(conn)
     assert kube.get_or_none(PODS.path(conn.namespace, "jupyter-carol")) is None
     assert kube.get(PVCS.path(conn.namespace, "claim-carol"))["status"]["phase"] == "Bound"
