@@ -24,7 +24,7 @@ from kubernetes import client
 
 import jhtutorial
 from jhtutorial import notebook, workbook
-from jhtutorial.kubeapi import NAMESPACES, NODES, PODS, PVCS, PVS, SECRETS, STORAGE_CLASSES, KubeApi
+from jhtutorial.kubeapi import NAMESPACES, NODES, PODS, PVCS, PVS, ROLES, SECRETS, STORAGE_CLASSES, KubeApi
 from tests.kubehelpers import namespace_admin_kubeconfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def test_series_runs_headless_converges_and_leaves_nothing(
                   body={"metadata": {"labels": {BACKED_LABEL: "true"}}})
     # 00..07: everything deployed and a user logged in
     assert run(namespace, tmp_path / "first", only=SERIES[:8]) == 0, capsys.readouterr().out
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("ok ", "FAILED "))]
     assert [line.split()[:2] for line in lines[:8]] == [["ok", key] for key in SERIES[:8]], lines
     secret = kube.get(SECRETS.path(namespace, "hub-secret"))
     token = base64.b64decode(secret["data"]["proxy.token"]).decode()
@@ -94,6 +94,11 @@ def test_series_runs_headless_converges_and_leaves_nothing(
         assert "limits:        cpu 1, memory 1Gi" in outputs_text(tmp_path / "first" / "07-login-and-spawn.ipynb")
         second = kube.get(PODS.path(namespace, "jupyter-bob"))  # 07's exercise, done by its folded answer
         assert second["metadata"]["annotations"]["hub.jupyter.org/username"] == "bob"
+        # its hub exercise, done headless: the 403 the hub got while its Role lacked create on pods, then the fix
+        shown = outputs_text(tmp_path / "first" / "07-login-and-spawn.ipynb")
+        assert "pods is forbidden" in shown and "cannot create resource" in shown, shown[-3000:]
+        assert "create" in kube.get(ROLES.path(namespace, "hub"))["rules"][0]["verbs"]
+        assert "stopped admin's server" in shown
 
     # running notebooks again converges: same token, same objects, every check passes again
     assert run(namespace, tmp_path / "again", only=["03", "05", "06", "07"]) == 0, capsys.readouterr().out
@@ -117,6 +122,7 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     conn = jhtutorial.connect(namespace=namespace, kubeconfig=use_cluster, create_namespace=False)
     try:
         assert jhtutorial.leftovers(conn) == []
+        assert jhtutorial.wayin.recorded(conn) is None  # the way in 07 left open for a browser: 08 closed it
     finally:
         conn.close()
     assert kube.get(PODS.path(namespace))["items"] == []
