@@ -160,12 +160,15 @@ def _start_detached(conn: Connection, local_port: int, timeout: float) -> WayIn:
             record_path(conn).write_text(json.dumps(way.__dict__))
             return way
         if process.poll() is not None:
+            log.unlink(missing_ok=True)  # nothing runs that it could tell about
             if local_port and says_address_in_use(text):
                 raise PortTaken(local_port, "kubectl: " + text.strip().splitlines()[-1])
             raise AccessError(f"`kubectl port-forward` ended at once: {text.strip()[-400:]}")
         time.sleep(0.1)
     process.terminate()
-    raise AccessError(f"`kubectl port-forward` did not start within {timeout:.0f} s: {log.read_text()[-400:]}")
+    text = log.read_text(errors="replace")
+    log.unlink(missing_ok=True)
+    raise AccessError(f"`kubectl port-forward` did not start within {timeout:.0f} s: {text[-400:]}")
 
 
 def _log_path(conn: Connection) -> Path:
