@@ -38,7 +38,7 @@ from .errors import (
 )
 from .liveview import LiveView, PodRow, live_view, running_views
 from .localcluster import ClusterStatus, LocalCluster
-from .login import LoginResult, Stage, follow_login, login
+from .login import LoginResult, Stage, follow_login, login, stop_server
 from .steps import STEPS, Step, StepStatus, get_step
 from .waits import (
     WaitResult,
@@ -50,6 +50,7 @@ from .waits import (
     wait_service_endpoints,
 )
 from .watching import Event, Reflector
+from .wayin import close_command, close_way_in, open_way_in, reopen_command
 
 __all__ = [
     "STEPS",
@@ -103,6 +104,11 @@ __all__ = [
     "leftovers",
     "live_view",
     "login",
+    "stop_server",
+    "open_way_in",
+    "close_way_in",
+    "reopen_command",
+    "close_command",
     "follow_login",
     "require_deployed",
     "running_views",

@@ -156,7 +156,7 @@ def hub_access(
             tried.append(f"{name}: {err.problem}")
             continue
         if verify:
-            problem = _check_health(access, timeout)
+            problem = check_health(access, timeout)
             if problem:
                 access.close()
                 tried.append(f"{name}: {problem}")
@@ -493,13 +493,7 @@ def _start_kubectl_forward(binary: str, conn: Connection, local_port: int,
                            timeout: float) -> tuple[subprocess.Popen[str], PipeReader, str]:
     """A running ``kubectl port-forward`` on local_port (0: kubectl picks a free one, ``:80``), its output
     and the port it listens on; raises PortTaken when kubectl could not bind local_port."""
-    args = [binary, "port-forward", "-n", conn.namespace, f"svc/{SERVICE}", f"{local_port or ''}:80",
-            "--address", "127.0.0.1"]
-    if conn.context:
-        args[1:1] = ["--context", conn.context]
-    env = dict(os.environ)
-    if conn.kubeconfig:
-        env["KUBECONFIG"] = conn.kubeconfig
+    args, env = port_forward_command(binary, conn, local_port)
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # Both pipes are read to the end by threads: kubectl writes a "Handling connection" line per
     # connection, and a pipe nobody reads fills up and freezes the forward in a long session.
@@ -511,6 +505,19 @@ def _start_kubectl_forward(binary: str, conn: Connection, local_port: int,
             raise PortTaken(local_port, "kubectl: " + output.tail(1))
         raise AccessError(f"`kubectl port-forward` did not start: {output.tail()}")
     return process, output, port_text
+
+
+def port_forward_command(binary: str, conn: Connection, local_port: int) -> tuple[list[str], dict[str, str]]:
+    """``kubectl port-forward svc/proxy-public LOCAL:80`` on 127.0.0.1 only (0: kubectl picks the port), for
+    this connection's context and kubeconfig: the arguments and the environment to run it with."""
+    args = [binary, "port-forward", "-n", conn.namespace, f"svc/{SERVICE}", f"{local_port or ''}:80",
+            "--address", "127.0.0.1"]
+    if conn.context:
+        args[1:1] = ["--context", conn.context]
+    env = dict(os.environ)
+    if conn.kubeconfig:
+        env["KUBECONFIG"] = conn.kubeconfig
+    return args, env
 
 
 def _port_notes(port_note: str | None, used: int) -> list[str]:
@@ -589,7 +596,7 @@ class PipeReader:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _check_health(access: Access, timeout: float) -> str | None:
+def check_health(access: Access, timeout: float) -> str | None:
     """None if the hub answers /hub/health through the URL; else what went wrong."""
     import requests
 

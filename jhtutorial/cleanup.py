@@ -48,6 +48,7 @@ from .manifests import PART_OF
 from .readable import Readable
 from .steps import CLEANUP_RESOURCES, STEPS, by_hand, cleanup_commands
 from .waits import wait_deleted
+from .wayin import close_way_in
 
 USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner's: the hub user a pod or PVC belongs to
 
@@ -76,6 +77,7 @@ class CleanupResult(Readable):
     users: dict[str, str] = field(default_factory=dict)  # "Kind/name" of a removed hub object -> its user
     left: list[str] = field(default_factory=list)  # objects still there at the end (empty on success)
     namespace_deleted: bool = False
+    way_in_closed: str | None = None  # the way in notebook 07 (or `jhtutorial access open`) left open
     seconds: float = 0.0
     kubectl: str = ""
 
@@ -95,15 +97,18 @@ class CleanupResult(Readable):
             out += [f"  {name}{self._made_by(name)}" for name in self.removed]
         if self.namespace_deleted:
             out.append(f"  namespace {self.namespace} deleted")
+        if self.way_in_closed:
+            out.append(f"  {self.way_in_closed}")
         out.append(f"  {by_hand(self.kubectl)}")
         return out
 
     def changes(self) -> list[str]:
         """What went, one line per object and who made it, without the time it took or the command: for a
         notebook that showed the commands just above, and whose saved output must not change with the clock."""
+        closed = [self.way_in_closed] if self.way_in_closed else []
         if self.nothing_to_do:
-            return [f"nothing to remove in namespace {self.namespace}: none of the tutorial's objects is there"]
-        out = [f"deleted {name}{self._made_by(name)}" for name in self.removed]
+            return [*closed, f"nothing to remove in namespace {self.namespace}: none of the tutorial's objects is there"]
+        out = [*closed, *(f"deleted {name}{self._made_by(name)}" for name in self.removed)]
         if self.namespace_deleted:
             out.append(f"deleted namespace {self.namespace}")
         return out
@@ -138,6 +143,8 @@ def clean_up(conn: Connection | None = None, *, delete_namespace: bool = False, 
     started = time.monotonic()
     result = CleanupResult(namespace=conn.namespace, kubectl=_kubectl(conn.namespace, delete_namespace))
     deleted: list[tuple[Resource, str]] = []
+    if close_way_in(conn) is not None:  # first: nothing should reach the hub while it goes
+        result.way_in_closed = f"closed the way in to the hub (kubectl port-forward -n {conn.namespace} svc/proxy-public)"
 
     def remove(found: Found) -> None:
         if found.from_hub and found.resource == PVCS and progress is not None:

@@ -5,6 +5,8 @@
     $ jhtutorial status                    # each step: done or not, and why
     $ jhtutorial url                       # a URL that reaches proxy-public from here
     $ jhtutorial login                     # log in as admin/admin, start the server, report each stage
+    $ jhtutorial access open               # a way in that stays open (notebook 07's) until `access close`
+    $ jhtutorial stop --user admin         # stop a user's server: its pod goes, its home volume stays
     $ jhtutorial down                      # remove everything the tutorial made (not the namespace)
     $ jhtutorial run                       # run the notebooks headless
     $ jhtutorial lab                       # a working copy of them in JupyterLab (./jhtutorial-workbook)
@@ -175,6 +177,31 @@ def _url(args: argparse.Namespace) -> int:
     return 0
 
 
+def _access(args: argparse.Namespace) -> int:
+    from .wayin import close_command, close_way_in, open_way_in, recorded
+
+    conn = _connect(args)
+    if args.action == "close":
+        closed = close_way_in(conn)
+        print(f"closed the way in {closed.url} (kubectl port-forward, pid {closed.pid})" if closed else
+              f"no way in is open for namespace {conn.namespace}", flush=True)
+        return 0
+    if args.action == "status":
+        way = recorded(conn)
+        print(f"{way.url} (kubectl port-forward, pid {way.pid})" if way else
+              f"no way in is open for namespace {conn.namespace}", flush=True)
+        return 0 if way else 1
+    access = open_way_in(conn, local_port=args.port)
+    if access.url is None:
+        raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
+                          fix="`jhtutorial status` lists which pods run as local processes")
+    print(access.url, flush=True)
+    for note in access.notes:
+        _say(f"note: {note}")
+    _say(f"open until: {close_command(conn)}")
+    return 0
+
+
 def _login(args: argparse.Namespace) -> int:
     from .login import login
 
@@ -191,6 +218,19 @@ def _login(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"  {note}")
     return 0 if result.ok else 1  # not_run: the proxy pod is purely simulated, nothing could answer
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from .login import stop_server
+    from .wayin import open_way_in
+
+    conn = _connect(args)
+    url = args.url or open_way_in(conn).url
+    if url is None:
+        raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}",
+                          fix="`jhtutorial status` says why the proxy pod does not run here")
+    print(stop_server(args.user, args.password, conn=conn, url=url), flush=True)
+    return 0
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -289,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--no-verify", action="store_true", help="do not ask /hub/health through the URL first")
     url.set_defaults(handler=_url)
 
+    access = commands.add_parser("access", parents=[common],
+                                 help="open, show or close the way in to the hub that stays open (notebook 07's)")
+    access.add_argument("action", choices=["open", "close", "status"])
+    access.add_argument("--port", type=int, default=8080,
+                        help="local port to open it on; when taken, any free one, said in a note (default: 8080)")
+    access.set_defaults(handler=_access)
+
     login = commands.add_parser("login", parents=[common], help="log in, start the server, report each stage")
     login.add_argument("--user", default="admin", help="user name (default: admin)")
     login.add_argument("--password", default="admin", help="password (the tutorial's hub accepts 'admin')")
@@ -297,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--timeout", type=float, default=None,
                        help="seconds for the server to start (default: 60 on the local cluster, 300 elsewhere)")
     login.set_defaults(handler=_login)
+
+    stop = commands.add_parser("stop", parents=[common],
+                               help="stop a user's server as its Home page's button does (the claim stays)")
+    stop.add_argument("--user", default="admin", help="user name (default: admin)")
+    stop.add_argument("--password", default="admin", help="password (the tutorial's hub accepts 'admin')")
+    stop.add_argument("--url", default=None, help="a hub URL that answers (default: the way in, opened if needed)")
+    stop.set_defaults(handler=_stop)
 
     down = commands.add_parser("down", parents=[common], help="remove the tutorial's objects, user pods and PVCs")
     down.add_argument("--delete-namespace", action="store_true", help="also delete the namespace")

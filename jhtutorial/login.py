@@ -678,3 +678,34 @@ def _reason(err: BaseException) -> str:
     text = str(err)
     match = re.search(r"\[Errno [^\]]+\] [^')\"]+|timed out|Read timed out|Connection refused", text)
     return match.group(0) if match else text[:200]
+
+
+def stop_server(user: str = "admin", password: str = "admin", *, conn: Connection | None = None,
+                url: str, timeout: float = 60.0) -> str:
+    """Stop a user's server as its owner would from the hub's Home page ("Stop My Server"): log in, then
+    ``DELETE /hub/api/users/NAME/server``; wait until KubeSpawner has deleted the pod. Returns what happened.
+
+    The hub deletes the pod ``jupyter-NAME`` and keeps the PVC ``claim-NAME``: the home folder outlives the
+    server, and the next login mounts it again."""
+    import requests
+
+    from .waits import wait_deleted
+
+    conn = conn or current_connection()
+    base = url.rstrip("/")
+    result = LoginResult(user=user, namespace=conn.namespace, url=base)
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        _log_in(session, base, user, password, _Clock(result, None))
+        # a browser's API call with the session cookie carries the _xsrf cookie's value back (tornado's check)
+        answer = session.delete(f"{base}/hub/api/users/{user}/server", timeout=HTTP_SECONDS,
+                                headers={"X-XSRFToken": session.cookies.get("_xsrf", ""), "Referer": f"{base}/hub/home"})
+    finally:
+        session.close()
+    if answer.status_code not in (202, 204):
+        raise LoginFailed(f"the hub did not stop {user}'s server: HTTP {answer.status_code} "
+                          f"{_first_line(answer.text)!r}",
+                          fix=f"stop it in the browser: {base}/hub/home, \"Stop My Server\"")
+    wait_deleted(PODS, f"jupyter-{user}", conn=conn, timeout=timeout)
+    return f"stopped {user}'s server (DELETE /hub/api/users/{user}/server -> {answer.status_code}); pod jupyter-{user} is gone"

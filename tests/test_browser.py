@@ -109,6 +109,12 @@ def series() -> list[str]:
     return []
 
 
+@pytest.fixture(scope="module")
+def way_in() -> list[str]:
+    """The hub's address 07 opened and left open, for 08 to find closed."""
+    return []
+
+
 def needs(series: list[str], *notebooks: str) -> None:
     missing = [name for name in notebooks if name not in series]
     if missing:
@@ -271,20 +277,24 @@ def test_06_live_view_shows_the_pods_ready_and_the_hub_pods_replacement(
 
 
 def test_07_admin_logs_in_through_the_hub_in_a_second_tab_and_lands_in_jupyterlab(
-    page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
+    page: Any, api_client: client.ApiClient, namespace: str, series: list[str], way_in: list[str],
 ) -> None:
     needs(series, "06-deployments")
     kube = KubeApi(api_client)
     notebook = labdriver.open_notebook(page, "07-login-and-spawn.ipynb", ARTEFACTS)
-    notebook.run_through("/hub/login   and log in as")
-    printed = notebook.output_text("/hub/login   and log in as")
-    found = re.search(r"open:\s+(http://(?:127\.0\.0\.1|localhost):\d+/hub/login)\s", printed)
+    notebook.run_through("jhtutorial.access.backing_report(conn)")  # the way in, then what runs behind it
+    printed = notebook.output_text("jhtutorial.open_way_in(")
+    found = re.search(r"^(http://127\.0\.0\.1:\d+) \(kubectl\)", printed, re.M)
     assert found, f"07 printed no loopback address to open: {printed}"
+    assert f"jhtutorial access open -n {namespace}" in printed, printed  # the command that reopens it
 
-    # the notebook follows the login while the learner logs in, in a second tab, through the port-forward
-    following = notebook.start_cell("jhtutorial.follow_login(")
+    # the notebook follows the login while the learner logs in, in a second tab, and shows a countdown meanwhile
+    following = notebook.start_cell("nb.log_in(")
+    notebook.cell("nb.log_in(").locator(".jp-OutputArea-output", has_text=re.compile(r"waiting for your login at "
+                                                                                     r".*: \d+ s left")).wait_for()
+    assert f"open {found.group(1)}/hub/login in a second browser tab" in notebook.output_text("nb.log_in(")
     hub = page.context.new_page()
-    hub.goto(found.group(1))
+    hub.goto(f"{found.group(1)}/hub/login")
     hub.locator("#username_input").fill("admin")
     hub.locator("#password_input").fill("admin")
     hub.locator("#login_submit").click()
@@ -306,23 +316,38 @@ def test_07_admin_logs_in_through_the_hub_in_a_second_tab_and_lands_in_jupyterla
     screenshot(hub, "07-admin-jupyterlab", readme=True)
     hub.keyboard.press("Escape")
 
-    # the notebook's own cell saw that login (it did not log in itself), then the rest of 07 runs
+    # the notebook's own cell saw that login (it did not log in itself), then the rest of 07 runs to its end
     notebook.wait_finished(following, following, timeout=SPAWN_SECONDS)
-    followed = notebook.output_text("jhtutorial.follow_login(")
-    assert "logging in here" not in followed, followed
+    followed = notebook.output_text("nb.log_in(")
+    assert "a Jupyter server answered" in followed and "using the hub at" not in followed, followed
     notebook.select(following + 1)
     notebook.run_rest()
     check_page(notebook, kube, namespace)
     assert kube.get(PODS.path(namespace, "jupyter-admin"))["metadata"]["annotations"][
         "hub.jupyter.org/username"] == "admin"
+    # Run All left its exercises to the learner: no bob, admin's server not stopped, the Role untouched
+    shown = notebook.panel.text_content() or ""
+    assert shown.count(NOT_TRIED) == 3, shown
+    assert kube.get_or_none(PODS.path(namespace, "jupyter-bob")) is None
+    assert "kubectl-patch" not in managers(kube, ROLES.path(namespace, "hub"))
+    # and the way in stayed open: admin's JupyterLab in the second tab still answers after the notebook ended
+    hub.reload()
+    hub.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+    answer = hub.request.get(f"{found.group(1)}/user/admin/api/status")
+    assert answer.status == 200, answer.text()
+    screenshot(hub, "07-admin-jupyterlab-after-07")
     hub.close()
+    way_in.append(found.group(1))
     series.append("07-login-and-spawn")
 
 
 def test_08_cleanup_leaves_the_namespace_empty(
-    page: Any, api_client: client.ApiClient, namespace: str, series: list[str],
+    page: Any, api_client: client.ApiClient, namespace: str, series: list[str], way_in: list[str],
 ) -> None:
     needs(series, "07-login-and-spawn")
+    import requests
+
+    assert requests.get(f"{way_in[0]}/hub/health", timeout=10).status_code == 200  # 07 left it open
     kube = KubeApi(api_client)
     claims = {item["metadata"]["name"] for item in kube.get(PVCS.path(namespace))["items"]}
     assert {"hub-db-dir", "claim-admin"} <= claims
@@ -337,3 +362,6 @@ def test_08_cleanup_leaves_the_namespace_empty(
     volumes = [pv["metadata"]["name"] for pv in kube.get(PVS.path())["items"]
                if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace]
     assert volumes == []
+    # 08 closed the way in 07 left open (a kernel of its own found it): nothing listens there any more
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{way_in[0]}/hub/health", timeout=10)

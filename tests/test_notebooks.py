@@ -24,7 +24,7 @@ from kubernetes import client
 
 import jhtutorial
 from jhtutorial import notebook, workbook
-from jhtutorial.kubeapi import NAMESPACES, NODES, PODS, PVCS, PVS, SECRETS, STORAGE_CLASSES, KubeApi
+from jhtutorial.kubeapi import NAMESPACES, NODES, PODS, PVCS, PVS, ROLES, SECRETS, STORAGE_CLASSES, KubeApi
 from tests.kubehelpers import namespace_admin_kubeconfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,11 @@ def test_series_runs_headless_converges_and_leaves_nothing(
         assert "limits:        cpu 1, memory 1Gi" in outputs_text(tmp_path / "first" / "07-login-and-spawn.ipynb")
         second = kube.get(PODS.path(namespace, "jupyter-bob"))  # 07's exercise, done by its folded answer
         assert second["metadata"]["annotations"]["hub.jupyter.org/username"] == "bob"
+        # its hub exercise, done headless: the 403 the hub got while its Role lacked create on pods, then the fix
+        shown = outputs_text(tmp_path / "first" / "07-login-and-spawn.ipynb")
+        assert "pods is forbidden" in shown and "cannot create resource" in shown, shown[-3000:]
+        assert "create" in kube.get(ROLES.path(namespace, "hub"))["rules"][0]["verbs"]
+        assert "stopped admin's server" in shown
 
     # running notebooks again converges: same token, same objects, every check passes again
     assert run(namespace, tmp_path / "again", only=["03", "05", "06", "07"]) == 0, capsys.readouterr().out
@@ -123,6 +128,7 @@ def test_series_runs_headless_converges_and_leaves_nothing(
     conn = jhtutorial.connect(namespace=namespace, kubeconfig=use_cluster, create_namespace=False)
     try:
         assert jhtutorial.leftovers(conn) == []
+        assert jhtutorial.wayin.recorded(conn) is None  # the way in 07 left open for a browser: 08 closed it
     finally:
         conn.close()
     assert kube.get(PODS.path(namespace))["items"] == []
@@ -407,11 +413,13 @@ def test_committed_notebook_carries_the_conventions(name: str, document: nbforma
     # a live widget never reaches nbval's comparison, and a notebook that starts one stops it at the end
     for cell in code:
         if "view.start()" in cell.source:
-            assert cell.source.startswith("# NBVAL_IGNORE_OUTPUT")
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), cell.source
     if any("view.start()" in cell.source for cell in code):
         assert code[-1].source.startswith("view.stop()\nprint(view.snapshot()")
     # and the last cell checks
     assert "nb.check" in code[-1].source
+    # what nbval should not compare is a cell tag, not a comment shown to learners
+    assert not [cell.source for cell in code if "NBVAL" in cell.source]
     # answers (to exercises, and the headless form of a "Your turn" step): code and output folded in JupyterLab,
     # so they do not show at a glance; every other cell shows both
     answers = [cell for cell in code if "answer" in cell.metadata.get("tags", [])]

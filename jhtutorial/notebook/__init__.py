@@ -37,6 +37,7 @@ the package; nothing here prints a Secret's value.
 """
 
 from ..connect import resolve_context, resolve_namespace
+from ..enforcement import enforcement
 from ..yourturn import apply_step, wait_step
 from .checks import check, check_step, skip
 from .config_text import python_summary, set_line
@@ -44,6 +45,7 @@ from .exercises import Answer, Exercise, exercise
 from .display import excerpt_lines, folded_answer, show_kubectl, show_manifest, show_step_command, terminal_commands
 from .last_cell import end
 from .first_cell import begin, cluster_name, require_steps, simulated
+from .hub_login import hub_log, log_in
 from .inventory import user_servers, wait_volumes_gone, workbook_objects
 from .manifest_data import (
     ContainerSettings,
@@ -118,14 +120,17 @@ __all__ = [
     "delete_scratch_claim",
     "deployments",
     "describe_secret",
+    "enforcement",
     "events",
     "excerpt_lines",
     "explain_cluster",
     "field_managers",
     "field_paths",
     "get",
+    "hub_log",
     "items",
     "kube",
+    "log_in",
     "manifest_objects",
     "manifest_value",
     "memory",

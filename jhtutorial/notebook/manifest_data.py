@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import manifests
+from ..enforcement import (CAPS_DROPPED, NON_ROOT, PRIV_ESCALATION, READ_ONLY_ROOT, SECCOMP, USER, Enforcement)
 from ..objects import name_of
 from .tables import table
 
@@ -98,12 +99,17 @@ def container_settings(pod_spec: Obj, owner: str = "") -> list[ContainerSettings
     return found
 
 
-def security_settings(pod_spec: Obj) -> str:
-    """What each container of a pod may do, as a table: the non-root and least-privilege settings."""
+def security_settings(pod_spec: Obj, enforced: Enforcement | None = None) -> str:
+    """What each container of a pod may do, as a table: the non-root and least-privilege settings; with
+    ``enforced`` (:func:`jhtutorial.enforcement.enforcement`), a last row saying which of them hold where the
+    pod runs, and a line saying why."""
+    columns = (USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP)
     rows = [(c.where, c.user, str(c.non_root).lower(), str(c.privilege_escalation).lower(), c.capabilities_dropped,
              str(c.read_only_root).lower(), c.seccomp) for c in container_settings(pod_spec)]
-    return table(rows, ("CONTAINER", "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT",
-                        "SECCOMP"))
+    if enforced is not None:
+        rows.append(("(enforced here)", *(enforced.says(column) for column in columns)))
+    shown = table(rows, ("CONTAINER", *columns))
+    return shown if enforced is None else f"{shown}\n{enforced.note()}"
 
 
 def manifest_value(name: str, key: str) -> str:

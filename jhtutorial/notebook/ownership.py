@@ -20,6 +20,7 @@ from ..errors import TutorialError
 from ..kubeapi import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    PODS,
     PVCS,
     ROLE_BINDINGS,
     ROLES,
@@ -35,6 +36,7 @@ from .tables import table
 KINDS: dict[str, Resource] = {
     "serviceaccount": SERVICE_ACCOUNTS, "role": ROLES, "rolebinding": ROLE_BINDINGS, "configmap": CONFIGMAPS,
     "secret": SECRETS, "pvc": PVCS, "persistentvolumeclaim": PVCS, "service": SERVICES, "deployment": DEPLOYMENTS,
+    "pod": PODS,
 }
 PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                "strategic": "application/strategic-merge-patch+json"}

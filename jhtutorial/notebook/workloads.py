@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..connect import Connection
+from ..enforcement import enforcement
 from ..kubeapi import DEPLOYMENTS, PODS, REPLICASETS
 from ..objects import name_of
 from .manifest_data import ContainerSettings, container_settings, security_settings
@@ -75,5 +76,5 @@ def pod_security(conn: Connection) -> str:
         spec = pod["spec"]
         parts.append(f"pod {name_of(pod)}, ServiceAccount {spec.get('serviceAccountName', 'default')}, "
                      f"token mounted: {str(spec.get('automountServiceAccountToken', True)).lower()}\n"
-                     + security_settings(spec))
+                     + security_settings(spec, enforcement(conn.cluster_kind, pod)))
     return "\n\n".join(parts)

@@ -1,0 +1,62 @@
+"""What the cluster enforces of a pod's security settings, where the pod runs: ONE answer for every table.
+
+A pod spec declares its user, non-root, privilege escalation, capabilities, a read-only root, seccomp and
+resource limits; only a container runtime (or a sandbox) makes them true for the program:
+
+- on a real cluster the container runtime enforces all of them;
+- on the local simulated cluster a backed pod's programs are processes of this machine's user (annotation
+  ``jhtutorial/backed-by``): every setting is declared, none enforced;
+- in a sandbox (the backing's sandbox mode: its pods run as their runAsUser with every capability dropped and
+  no resource limits) the user, non-root and capabilities are, the rest is not;
+- a pod no process backs (purely simulated) runs no program: nothing is enforced, nothing runs either.
+
+    >>> enforcement("local", {"metadata": {"annotations": {"jhtutorial/backed-by": "local processes ..."}}}).enforced
+    frozenset()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .localcluster.backing import BACKED_BY_ANNOTATION
+
+Obj = dict[str, Any]
+
+# the settings, as the security tables name their columns
+USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP, LIMITS = (
+    "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT", "SECCOMP", "LIMITS")
+SETTINGS = (USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP, LIMITS)
+SANDBOXED = frozenset({USER, NON_ROOT, CAPS_DROPPED})
+SANDBOX_MARK = "sandbox"  # in the backed-by annotation of a pod the backing runs in a sandbox
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """Which settings hold for the pod's programs, and what runs them."""
+
+    runs_as: str
+    enforced: frozenset[str]
+
+    def says(self, setting: str) -> str:
+        return "yes" if setting in self.enforced else "no"
+
+    def note(self) -> str:
+        if self.enforced == frozenset(SETTINGS):
+            return f"ENFORCED: {self.runs_as} makes every setting true for the program"
+        if not self.enforced:
+            return f"ENFORCED: none; {self.runs_as}, so the settings are declared, not enforced"
+        return f"ENFORCED: {self.runs_as} makes {', '.join(s for s in SETTINGS if s in self.enforced)} true, " \
+               "the rest is declared only"
+
+
+def enforcement(cluster_kind: str, pod: Obj) -> Enforcement:
+    """What the cluster (``Connection.cluster_kind``) enforces for ``pod`` (as the API server holds it)."""
+    if cluster_kind != "local":
+        return Enforcement("a container runtime", frozenset(SETTINGS))
+    backed_by = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
+    if backed_by is None:
+        return Enforcement("no program runs for this pod (simulated by kwok)", frozenset())
+    if SANDBOX_MARK in backed_by:
+        return Enforcement("a sandbox on this machine", SANDBOXED)
+    return Enforcement("its programs run as processes of this machine's user", frozenset())

@@ -1,0 +1,132 @@
+"""Notebook 07's way in outlives the process that opened it and is closed by another one; the hub's side of a
+spawn (its log, a stopped server) and what the cluster enforces of a pod's security settings. Against the real
+API server, with the pods' programs running (the local cluster's backing)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import jhtutorial
+from jhtutorial import notebook as nb
+from jhtutorial.enforcement import SETTINGS, enforcement
+from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, POD_SECURITY_LABELS
+from jhtutorial.wayin import close_way_in, open_way_in, recorded, record_path
+from tests.kubehelpers import free_port
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def conn(kubeconfig: Path, namespace: str, backing: Any) -> Iterator[jhtutorial.Connection]:
+    connection = jhtutorial.connect(namespace=namespace, kubeconfig=kubeconfig)
+    # marked as notebook 00 marks the namespaces it makes, so the local cluster runs the pods' programs
+    nb.kube(connection).call("PATCH", NAMESPACES.path(name=namespace), content_type="application/merge-patch+json",
+                             body={"metadata": {"labels": {BACKED_LABEL: "true", **POD_SECURITY_LABELS}}})
+    for step in jhtutorial.STEPS:
+        if step.files:
+            jhtutorial.apply(step, conn=connection)
+            step.wait(connection)
+    yield connection
+    close_way_in(connection)
+    connection.close()
+
+
+def cli(kubeconfig: Path, conn: jhtutorial.Connection, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run([sys.executable, "-m", "jhtutorial.cli", *args, "-n", conn.namespace], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def health(url: str) -> int:
+    return requests.get(f"{url}/hub/health", timeout=10).status_code
+
+
+def test_the_way_in_outlives_the_process_that_opened_it_until_another_one_closes_it(
+    kubeconfig: Path, conn: jhtutorial.Connection
+) -> None:
+    port = free_port()
+    opened = cli(kubeconfig, conn, "access", "open", "--port", str(port))  # a process that ends, as a kernel does
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.strip() == f"http://127.0.0.1:{port}"
+    assert f"jhtutorial access close -n {conn.namespace}" in opened.stderr
+
+    way = recorded(conn)  # found again by another process, from the file alone
+    assert way is not None and way.port == port and way.url == f"http://127.0.0.1:{port}"
+    assert health(way.url) == 200
+    again = open_way_in(conn, local_port=free_port())  # still open: reused, not a second forward
+    assert again.url == way.url and f"pid {way.pid}" in " ".join(again.notes)
+    assert cli(kubeconfig, conn, "access", "status").stdout.startswith(way.url)
+
+    closed = cli(kubeconfig, conn, "access", "close")
+    assert closed.returncode == 0 and f"pid {way.pid}" in closed.stdout, closed
+    assert not record_path(conn).exists() and recorded(conn) is None
+    with pytest.raises(requests.ConnectionError):
+        health(way.url)
+    assert not Path(f"/proc/{way.pid}").exists() or "Z" in Path(f"/proc/{way.pid}/stat").read_text().split(")")[1]
+    assert "no way in is open" in cli(kubeconfig, conn, "access", "close").stdout  # twice: nothing to do
+
+
+def test_a_stale_record_is_never_signalled(conn: jhtutorial.Connection) -> None:
+    # a record whose process is another program (a reused pid): neither reported nor killed
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        record_path(conn).parent.mkdir(parents=True, exist_ok=True)
+        record_path(conn).write_text(f'{{"pid": {sleeper.pid}, "port": 9, "namespace": "{conn.namespace}", '
+                                     f'"context": "{conn.context or ""}"}}')
+        assert recorded(conn) is None and not record_path(conn).exists()
+        assert close_way_in(conn) is None
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_hub_log_shows_the_spawn_and_a_stopped_server_keeps_its_home_volume(
+    kubeconfig: Path, conn: jhtutorial.Connection
+) -> None:
+    access = open_way_in(conn, local_port=free_port())
+    result = nb.log_in(conn, access, "carol", "admin", interactive=False, wait=0, timeout=120)
+    assert result is not None and result.server_answered
+    log = nb.hub_log(conn, "Attempting to create pod", "took")
+    assert "Attempting to create pod jupyter-carol" in log and "User carol took" in log, log
+
+    stopped = cli(kubeconfig, conn, "stop", "--user", "carol", "--url", access.url)  # 07's command, as typed
+    assert stopped.returncode == 0 and "pod jupyter-carol is gone" in stopped.stdout, stopped
+    kube = nb.kube(conn)
+    assert kube.get_or_none(PODS.path(conn.namespace, "jupyter-carol")) is None
+    assert kube.get(PVCS.path(conn.namespace, "claim-carol"))["status"]["phase"] == "Bound"
+    assert "server took" in nb.hub_log(conn, "carol server took", last=1)
+
+
+def test_an_interactive_login_waits_with_a_countdown_and_never_logs_in_itself(
+    conn: jhtutorial.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    access = open_way_in(conn, local_port=free_port())
+    assert nb.log_in(conn, access, "dave", "admin", interactive=True, wait=2, timeout=60) is None
+    printed = capsys.readouterr().out
+    assert f"open {access.url}/hub/login in a second browser tab" in printed
+    assert "nobody logged in as dave within 2 s" in printed and f"jhtutorial login --user dave -n {conn.namespace}" in printed
+    assert nb.kube(conn).get_or_none(PODS.path(conn.namespace, "jupyter-dave")) is None
+
+
+def test_what_the_cluster_enforces_is_read_from_where_the_pod_runs(conn: jhtutorial.Connection) -> None:
+    hub = nb.kube(conn).get(PODS.path(conn.namespace), labelSelector="app.kubernetes.io/component=hub")["items"][0]
+    assert BACKED_BY_ANNOTATION in hub["metadata"]["annotations"]  # its programs run as this machine's user
+    here = enforcement(conn.cluster_kind, hub)
+    assert conn.cluster_kind != "local" or here.enforced == frozenset()
+    table = nb.pod_security(conn)
+    assert "(enforced here)" in table and "declared, not enforced" in table
+    # elsewhere a container runtime enforces every setting; the backing's sandbox mode some of them
+    assert enforcement("kind", hub).enforced == frozenset(SETTINGS)
+    sandboxed = {**hub, "metadata": {"annotations": {BACKED_BY_ANNOTATION: "a sandbox: local processes as uid 1000"}}}
+    assert enforcement("local", sandboxed).says("USER") == "yes" and enforcement("local", sandboxed).says("LIMITS") == "no"
+    assert enforcement("local", {"metadata": {}}).enforced == frozenset()  # nothing runs for a purely simulated pod
