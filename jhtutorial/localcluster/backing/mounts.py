@@ -159,6 +159,7 @@ class PodFiles:
             return staging
         if "emptyDir" in volume:
             staging.mkdir(parents=True, exist_ok=True)
+            staging.chmod(0o777)  # as the kubelet makes it: whichever user the pod runs as may write it
             return staging
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
@@ -226,6 +227,21 @@ def _copy_with_modes(source: Path, target: Path) -> None:
         target.chmod(stat.S_IMODE(source.stat().st_mode))
     else:
         create_file(target, stat.S_IMODE(source.stat().st_mode), source.read_bytes())
+
+
+def apply_fs_group(folder: Path, gid: int) -> None:
+    """What the kubelet does for a pod's ``fsGroup`` (policy OnRootMismatch): the volume's files belong to the
+    group, which may read and write them, and new files inherit it (set-group-ID folders). Nothing is
+    done when the volume's top folder has that group already."""
+    top = folder.stat()
+    if top.st_gid == gid and top.st_mode & 0o2070 == 0o2070:
+        return
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, -1, gid)
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        path.chmod(mode | (0o2070 if path.is_dir() else 0o060))
 
 
 def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:

@@ -334,6 +334,21 @@ def remove_dead(key: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def remove_all(prefix: str) -> list[str]:
+    """Tear down every sandbox whose key starts with ``prefix.`` (one cluster's), live or dead; their keys."""
+    alive, dead = existing()
+    removed = []
+    for box in alive:
+        if box.spec.key.startswith(prefix + "."):
+            box.teardown()
+            removed.append(box.spec.key)
+    for key in dead:
+        if key.startswith(prefix + "."):
+            remove_dead(key)
+            removed.append(key)
+    return removed
+
+
 def processes_in_namespace(pid_namespace: str) -> list[int]:
     """Host PIDs of the processes whose PID namespace is ``pid_namespace`` (as readlink shows it)."""
     found = []
