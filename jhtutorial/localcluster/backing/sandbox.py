@@ -187,11 +187,12 @@ class Sandbox:
         """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec."""
         return [*self.enter_command(user), "python3", "-I", "-c", PORT_FORWARD_RELAY, str(int(port))]
 
-    def kwok_exec_envs(self, user: RunAs) -> list[dict[str, str]]:
-        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user`` (kwok splits them on white space)."""
+    def kwok_exec_envs(self, user: RunAs, env: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user``, with ``env`` (kwok splits
+        them on white space)."""
         envs = []
         for name, terminal in (("KWOK_EXEC_PREFIX", False), ("KWOK_EXEC_TTY_PREFIX", True)):
-            words = self.enter_command(user, terminal=terminal)
+            words = self.enter_command(user, env, terminal=terminal)
             spaced = [word for word in words if not word or any(c.isspace() for c in word)]
             if spaced:
                 raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix")

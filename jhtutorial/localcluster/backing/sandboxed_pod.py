@@ -239,6 +239,17 @@ class SandboxedPod(PodBacking):
             create_file(folder / name, 0o644, content)
         return folder
 
+    @staticmethod
+    def _exec_env(container: Container) -> dict[str, str]:
+        """What ``kubectl exec`` starts with: the image's variables and the container's literal values.
+        Values taken from Secrets (and any with white space, which kwok's prefix cannot carry) stay out of
+        the Exec object, which the cluster's admin can read."""
+        assert container.launch is not None
+        literal = {e["name"] for e in container.spec.get("env") or [] if "value" in e}
+        return {name: value for name, value in container.launch.env.items()
+                if (name in literal or name.isupper() and name.startswith(("PATH", "HOME", "LANG", "KUBERNETES_")))
+                and value and not any(c.isspace() for c in value)}
+
     def _publish(self) -> None:
         """PortForward, Logs and Exec objects that send kubectl into the sandbox, and what runs the pod."""
         assert self.box is not None
@@ -250,7 +261,8 @@ class SandboxedPod(PodBacking):
                 number = int(port["containerPort"])
                 forwards.append({"ports": [number], "command": self.box.port_forward_command(number, user)})
         logs = [{"containers": [c.name], "logsFile": str(c.log_path), "follow": True} for c in self.containers]
-        execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(self.users[c.name])}}
+        execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(self.users[c.name],
+                                                                                    self._exec_env(c))}}
                  for c in self.containers]
         for resource, spec in ((PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs}),
                                (EXECS, {"execs": execs})):
