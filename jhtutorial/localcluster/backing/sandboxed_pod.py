@@ -34,7 +34,7 @@ from typing import Any
 
 from ...errors import KubeApiError
 from ...kubeapi import NODES, KubeApi
-from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION
+from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, SANDBOXED_BY
 from .apiserver_relay import KUBERNETES_CLUSTER_IP, KUBERNETES_PORT, socket_in
 from .hosts import hosts_file
 from .images import image_for
@@ -280,4 +280,4 @@ class SandboxedPod(PodBacking):
                 self.problems.append(problem)
                 self.log(f"{self.namespace}/{self.name}: {problem}")
         users = ", ".join(f"{name} as uid {user.uid}" for name, user in self.users.items())
-        self._annotate({BACKED_BY_ANNOTATION: f"a sandbox on this machine (pod IP {self.pod_ip}; {users})"})
+        self._annotate({BACKED_BY_ANNOTATION: f"{SANDBOXED_BY} (pod IP {self.pod_ip}; {users})"})
