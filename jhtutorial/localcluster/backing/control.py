@@ -152,6 +152,8 @@ class SupervisorControl:
             ready = all(c.get("ready") for c in report.get("containers", {}).values())
             programs = ", ".join(f"{name}={c.get('program')}" for name, c in report.get("containers", {}).items())
             out.append(f"    {key}: {programs}{'' if ready else ' (not ready)'}")
+        for why in status.get("sandbox_problems", []):
+            out.append(f"  no pod backed: sandboxes cannot be made here: {why}")
         for name, why in sorted(status.get("missing", {}).items()):
             out.append(f"  not installed: {name}: {why}")
         log = self.log_file
