@@ -27,8 +27,10 @@ from jhtutorial import STEPS, apply, clean_up
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster import LocalCluster
 from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
-from jhtutorial.localcluster.backing.network import router_name
-from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, processes_in_namespace
+from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
+from jhtutorial.localcluster.backing.pod_networks import routes_for
+from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, RunAs, processes_in_namespace
+from jhtutorial.localcluster.backing.sandboxed_pod import run_as
 from jhtutorial.login import login
 from jhtutorial.waits import wait_pods_ready
 from tests.conftest import TEST_LABEL
@@ -36,6 +38,35 @@ from tests.conftest import TEST_LABEL
 HUB = "app.kubernetes.io/component=hub"
 PROXY = "app.kubernetes.io/component=proxy"
 SERVER_PROGRAMS = ("nginx", "node", "jupyterhub", "jupyterhub-singleuser", "python")
+
+
+# --- what needs no cluster: whose user a container runs as, where a Service leads ------------------------
+
+
+def test_a_container_runs_as_its_user_with_the_pods_groups_and_never_as_root_by_default() -> None:
+    pod = {"spec": {"securityContext": {"fsGroup": 100, "supplementalGroups": [5, 100], "runAsUser": 1000}}}
+    assert run_as(pod, {"securityContext": {"runAsGroup": 1001}}) == RunAs(1000, 1001, (100, 5))
+    assert run_as(pod, {"securityContext": {"runAsUser": 101}}) == RunAs(101, 101, (100, 5))
+    assert run_as({"spec": {}}, {}) == RunAs(65534, 65534, ())  # no image to name a user: nobody
+
+
+def test_a_service_leads_to_its_ready_pods_only_by_their_pod_ips() -> None:
+    def pod(name: str, labels: dict[str, str]) -> dict:
+        return {"metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [{"ports": [{"name": "http", "containerPort": 8081}]}]}}
+
+    hub, old_hub, proxy = pod("hub-1", {"c": "hub"}), pod("hub-0", {"c": "hub"}), pod("proxy", {"c": "proxy"})
+    services = [{"spec": {"clusterIP": "10.96.0.20", "selector": {"c": "hub"},
+                          "ports": [{"port": 8081, "targetPort": "http"}]}},
+                {"spec": {"clusterIP": "None", "selector": {"c": "hub"}, "ports": [{"port": 8081}]}},
+                {"spec": {"clusterIP": "10.96.0.21", "selector": {"c": "nothing"}, "ports": [{"port": 80}]}}]
+    routes = routes_for(services, [(hub, "10.244.0.5", True), (old_hub, "10.244.0.4", False),
+                                   (proxy, "10.244.0.6", True)])
+    assert routes == [ServiceRoute("10.96.0.20", 8081, "TCP", (("10.244.0.5", 8081),)),
+                      ServiceRoute("10.96.0.21", 80, "TCP", ())]  # no endpoint: refused, as kube-proxy does
+
+
+# --- the tutorial in sandboxes ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

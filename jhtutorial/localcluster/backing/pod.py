@@ -236,6 +236,9 @@ class PodBacking:
         assert container.launch is not None
         launch = container.launch
         argv, env, cwd = self._command(container, launch)
+        # there from the start, as the kubelet's: `kubectl logs` of a program that printed nothing yet shows
+        # nothing, not an error about a missing file
+        container.log_path.touch()
         pipes = [os.pipe(), os.pipe()]  # stdout, stderr: (read end, write end)
         owner = self._stdio_owner(container)
         try:
