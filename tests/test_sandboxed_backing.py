@@ -211,10 +211,14 @@ def test_exec_runs_inside_the_hub_as_its_user(deployed: Connection, kubectl: Pat
     assert shown == config["jupyterhub_config.py"]
     assert "jupyterhub.sqlite" in _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--",
                                            "ls", "/srv/jupyterhub").split()
-    assert "Read-only file system" in subprocess.run(
-        [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "deploy/hub", "--",
-         "touch", "/usr/jhtutorial-was-here"], capture_output=True, text=True).stderr
+    for path in ("/usr/jhtutorial-was-here", "/usr/local/etc/jupyterhub/jhtutorial-was-here"):
+        # the machine's files, and the ConfigMap's volume as the kubelet mounts it
+        assert "Read-only file system" in subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "deploy/hub", "--",
+             "touch", path], capture_output=True, text=True).stderr
     assert not Path("/usr/jhtutorial-was-here").exists()
+    # the database's volume is the hub's to write, through the pod's fsGroup
+    _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--", "touch", "/srv/jupyterhub/written")
     # no address of the pod was rewritten
     assert MAPPED_ANNOTATION not in (hub.metadata.annotations or {})
 

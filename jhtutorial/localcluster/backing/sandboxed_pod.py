@@ -110,12 +110,15 @@ class SandboxedPod(PodBacking):
     def _make_sandbox(self, spec: Obj) -> None:
         self.files.write()
         fs_group = ((spec.get("securityContext") or {}).get("fsGroup"))
-        read_only = {m["mountPath"].rstrip("/") or "/": bool(m.get("readOnly"))
+        kinds = {v["name"]: v for v in spec.get("volumes") or []}
+        # ConfigMap and Secret volumes are read-only, as the kubelet mounts them; others as the mount says
+        read_only = {m["mountPath"].rstrip("/") or "/": bool(m.get("readOnly")) or
+                     bool({"configMap", "secret"} & set(kinds.get(m["name"], {})))
                      for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []}
         volumes: dict[str, Volume] = {}
         for inside, source in self.files.mounts.items():
-            if fs_group is not None and not read_only.get(inside) and source.resolve().is_dir():
-                apply_fs_group(source.resolve(), int(fs_group))
+            if fs_group is not None and source.resolve().is_dir():
+                apply_fs_group(source.resolve(), int(fs_group), writable=not read_only.get(inside))
             volumes[inside] = Volume(source, inside, read_only.get(inside, False))
         for container in spec.get("containers") or []:
             program = program_for(container.get("image", ""))
