@@ -47,7 +47,7 @@ from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
 from .objects import event_time, pod_restarts, pod_status, ready_containers
-from .localcluster.backing import BACKED_BY_ANNOTATION
+from .localcluster.backing import BACKED_BY_ANNOTATION, SANDBOXED_BY
 from .tally import Observer, ignore
 from .watching import Reflector
 
@@ -469,7 +469,7 @@ def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
         node=str(spec.get("nodeName") or ""),
         event_reason=reason,
         event_text=text,
-        runs_as="process" if BACKED_BY_ANNOTATION in (meta.get("annotations") or {}) else "simulated",
+        runs_as=_runs_as((meta.get("annotations") or {}).get(BACKED_BY_ANNOTATION)),
     )
 
 
@@ -530,3 +530,10 @@ def _text_table(rows: list[PodRow], simulated: bool, error: str | None) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines += ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in table]
     return "\n".join(lines)
+
+
+def _runs_as(backed_by: str | None) -> str:
+    """The RUNS AS column: a pod's programs in a sandbox of its own, as processes on the loopback, or none."""
+    if backed_by is None:
+        return "simulated"
+    return "sandbox" if backed_by.startswith(SANDBOXED_BY) else "process"

@@ -54,7 +54,7 @@ from .access import Access, hub_access, require_deployed
 from .connect import Connection, current_connection
 from .errors import AccessError, LoginFailed, TutorialError, WaitTimeout
 from .kubeapi import PODS, PVCS
-from .localcluster.backing import BACKED_BY_ANNOTATION
+from .localcluster.backing import BACKED_BY_ANNOTATION, SANDBOXED_BY
 from .objects import pod_is_ready
 from .readable import Readable
 from .waits import wait_pods_ready
@@ -89,6 +89,7 @@ class LoginResult(Readable):
     namespace: str
     url: str | None = None  # where the login went
     simulated: bool = False  # the local simulated cluster: programs run as local processes there
+    sandboxed: bool = False  # ... each pod in a sandbox of its own (`jhtutorial cluster up --sandboxes`)
     not_run: str | None = None  # why nothing could log in (the proxy pod is purely simulated)
     logged_in: bool = False
     pod: str | None = None
@@ -611,11 +612,14 @@ class _SpawnWatcher:
             self.clock.stage(f"pod {name} created by KubeSpawner")
         if spec.get("nodeName") and self._first(pod, "scheduled"):
             self.clock.stage(f"pod {name} scheduled on node {spec['nodeName']}")
+        backed = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
+        if backed and backed.startswith(SANDBOXED_BY):
+            self.result.sandboxed = True  # a pod network of its own: its pod IP is real there
         if status.get("phase") == "Running" and self._first(pod, "running"):
             self.result.pod, self.result.pod_running, self.result.pod_ip = name, True, status.get("podIP")
             self.clock.stage(f"pod {name} Running, pod IP {status.get('podIP')}"
-                             + (" (simulated; never contacted)" if self.result.simulated else ""))
-        backed = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
+                             + (" (simulated; never contacted)" if self.result.simulated and not self.result.sandboxed
+                                else ""))
         if backed and self._first(pod, "backed"):
             self.clock.stage(f"pod {name} backed by {backed}")
         ready = pod_is_ready(pod)
@@ -642,7 +646,12 @@ def _explain(result: LoginResult) -> None:
     if result.server_answered:
         result.notes.append(f"{result.user}'s server answers through the proxy: open {result.url}"
                             f"/user/{result.user}/lab in a browser (while the port-forward runs)")
-        if result.simulated:
+        if result.sandboxed:
+            result.notes.append("on the local simulated cluster it runs in a sandbox of its own, not a container: "
+                                "JupyterLab from this machine's Python as uid 1000 in its own network and process "
+                                "namespaces, the machine's files read-only as its image, claim-admin's volume at "
+                                "/home/jovyan; no resource limits")
+        elif result.simulated:
             result.notes.append("on the local simulated cluster it is a local process, not a container: "
                                 "JupyterLab from this machine's Python, working in claim-admin's volume folder; "
                                 "no image, no isolation, no resource limits")

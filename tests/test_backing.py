@@ -99,6 +99,11 @@ class _PortForward:
         self.output.join()
 
 
+def _sandboxed(cluster: LocalCluster) -> bool:
+    """Whether the cluster's backed pods run in sandboxes (`jhtutorial cluster up --sandboxes`)."""
+    return bool(cluster.supervisor.status().get("sandboxes"))
+
+
 def _backing_pids(cluster: LocalCluster, namespace: str) -> list[int]:
     pods = cluster.supervisor.status().get("pods", {})
     return [c["pid"] for key, report in pods.items() if key.startswith(namespace + "/")
@@ -170,7 +175,8 @@ def test_login_through_nginx_chp_and_the_hub_lands_in_jupyterlab(backed: Connect
     volume = core.read_persistent_volume(core.read_namespaced_persistent_volume_claim("claim-admin", ns)
                                          .spec.volume_name).spec.host_path.path
     logs = _kubectl(kubectl, kubeconfig, "logs", "-n", ns, "jupyter-admin")
-    assert f"Serving notebooks from local directory: {volume}" in logs
+    # (in a sandbox, the volume is mounted at its mountPath)
+    assert f"Serving notebooks from local directory: {'/home/jovyan' if _sandboxed(supervisor) else volume}" in logs
     # CHP's route table, asked on its API port with the Secret's token, holds admin's route
     token = base64.b64decode(core.read_namespaced_secret("hub-secret", ns).data["proxy.token"]).decode()
     with _PortForward(kubectl, kubeconfig, ns, "svc/proxy-api", 8001) as api:
@@ -178,6 +184,9 @@ def test_login_through_nginx_chp_and_the_hub_lands_in_jupyterlab(backed: Connect
         assert routes.status_code == 200 and "/user/admin" in routes.json(), routes.text  # CHP drops the last /
         refused = requests.get(f"{api.url}/api/routes", headers={"Authorization": "token wrong"}, timeout=10)
         assert refused.status_code == 403
+    if _sandboxed(supervisor):  # the pod IP, real in the pod network
+        assert routes.json()["/user/admin"]["target"] == f"http://{pod.status.pod_ip}:8888"
+        return
     # the target is the user server's loopback port, never the pod IP
     local = json.loads(pod.metadata.annotations[PORTS_ANNOTATION])["8888"]
     assert routes.json()["/user/admin"]["target"] == f"http://127.0.0.1:{local}"
@@ -208,26 +217,36 @@ def test_every_backing_process_listens_on_loopback_only(backed: Connection, supe
     pids = _backing_pids(supervisor, backed.namespace)
     assert len(pids) >= 3  # hub, nginx, chp (and admin's server when the login test ran)
     addresses = _listening(pids)
+    if _sandboxed(supervisor):  # in the pods' own networks: nothing in the machine's (tests/test_sandboxed_backing.py)
+        assert not addresses
+        return
     assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses
 
 
-def test_the_live_view_and_status_say_which_pods_run_as_processes(backed: Connection) -> None:
+def test_the_live_view_and_status_say_which_pods_run_as_processes(backed: Connection, supervisor: LocalCluster) -> None:
     from jhtutorial import LiveView
     from jhtutorial.access import backing_report
 
     with LiveView(backed) as view:  # started on entry, with the first lists in
         text = view.snapshot()
-    assert "RUNS AS" in text and re.search(r"hub-<hash>-<id> +Running +1/1 +\d+ +process", text), text
+    runs_as = "sandbox" if _sandboxed(supervisor) else "process"
+    assert "RUNS AS" in text and re.search(rf"hub-<hash>-<id> +Running +1/1 +\d+ +{runs_as}", text), text
     report = "\n".join(backing_report(backed))
+    if _sandboxed(supervisor):
+        assert re.search(r"proxy-\S+: a sandbox on this machine \(pod IP 10\.244\.\d+\.\d+; nginx as uid 101, "
+                         r"chp as uid 65534\)", report), report
+        return
     assert re.search(r"proxy-\S+: local processes on 127\.0\.0\.1, not containers \(nginx pid \d+, chp pid", report)
 
 
-def test_kubectl_logs_shows_the_hubs_real_output(backed: Connection, kubectl: Path, kubeconfig: Path) -> None:
+def test_kubectl_logs_shows_the_hubs_real_output(backed: Connection, kubectl: Path, kubeconfig: Path,
+                                                supervisor: LocalCluster) -> None:
     logs = _kubectl(kubectl, kubeconfig, "logs", "-n", backed.namespace, "deploy/hub")
     assert "JupyterHub is now running" in logs
     assert "Using Spawner: kubespawner.spawner.KubeSpawner-7.0.0" in logs
     chp = _kubectl(kubectl, kubeconfig, "logs", "-n", backed.namespace, "deploy/proxy", "-c", "chp")
-    assert "Adding route / -> http://127.0.0.1:" in chp  # the hub Service's local address
+    # the hub Service's name, unchanged in a sandbox; else its local address
+    assert ("Adding route / -> http://hub:8081" if _sandboxed(supervisor) else "Adding route / -> http://127.0.0.1:") in chp
 
 
 # --- failures show as they would in a cluster --------------------------------------------------------

@@ -131,12 +131,13 @@ class LocalCluster:
 
     # --- public ---------------------------------------------------------------
 
-    def up(self, *, port: int | None = None, nodes: int = NODE_COUNT, recreate: bool = False) -> ClusterStatus:
+    def up(self, *, port: int | None = None, nodes: int = NODE_COUNT, recreate: bool = False,
+           sandboxes: bool | None = None) -> ClusterStatus:
         """Make sure the cluster runs: reuse it, repair it, or create it.
 
         A cluster that exists is never deleted here: what died is started again with the same data, port
         and certificates, and a repair that fails stops with the reason. Only ``recreate=True`` starts over,
-        after keeping a copy of the data.
+        after keeping a copy of the data. ``sandboxes`` chooses how backed pods run (None: as recorded before).
         """
         self._check_kubeconfig_target()
         with self._lock():
@@ -154,6 +155,8 @@ class LocalCluster:
             self._wait_ready(binaries)
             self._export_kubeconfig()
             self._check_kwok_resources(binaries)
+            if sandboxes is not None:
+                self.supervisor.choose_mode(sandboxes)
             pid, started = self.supervisor.ensure_running()
             self.progress(f"supervisor of backed pods {'started' if started else 'already running'} (pid {pid})")
             status = self._status(binaries, known_ready=True)

@@ -16,6 +16,8 @@ POD_SECURITY_LABELS = {"pod-security.kubernetes.io/enforce": "restricted",
                        "pod-security.kubernetes.io/enforce-version": "latest"}
 # On a backed pod: which processes run it, and each container port's port on 127.0.0.1.
 BACKED_BY_ANNOTATION = "jhtutorial/backed-by"
+# How that annotation starts for a pod in a sandbox of its own (`jhtutorial cluster up --sandboxes`).
+SANDBOXED_BY = "a sandbox on this machine"
 PORTS_ANNOTATION = "jhtutorial/local-ports"
 # On a backed pod: every address and path its programs were given that differs from the pod, one per line.
 MAPPED_ANNOTATION = "jhtutorial/mapped"

@@ -38,22 +38,29 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def listening_socket_in(netns_file: Path, address: str, port: int) -> socket.socket:
-    """A TCP socket listening on ``address:port`` in another network namespace (the caller's thread returns home).
+def socket_in(netns_file: Path) -> socket.socket:
+    """A TCP socket of another network namespace (a pod's, a router's); the caller's thread stays home.
 
     A socket belongs to the network namespace its creator was in when it was made;
     after that it can be used from anywhere, so only the creation happens inside.
+    Its connections and bindings are that namespace's: 127.0.0.1 is the pod's own loopback.
     """
     with open("/proc/thread-self/ns/net", "rb") as home, open(netns_file, "rb") as target:
         if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
             raise SandboxError(f"cannot enter network namespace {netns_file}: {os.strerror(ctypes.get_errno())}",
                                fix="the relay runs as root, beside the routers it serves")
         try:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         finally:
             if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
                 # a thread left in a pod network would make every later connection there: stop at once
                 os._exit(70)
+    return made
+
+
+def listening_socket_in(netns_file: Path, address: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``address:port`` in another network namespace."""
+    listener = socket_in(netns_file)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((address, port))

@@ -23,6 +23,10 @@ from ..paths import private_dir
 STOP_SECONDS = 20.0
 START_SECONDS = 15.0
 LEFTOVER_SECONDS = 12.0  # a keeper ends its program's tree within its grace (keeper.GRACE_SECONDS + 2 s)
+# In the supervisor's folder: how backed pods run, chosen when the cluster is made or repaired
+# (`jhtutorial cluster up --sandboxes` / `--no-sandboxes`), so that every later start keeps it.
+MODE_FILE = "mode"
+SANDBOXES, PROCESSES = "sandboxes", "processes"
 
 
 class SupervisorControl:
@@ -32,6 +36,20 @@ class SupervisorControl:
         self.pid_file = self.folder / "supervisor.pid"
         self.log_file = self.folder / "supervisor.log"
         self.status_file = self.folder / "status.json"
+        self.mode_file = self.folder / MODE_FILE
+
+    @property
+    def sandboxes(self) -> bool:
+        """Whether backed pods run in sandboxes of their own (else as processes on the machine's loopback)."""
+        try:
+            return self.mode_file.read_text().strip() == SANDBOXES
+        except OSError:
+            return False
+
+    def choose_mode(self, sandboxes: bool) -> None:
+        """Record how backed pods run; a supervisor running the other way is restarted by ensure_running."""
+        private_dir(self.folder)
+        self.mode_file.write_text(f"{SANDBOXES if sandboxes else PROCESSES}\n")
 
     def pid(self) -> int | None:
         """The running supervisor's process id, or None (no pid file, or its process is gone or another one)."""
@@ -51,15 +69,18 @@ class SupervisorControl:
     def ensure_running(self) -> tuple[int, bool]:
         """Start the supervisor unless one runs; returns (pid, started_now)."""
         pid = self.pid()
-        if pid is not None:
+        if pid is not None and bool(self.status().get("sandboxes")) == self.sandboxes:
             return pid, False
+        if pid is not None:
+            self.stop()  # it runs pods the other way than the mode now recorded
         self.stop_leftovers()
         private_dir(self.folder)
         self.status_file.unlink(missing_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
-                 "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder)],
+                 "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
+                 *(["--sandboxes"] if self.sandboxes else [])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
             )
@@ -108,6 +129,14 @@ class SupervisorControl:
         for group in left:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
+        if self.sandboxes and os.geteuid() == 0:
+            # sandboxes and pod networks outlive a supervisor killed with SIGKILL: this cluster's go now
+            from .pod_networks import remove_recorded_routers
+            from .sandbox import remove_all
+            from .sandboxed_pod import sandbox_prefix
+
+            remove_all(sandbox_prefix(self.folder))
+            remove_recorded_routers(self.folder)
         return left
 
     def lines(self) -> list[str]:
@@ -116,12 +145,15 @@ class SupervisorControl:
             return ["  supervisor:    not running (pods are purely simulated; `jhtutorial cluster up` starts it)"]
         status = self.status()
         pods = status.get("pods", {})
-        out = [f"  supervisor:    running (pid {pid}), {len(pods)} pod{'s' if len(pods) != 1 else ''} backed by "
-               "local processes (not containers)"]
+        how = ("backed in sandboxes of their own (namespaces, pod IPs, the pod's user)" if status.get("sandboxes") else
+               "backed by local processes on the machine's loopback, not containers (`cluster up --sandboxes` isolates them)")
+        out = [f"  supervisor:    running (pid {pid}), {len(pods)} pod{'s' if len(pods) != 1 else ''} {how}"]
         for key, report in sorted(pods.items()):
             ready = all(c.get("ready") for c in report.get("containers", {}).values())
             programs = ", ".join(f"{name}={c.get('program')}" for name, c in report.get("containers", {}).items())
             out.append(f"    {key}: {programs}{'' if ready else ' (not ready)'}")
+        for why in status.get("sandbox_problems", []):
+            out.append(f"  no pod backed: sandboxes cannot be made here: {why}")
         for name, why in sorted(status.get("missing", {}).items()):
             out.append(f"  not installed: {name}: {why}")
         log = self.log_file

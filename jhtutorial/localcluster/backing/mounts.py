@@ -159,6 +159,7 @@ class PodFiles:
             return staging
         if "emptyDir" in volume:
             staging.mkdir(parents=True, exist_ok=True)
+            staging.chmod(0o777)  # as the kubelet makes it: whichever user the pod runs as may write it
             return staging
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
@@ -226,6 +227,22 @@ def _copy_with_modes(source: Path, target: Path) -> None:
         target.chmod(stat.S_IMODE(source.stat().st_mode))
     else:
         create_file(target, stat.S_IMODE(source.stat().st_mode), source.read_bytes())
+
+
+def apply_fs_group(folder: Path, gid: int, *, writable: bool = True) -> None:
+    """What the kubelet does for a pod's ``fsGroup`` (policy OnRootMismatch): the volume's files belong to the
+    group, which may read them (and write them, in a writable volume), and new files inherit it (set-group-ID
+    folders). Nothing is done when the volume's top folder has that group already."""
+    folder_bits, file_bits = (0o2070, 0o060) if writable else (0o2050, 0o040)
+    top = folder.stat()
+    if top.st_gid == gid and top.st_mode & folder_bits == folder_bits:
+        return
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, -1, gid)
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        path.chmod(mode | (folder_bits if path.is_dir() else file_bits))
 
 
 def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:

@@ -56,6 +56,7 @@ from .retry import Backoff
 Obj = dict[str, Any]
 PORT_FORWARDS = Resource("kwok.x-k8s.io/v1alpha1", "PortForward", "portforwards")
 LOGS = Resource("kwok.x-k8s.io/v1alpha1", "Logs", "logs")
+EXECS = Resource("kwok.x-k8s.io/v1alpha1", "Exec", "execs")
 # what the backing writes on a pod; without them, kwok simulates the pod as any other
 BACKING_ANNOTATIONS = (KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, PORTS_ANNOTATION, MAPPED_ANNOTATION)
 TOKEN_SECONDS = 24 * 3600
@@ -234,23 +235,36 @@ class PodBacking:
     def _spawn(self, container: Container) -> None:
         assert container.launch is not None
         launch = container.launch
-        if launch.cwd.is_relative_to(self.folder):
-            launch.cwd.mkdir(parents=True, exist_ok=True)
-        elif not launch.cwd.is_dir():
-            launch.cwd = self.files.root  # a working folder no volume holds: never made on the machine itself
+        argv, env, cwd = self._command(container, launch)
+        # there from the start, as the kubelet's: `kubectl logs` of a program that printed nothing yet shows
+        # nothing, not an error about a missing file
+        container.log_path.touch()
+        pipes = [os.pipe(), os.pipe()]  # stdout, stderr: (read end, write end)
+        owner = self._stdio_owner(container)
         try:
+            if owner is not None:
+                # as a container runtime does: the program's own user may reopen them (nginx's /dev/stdout)
+                for _, write_end in pipes:
+                    os.fchown(write_end, owner, -1)
             # the keeper leads the process group (and session) and starts the program in it
             process = subprocess.Popen(
-                [sys.executable, "-I", "-S", keeper.__file__, str(os.getpid()), "--", *launch.argv],
-                env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                [sys.executable, "-I", "-S", keeper.__file__, str(os.getpid()), "--", *argv],
+                env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                stdout=pipes[0][1], stderr=pipes[1][1], start_new_session=True,
             )
         except OSError as err:
+            for read_end, write_end in pipes:
+                os.close(read_end)
+                os.close(write_end)
             self._write_log(container, "stderr", f"cannot start {launch.argv[0]}: {err}")
             container.last_exit = {"exitCode": 127, "reason": "StartError", "message": str(err),
                                    "startedAt": now(), "finishedAt": now()}
             container.restart_after = time.monotonic() + self._backoff(container)
             return
+        streams = []
+        for read_end, write_end in pipes:
+            os.close(write_end)
+            streams.append(os.fdopen(read_end, "rb"))
         container.process = process
         container.started_at = now()
         container.ready = False
@@ -258,12 +272,24 @@ class PodBacking:
         container.readers = [
             threading.Thread(target=self._pump, args=(container, stream, name), daemon=True,
                              name=f"jhtutorial-backing-{self.name}-{container.name}-{name}")
-            for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
+            for stream, name in zip(streams, ("stdout", "stderr"))
         ]
         for reader in container.readers:
             reader.start()
         self.log(f"{self.namespace}/{self.name}: started {container.name} ({container.program.name}, "
                  f"pid {process.pid})")
+
+    def _command(self, container: Container, launch: Launch) -> tuple[list[str], dict[str, str], Path]:
+        """The command line, environment and (machine's) working folder that start a container's program."""
+        if launch.cwd.is_relative_to(self.folder):
+            launch.cwd.mkdir(parents=True, exist_ok=True)
+        elif not launch.cwd.is_dir():
+            launch.cwd = self.files.root  # a working folder no volume holds: never made on the machine itself
+        return launch.argv, launch.env, launch.cwd
+
+    def _stdio_owner(self, container: Container) -> int | None:
+        """The user the program's output pipes belong to (None: this process's)."""
+        return None
 
     def _pump(self, container: Container, stream: IO[bytes] | None, name: str) -> None:
         # one thread per pipe reads it to the end: a full pipe would stop the program
@@ -358,21 +384,27 @@ class PodBacking:
         if check is None:
             return True  # exec probes: nothing to run them in; the process running stands for them
         port = self._port_number(check.get("port"), container)
-        local = self.ports.get(port) if port is not None else None
-        if local is None:
-            return False
         try:
+            sock = self._connect(port, timeout) if port is not None else None
+            if sock is None:
+                return False
             if "path" in check or probe.get("httpGet") is not None:
-                connection = http.client.HTTPConnection("127.0.0.1", local, timeout=timeout)
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                connection.sock = sock  # connected already (http.client connects only when it has none)
                 try:
                     connection.request("GET", check.get("path", "/"))
                     return 200 <= connection.getresponse().status < 400
                 finally:
                     connection.close()
-            with socket.create_connection(("127.0.0.1", local), timeout=timeout):
-                return True
+            sock.close()
+            return True
         except (OSError, http.client.HTTPException):
             return False
+
+    def _connect(self, port: int, timeout: float) -> socket.socket | None:
+        """A connection to the container port as a probe makes it (None: the pod has no such port)."""
+        local = self.ports.get(port)
+        return socket.create_connection(("127.0.0.1", local), timeout=timeout) if local is not None else None
 
     @staticmethod
     def _port_number(port: Any, container: Container) -> int | None:
@@ -411,7 +443,7 @@ class PodBacking:
                            condition("PodScheduled", "True")],
             "containerStatuses": statuses,
         }}
-        if status.get("phase") != "Running":
+        if self._address_to_write(status):
             # kwok left the pod to us (or has not come to it yet): what it would write, with an address of its own
             ip = self._pod_ip()
             body["status"].update({"phase": "Running", "startTime": status.get("startTime") or now(),
@@ -419,6 +451,10 @@ class PodBacking:
         self.kube.call("PATCH", PODS.path(self.namespace, self.name, "status"), body=body,
                        content_type="application/merge-patch+json")
         self._written_status = wanted
+
+    def _address_to_write(self, status: Obj) -> bool:
+        """Whether the status written now carries phase, start time and pod IP too."""
+        return status.get("phase") != "Running"
 
     def _pod_ip(self) -> str:
         """A pod IP from the node's pod range, as kwok would give one. Only shown: nothing connects to it.
@@ -527,7 +563,7 @@ class PodBacking:
 def withdraw(kube: KubeApi, namespace: str, name: str, kwok_objects_only: bool = False) -> None:
     """Hand a pod back to kwok: no kwok objects pointing at the old loopback ports (another program may get
     them), and none of the backing's annotations, so kwok simulates it as every other pod."""
-    for resource in (PORT_FORWARDS, LOGS):
+    for resource in (PORT_FORWARDS, LOGS, EXECS):
         try:
             kube.call("DELETE", resource.path(namespace, name))
         except KubeApiError as err:

@@ -187,11 +187,12 @@ class Sandbox:
         """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec."""
         return [*self.enter_command(user), "python3", "-I", "-c", PORT_FORWARD_RELAY, str(int(port))]
 
-    def kwok_exec_envs(self, user: RunAs) -> list[dict[str, str]]:
-        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user`` (kwok splits them on white space)."""
+    def kwok_exec_envs(self, user: RunAs, env: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user``, with ``env`` (kwok splits
+        them on white space)."""
         envs = []
         for name, terminal in (("KWOK_EXEC_PREFIX", False), ("KWOK_EXEC_TTY_PREFIX", True)):
-            words = self.enter_command(user, terminal=terminal)
+            words = self.enter_command(user, env, terminal=terminal)
             spaced = [word for word in words if not word or any(c.isspace() for c in word)]
             if spaced:
                 raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix")
@@ -332,6 +333,21 @@ def remove_dead(key: str) -> None:
                 pass
     _unbind_all(folder)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_all(prefix: str) -> list[str]:
+    """Tear down every sandbox whose key starts with ``prefix.`` (one cluster's), live or dead; their keys."""
+    alive, dead = existing()
+    removed = []
+    for box in alive:
+        if box.spec.key.startswith(prefix + "."):
+            box.teardown()
+            removed.append(box.spec.key)
+    for key in dead:
+        if key.startswith(prefix + "."):
+            remove_dead(key)
+            removed.append(key)
+    return removed
 
 
 def processes_in_namespace(pid_namespace: str) -> list[int]:

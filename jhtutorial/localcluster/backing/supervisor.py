@@ -23,6 +23,13 @@ nothing it started outlives the supervisor, even one killed with SIGKILL.
 
     $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F
 
+With ``--sandboxes`` (``jhtutorial cluster up --sandboxes``) each backed pod
+runs in a sandbox of its own instead (:mod:`.sandboxed_pod`): its own network
+with its pod IP and the Services' ClusterIPs (:mod:`.pod_networks`), its
+volumes at their mount paths, its containers' commands unchanged, as their
+users. Where sandboxes cannot be made it says why and backs no pod: it never
+falls back to processes on the shared loopback.
+
 It writes what it does to ``F/supervisor.log`` (via its starter) and its
 current state to ``F/status.json``; each backed pod has a folder under
 ``F/pods/NAMESPACE/``.
@@ -39,6 +46,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -48,13 +56,17 @@ import yaml
 from ...errors import ClusterUnreachable, TutorialError
 from ...kubeapi import NAMESPACES, PODS, SERVICES
 from ...watching import Reflector
-from ..paths import private_dir
+from ..paths import HOSTPATH_ROOT, private_dir
 from . import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
 from .control import start_time
+from .images import environment_problem
 from .mounts import NotReadyYet
 from .pod import BACKING_ANNOTATIONS, PodBacking, withdraw
+from .pod_networks import PodNetworks, container_port, remove_recorded_routers, routes_for
 from .programs import missing_programs, program_for
 from .retry import Backoff
+from .sandbox import remove_all, unavailable_reasons
+from .sandboxed_pod import SandboxedPod, sandbox_prefix
 from .services import LocalServices
 
 Obj = dict[str, Any]
@@ -70,7 +82,7 @@ def namespace_backed(namespace: Obj | None) -> bool:
 
 
 class Supervisor:
-    def __init__(self, kubeconfig: Path, folder: Path) -> None:
+    def __init__(self, kubeconfig: Path, folder: Path, sandboxes: bool = False) -> None:
         from kubernetes import config as kube_config
         from kubernetes.client import ApiClient
 
@@ -96,6 +108,33 @@ class Supervisor:
         self._api = Backoff()  # while the API server does not answer, retries come less and less often
         self._unannotated: dict[str, tuple[Obj, dict[str, str | None]]] = {}  # pod key -> annotations to write
         self.started = time.time()
+        self.sandboxes = sandboxes
+        self.sandbox_problems: list[str] = []
+        self.networks: PodNetworks | None = None
+        if sandboxes:
+            self._prepare_sandboxes()
+
+    def _prepare_sandboxes(self) -> None:
+        """Check that sandboxes can be made here (else say why and back nothing); remove what a killed
+        supervisor of this cluster left."""
+        hidden = {self.folder.parent.absolute(), Path.home().absolute(), HOSTPATH_ROOT}
+        # a folder inside another hidden one is hidden with it (and is not there to mount over inside)
+        self.hidden = tuple(sorted(h for h in hidden if not any(h != o and h.is_relative_to(o) for o in hidden)))
+        self.sandbox_problems = [str(reason) for reason in unavailable_reasons()]
+        problem = environment_problem(self.hidden)
+        if problem:
+            self.sandbox_problems.append(problem)
+        for line in self.sandbox_problems:
+            self.log(f"pod sandboxes cannot be made, so no pod is backed: {line}")
+        if self.sandbox_problems:
+            return
+        self.key_prefix = sandbox_prefix(self.folder)
+        for key in remove_all(self.key_prefix):
+            self.log(f"removed sandbox {key}, left by a supervisor that was killed")
+        for name in remove_recorded_routers(self.folder):
+            self.log(f"removed pod network {name}, left by a supervisor that was killed")
+        server = urllib.parse.urlsplit(self.cluster_entry["server"])
+        self.networks = PodNetworks(self.folder, int(server.port or 443))
 
     # --- main loop ----------------------------------------------------------------------------
 
@@ -135,6 +174,7 @@ class Supervisor:
                     self._handle_logged(*event)
                 if self.events.empty():
                     self._retry_waiting()
+                    self._sync_pod_networks()
                     self._write_status()  # the pods' own threads change readiness and restarts
             except Exception as err:  # noqa: BLE001 - an outage or one bad object must not end the supervisor
                 self.log(f"error in the supervisor's loop: {type(err).__name__}: {err}")
@@ -229,6 +269,8 @@ class Supervisor:
         if self.missing:
             self.missing = missing_programs()  # installed since? (`make system-deps` while the cluster runs)
         missing = [self.missing[p.name] for p in programs if p is not None and p.name in self.missing]
+        if self.sandboxes and self.sandbox_problems:
+            missing = [f"pod sandboxes cannot be made on this machine: {'; '.join(self.sandbox_problems)}"]
         if missing:
             if self.skipped.get(key) != "; ".join(missing):
                 self.skipped[key] = "; ".join(missing)
@@ -237,7 +279,12 @@ class Supervisor:
             self._leave_to_kwok(pod)
             return
         folder = self.folder / "pods" / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
-        backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log)
+        backing: PodBacking
+        if self.networks is not None:
+            backing = SandboxedPod(pod, folder, self.kube, self.cluster_entry, self.networks, self.key_prefix,
+                                   self.hidden, self.log)
+        else:
+            backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log)
         self.backings[key] = backing
         backing.reserve()
         self._start_backing(backing)
@@ -261,7 +308,10 @@ class Supervisor:
         self._api.succeeded()
         self.waiting.pop(key, None)
         backing.start()
-        self.log(f"{key}: backed by local processes; mapped: " + " | ".join(backing.mapped))
+        if isinstance(backing, SandboxedPod):
+            self.log(f"{key}: backed in sandbox {backing.key} (pod IP {backing.pod_ip})")
+        else:
+            self.log(f"{key}: backed by local processes; mapped: " + " | ".join(backing.mapped))
 
     def _leave_to_kwok(self, pod: Obj) -> None:
         """A pod the policy handed over but that is not backed: kwok simulates it, as every other pod."""
@@ -333,9 +383,25 @@ class Supervisor:
         for reflector in self._reflectors:
             reflector.stop()
         self.local_services.close()
+        if self.networks is not None:
+            self.networks.close()
         self._write_status(stopped=True)
 
     # --- Services ------------------------------------------------------------------------------
+
+    def _sync_pod_networks(self) -> None:
+        """kube-proxy's job for sandboxed pods: each Service's ClusterIP to its ready pods, and every pod's
+        /etc/hosts naming the Services of its namespace."""
+        if self.networks is None:
+            return
+        for namespace in self.networks.namespaces():
+            services = [s for k, s in self.services.items() if k.startswith(namespace + "/")]
+            pods = [b for k, b in list(self.backings.items()) if k.startswith(namespace + "/")
+                    and isinstance(b, SandboxedPod)]
+            self.networks.set_services(namespace, routes_for(services, [(b.pod, b.pod_ip, b.ready) for b in pods]))
+            addresses = {s["metadata"]["name"]: str((s.get("spec") or {}).get("clusterIP") or "") for s in services}
+            for backing in pods:
+                backing.update_hosts(addresses)
 
     def local_services_address(self, namespace: str, name: str, port: int) -> str | None:
         """The local address that stands for SERVICE:PORT. Given for a Service that does not exist (yet) too:
@@ -361,8 +427,8 @@ class Supervisor:
             labels = (backing.pod.get("metadata") or {}).get("labels") or {}
             if not key.startswith(namespace + "/") or any(labels.get(k) != v for k, v in selector.items()):
                 continue
-            container_port = _container_port(backing.pod, target)
-            local = backing.local_port(container_port) if container_port is not None else None
+            number = container_port(backing.pod, target)
+            local = backing.local_port(number) if number is not None else None
             if local is not None:
                 candidates.append((not backing.ready, local))
         return ("127.0.0.1", sorted(candidates)[0][1]) if candidates else None
@@ -391,6 +457,8 @@ class Supervisor:
             "started": self.started,
             "stopped": stopped,
             "missing": self.missing,
+            "sandboxes": self.sandboxes,
+            "sandbox_problems": self.sandbox_problems,
             "backed_namespaces": sorted(n for n, ns in self.namespaces.items() if namespace_backed(ns)),
             "pods": {key: backing.report() for key, backing in self.backings.items()},
             "process_groups": sorted([pg, start_time(pg)] for b in self.backings.values() for pg in b.process_groups()),
@@ -401,16 +469,6 @@ class Supervisor:
         tmp = self.folder / "status.json.tmp"
         tmp.write_text(json.dumps(status, indent=1))
         os.replace(tmp, self.folder / "status.json")
-
-
-def _container_port(pod: Obj, target: Any) -> int | None:
-    if isinstance(target, int) or str(target).isdigit():
-        return int(target)
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == target:
-                return int(port["containerPort"])
-    return None
 
 
 def _key(obj: Obj) -> str:
@@ -430,9 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Back the local cluster's pods with local processes.")
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--folder", type=Path, required=True)
+    parser.add_argument("--sandboxes", action="store_true", help="run each backed pod in a sandbox of its own")
     args = parser.parse_args(argv)
     private_dir(args.folder)
-    supervisor = Supervisor(args.kubeconfig, args.folder)
+    supervisor = Supervisor(args.kubeconfig, args.folder, sandboxes=args.sandboxes)
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
     supervisor.log(f"supervisor started (pid {os.getpid()})")

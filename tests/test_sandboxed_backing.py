@@ -1,0 +1,330 @@
+"""The tutorial deployed on a local cluster whose backed pods run in sandboxes (`jhtutorial cluster up --sandboxes`).
+
+Real: the hub, the proxy and a user server run their programs inside sandboxes; the
+checks read the kernel's socket tables, enter the pods through the API server
+(`kubectl exec`, `kubectl port-forward`) and log in as a learner does. Nothing here
+sends a packet from the machine's own network namespace to a pod or Service IP.
+
+Run against a cluster of your own made in that mode (never the shared one):
+
+    JHTUTORIAL_STATE=/tmp/x JHTUTORIAL_LOCAL_KUBECONFIG=/tmp/x/kubeconfig jhtutorial cluster up --sandboxes
+    JHTUTORIAL_STATE=/tmp/x JHTUTORIAL_LOCAL_KUBECONFIG=/tmp/x/kubeconfig pytest tests/test_sandboxed_backing.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from jhtutorial import STEPS, apply, clean_up
+from jhtutorial.connect import Connection, connect
+from jhtutorial.localcluster import LocalCluster
+from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
+from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
+from jhtutorial.localcluster.backing.pod_networks import routes_for
+from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, RunAs, processes_in_namespace
+from jhtutorial.localcluster.backing.sandboxed_pod import run_as
+from jhtutorial.login import login
+from jhtutorial.waits import wait_pods_ready
+from tests.conftest import TEST_LABEL
+
+HUB = "app.kubernetes.io/component=hub"
+PROXY = "app.kubernetes.io/component=proxy"
+SERVER_PROGRAMS = ("nginx", "node", "jupyterhub", "jupyterhub-singleuser", "python")
+
+
+# --- what needs no cluster: whose user a container runs as, where a Service leads ------------------------
+
+
+def test_a_container_runs_as_its_user_with_the_pods_groups_and_never_as_root_by_default() -> None:
+    pod = {"spec": {"securityContext": {"fsGroup": 100, "supplementalGroups": [5, 100], "runAsUser": 1000}}}
+    assert run_as(pod, {"securityContext": {"runAsGroup": 1001}}) == RunAs(1000, 1001, (100, 5))
+    assert run_as(pod, {"securityContext": {"runAsUser": 101}}) == RunAs(101, 101, (100, 5))
+    assert run_as({"spec": {}}, {}) == RunAs(65534, 65534, ())  # no image to name a user: nobody
+
+
+def test_a_service_leads_to_its_ready_pods_only_by_their_pod_ips() -> None:
+    def pod(name: str, labels: dict[str, str]) -> dict:
+        return {"metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [{"ports": [{"name": "http", "containerPort": 8081}]}]}}
+
+    hub, old_hub, proxy = pod("hub-1", {"c": "hub"}), pod("hub-0", {"c": "hub"}), pod("proxy", {"c": "proxy"})
+    services = [{"spec": {"clusterIP": "10.96.0.20", "selector": {"c": "hub"},
+                          "ports": [{"port": 8081, "targetPort": "http"}]}},
+                {"spec": {"clusterIP": "None", "selector": {"c": "hub"}, "ports": [{"port": 8081}]}},
+                {"spec": {"clusterIP": "10.96.0.21", "selector": {"c": "nothing"}, "ports": [{"port": 80}]}}]
+    routes = routes_for(services, [(hub, "10.244.0.5", True), (old_hub, "10.244.0.4", False),
+                                   (proxy, "10.244.0.6", True)])
+    assert routes == [ServiceRoute("10.96.0.20", 8081, "TCP", (("10.244.0.5", 8081),)),
+                      ServiceRoute("10.96.0.21", 80, "TCP", ())]  # no endpoint: refused, as kube-proxy does
+
+
+# --- the tutorial in sandboxes ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandboxed(local_cluster: LocalCluster | None) -> LocalCluster:
+    if local_cluster is None or os.geteuid() != 0:
+        pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
+    if not local_cluster.supervisor.status().get("sandboxes"):
+        pytest.skip("the local cluster's pods are not sandboxed: make a cluster of your own with "
+                    "`jhtutorial cluster up --sandboxes` (JHTUTORIAL_STATE=/tmp/...) to run these")
+    return local_cluster
+
+
+def _namespace(api_client: client.ApiClient, hint: str) -> str:
+    name = f"jht-{hint}-{int(time.time()) % 100000}"
+    client.CoreV1Api(api_client).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name, labels={TEST_LABEL: "true", BACKED_LABEL: "true"})))
+    return name
+
+
+@pytest.fixture(scope="module")
+def deployed(sandboxed: LocalCluster, api_client: client.ApiClient, kubeconfig: Path) -> Iterator[Connection]:
+    conn = connect(namespace=_namespace(api_client, "sandboxed"), kubeconfig=kubeconfig)
+    try:
+        for step in STEPS:
+            if step.files:
+                apply(step, conn=conn)
+                step.wait(conn)
+        wait_pods_ready(HUB, conn=conn, timeout=120)
+        wait_pods_ready(PROXY, conn=conn, timeout=120)
+        yield conn
+    finally:
+        clean_up(conn, delete_namespace=True, timeout=120)
+        conn.close()
+
+
+def _kubectl(kubectl: Path, kubeconfig: Path, namespace: str, *args: str, check: bool = True) -> str:
+    result = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, *args],
+                            capture_output=True, text=True, timeout=60, check=False)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _sandbox_pids(cluster: LocalCluster, namespace: str, pod_prefix: str = "") -> dict[str, list[int]]:
+    """The processes in each sandbox of the namespace (by the PID namespace of its first process)."""
+    found: dict[str, list[int]] = {}
+    for key, report in cluster.supervisor.status().get("pods", {}).items():
+        if not key.startswith(f"{namespace}/{pod_prefix}"):
+            continue
+        record = json.loads((RUNTIME_ROOT / report["sandbox"] / "sandbox.json").read_text())
+        pid_namespace = os.readlink(f"/proc/{record['init_pid']}/ns/pid")
+        found[key] = [pid for pid in processes_in_namespace(pid_namespace) if pid != record["init_pid"]]
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def _listening(table_owner: str) -> dict[str, int]:
+    """Listening TCP sockets in the network namespace of /proc/<table_owner>: inode -> port."""
+    found = {}
+    for name in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{table_owner}/net/{name}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                found[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def _servers(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}/comm").exists()
+            and Path(f"/proc/{pid}/comm").read_text().strip().startswith(SERVER_PROGRAMS)]
+
+
+def _no_listener_on_the_machine(cluster: LocalCluster, namespace: str) -> list[int]:
+    """Asserts that no process of the namespace's sandboxes listens in the machine's network namespace;
+    returns the ports they listen on inside their own."""
+    host = _listening("self")  # this test runs in the machine's network namespace
+    inside_ports: list[int] = []
+    for key, pids in _sandbox_pids(cluster, namespace).items():
+        servers = _servers(pids)
+        assert servers, f"{key}: no server process runs in its sandbox"
+        for pid in servers:
+            mine = _socket_inodes(pid)
+            assert not mine & set(host), f"{key}: process {pid} listens in the machine's network namespace"
+            inside = _listening(str(pid))  # the table of the process's own network namespace
+            inside_ports += [port for inode, port in inside.items() if inode in mine]
+    return sorted(set(inside_ports))
+
+
+def _ports_once_listening(cluster: LocalCluster, namespace: str, count: int) -> list[int]:
+    """_no_listener_on_the_machine, once ``count`` ports listen inside: a pod without a readiness probe is
+    Ready as soon as its programs run, before they listen."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ports = _no_listener_on_the_machine(cluster, namespace)
+            if len(ports) >= count:
+                return ports
+        except AssertionError:
+            pass  # a program not started yet (restarting); a listener on the machine fails the last try below
+        time.sleep(0.5)
+    return _no_listener_on_the_machine(cluster, namespace)
+
+
+def test_nothing_of_a_sandboxed_pod_listens_on_the_machine(deployed: Connection, sandboxed: LocalCluster) -> None:
+    ports = _no_listener_on_the_machine(sandboxed, deployed.namespace)
+    # the hub (8081), CHP (8000, 8001) and nginx (8080) listen, each in its pod's own network
+    assert {8000, 8001, 8080, 8081} <= set(ports)
+    # and another account of the machine reaches none of them on the machine's loopback (a port some other
+    # program of the machine listens on there, a kubectl port-forward say, answers for that program)
+    others = set(_listening("self").values())
+    ports = [port for port in ports if port not in others]
+    assert ports
+    probe = ("import socket,sys\nfor p in sys.argv[1:]:\n    s=socket.socket()\n    s.settimeout(2)\n"
+             "    print(p, s.connect_ex(('127.0.0.1', int(p))))")
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", probe,
+                          *map(str, ports)], capture_output=True, text=True, check=True).stdout
+    refused = [line for line in out.splitlines() if line.split()[1] != "0"]
+    assert len(refused) == len(ports), out
+
+
+def test_exec_runs_inside_the_hub_as_its_user(deployed: Connection, kubectl: Path, kubeconfig: Path,
+                                              api_client: client.ApiClient) -> None:
+    namespace = deployed.namespace
+    hub = client.CoreV1Api(api_client).list_namespaced_pod(namespace, label_selector=HUB).items[0]
+    assert _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--", "id", "-u").strip() == "1000"
+    assert _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--", "hostname").strip() == \
+        hub.metadata.name
+    config = client.CoreV1Api(api_client).read_namespaced_config_map("hub-config", namespace).data
+    shown = _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--",
+                     "cat", "/usr/local/etc/jupyterhub/jupyterhub_config.py")
+    assert shown == config["jupyterhub_config.py"]
+    assert "jupyterhub.sqlite" in _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--",
+                                           "ls", "/srv/jupyterhub").split()
+    for path in ("/usr/jhtutorial-was-here", "/usr/local/etc/jupyterhub/jhtutorial-was-here"):
+        # the machine's files, and the ConfigMap's volume as the kubelet mounts it
+        assert "Read-only file system" in subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "deploy/hub", "--",
+             "touch", path], capture_output=True, text=True).stderr
+    assert not Path("/usr/jhtutorial-was-here").exists()
+    # the database's volume is the hub's to write, through the pod's fsGroup
+    _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--", "touch", "/srv/jupyterhub/written")
+    # no address of the pod was rewritten
+    assert MAPPED_ANNOTATION not in (hub.metadata.annotations or {})
+
+
+def test_a_login_spawns_a_server_the_proxy_reaches_at_its_pod_ip(deployed: Connection, kubectl: Path,
+                                                                 kubeconfig: Path, api_client: client.ApiClient,
+                                                                 sandboxed: LocalCluster) -> None:
+    result = login("admin", "admin", conn=deployed, timeout=90)
+    assert result.hub_said_ready, result
+    pod = client.CoreV1Api(api_client).read_namespaced_pod("jupyter-admin", deployed.namespace)
+    # CHP's routing table, asked from inside the hub's pod with the token the hub itself was given
+    ask = ("import json,os,urllib.request\n"
+           "pid=next(p for p in os.listdir('/proc') if p.isdigit() and b'jupyterhub' in "
+           "open(f'/proc/{p}/cmdline','rb').read().split(b'\\0')[1])\n"
+           "env=dict(l.split('=',1) for l in open(f'/proc/{pid}/environ').read().split('\\0') if '=' in l)\n"
+           "r=urllib.request.Request('http://proxy-api:8001/api/routes',"
+           "headers={'Authorization':'token '+env['CONFIGPROXY_AUTH_TOKEN']})\n"
+           "print(json.dumps(json.load(urllib.request.urlopen(r))))")
+    routes = json.loads(_kubectl(kubectl, kubeconfig, deployed.namespace, "exec", "deploy/hub", "--",
+                                 "python3", "-c", ask))
+    assert routes["/user/admin"]["target"] == f"http://{pod.status.pod_ip}:8888"
+    assert _kubectl(kubectl, kubeconfig, deployed.namespace, "exec", "jupyter-admin", "--", "id", "-u").strip() == \
+        "1000"
+    _no_listener_on_the_machine(sandboxed, deployed.namespace)
+
+
+EDITED_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: edited, labels: {app: edited}}
+spec:
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  volumes: [{name: scratch, emptyDir: {}}, {name: conf, configMap: {name: edited-nginx}}]
+  containers:
+    - name: chp
+      image: quay.io/jupyterhub/configurable-http-proxy:5.2.0
+      command: [configurable-http-proxy]
+      args: [--ip, 0.0.0.0, --port=8000, --api-ip=0.0.0.0, --api-port=8001,
+             --default-target=http://127.0.0.1:9]
+      securityContext: &restricted
+        runAsUser: 65534
+        runAsGroup: 65534
+        allowPrivilegeEscalation: false
+        capabilities: {drop: [ALL]}
+      volumeMounts: [{name: scratch, mountPath: /tmp/../etc/jhtutorial-escaped}]
+    - name: nginx
+      image: nginxinc/nginx-unprivileged:1.30.4-alpine-slim
+      args: [nginx, -p, /tmp/, -c, /etc/nginx/../nginx/nginx.conf, -e, stderr, -g, daemon off;]
+      securityContext: *restricted
+      volumeMounts: [{name: conf, mountPath: /etc/nginx/nginx.conf, subPath: nginx.conf}]
+"""
+EDITED_NGINX = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: edited-nginx}
+data:
+  nginx.conf: |
+    pid /tmp/nginx.pid;
+    events {}
+    http {
+      client_body_temp_path /tmp/client_temp;
+      proxy_temp_path /tmp/proxy_temp;
+      fastcgi_temp_path /tmp/fastcgi_temp;
+      uwsgi_temp_path /tmp/uwsgi_temp;
+      scgi_temp_path /tmp/scgi_temp;
+      access_log /dev/stdout;
+      server { listen [::]:8088; listen 8089; }
+    }
+"""
+
+
+def test_an_edited_manifest_stays_in_its_sandbox(sandboxed: LocalCluster, api_client: client.ApiClient,
+                                                 kubectl: Path, kubeconfig: Path) -> None:
+    namespace = _namespace(api_client, "edited")
+    escaped = Path("/etc/jhtutorial-escaped")
+    try:
+        for manifest in (EDITED_NGINX, EDITED_POD.replace("/tmp/../etc/jhtutorial-escaped", "/srv/scratch")):
+            subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "apply", "-f", "-"],
+                           input=manifest, text=True, check=True, capture_output=True)
+        conn = connect(namespace=namespace, kubeconfig=kubeconfig)
+        wait_pods_ready("app=edited", conn=conn, timeout=90)
+        ports = _ports_once_listening(sandboxed, namespace, 4)
+        assert {8000, 8001, 8088, 8089} <= set(ports), ports  # they bind every interface: of their own pod
+        router = router_name(namespace)
+        assert router in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        sandbox_keys = [r["sandbox"] for k, r in sandboxed.supervisor.status()["pods"].items()
+                        if k.startswith(namespace + "/")]
+
+        # a mount path that climbs out with '..': the pod is not started, and nothing is made on the machine
+        _kubectl(kubectl, kubeconfig, namespace, "delete", "pod", "edited", "--wait=true")
+        subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "apply", "-f", "-"],
+                       input=EDITED_POD, text=True, check=True, capture_output=True)
+        deadline = time.monotonic() + 30
+        while f"{namespace}/edited" not in sandboxed.supervisor.status().get("waiting", {}) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "climbs out" in sandboxed.supervisor.status()["waiting"][f"{namespace}/edited"]
+        assert not escaped.exists()
+
+        # the first pod's sandbox went with it: no process, no namespace files, no link; the router too,
+        # since no pod of the namespace is backed any more
+        for key in sandbox_keys:
+            assert not (RUNTIME_ROOT / key).exists()
+        assert router not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        mounts = Path("/proc/self/mountinfo").read_text()
+        assert not any(key in mounts for key in sandbox_keys)
+    finally:
+        client.CoreV1Api(api_client).delete_namespace(namespace)
+    assert not escaped.exists()
