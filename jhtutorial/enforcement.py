@@ -6,8 +6,9 @@ resource limits; only a container runtime (or a sandbox) makes them true for the
 - on a real cluster the container runtime enforces all of them;
 - on the local simulated cluster a backed pod's programs are processes of this machine's user (annotation
   ``jhtutorial/backed-by``): every setting is declared, none enforced;
-- in a sandbox (the backing's sandbox mode: its pods run as their runAsUser with every capability dropped and
-  no resource limits) the user, non-root and capabilities are, the rest is not;
+- in a sandbox (the backing's sandbox mode: its pods run as their runAsUser with every capability dropped,
+  no_new_privs and no resource limits) the user, non-root, privilege escalation and capabilities are, the rest
+  is not;
 - a pod no process backs (purely simulated) runs no program: nothing is enforced, nothing runs either.
 
     >>> enforcement("local", {"metadata": {"annotations": {"jhtutorial/backed-by": "local processes ..."}}}).enforced
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .localcluster.backing import BACKED_BY_ANNOTATION
+from .localcluster.backing import BACKED_BY_ANNOTATION, SANDBOXED_BY
 
 Obj = dict[str, Any]
 
@@ -27,8 +28,8 @@ Obj = dict[str, Any]
 USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP, LIMITS = (
     "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT", "SECCOMP", "LIMITS")
 SETTINGS = (USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP, LIMITS)
-SANDBOXED = frozenset({USER, NON_ROOT, CAPS_DROPPED})
-SANDBOX_MARK = "sandbox"  # in the backed-by annotation of a pod the backing runs in a sandbox
+# a sandbox runs each container as its runAsUser (never root), with no capabilities and no_new_privs
+SANDBOXED = frozenset({USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED})
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,6 @@ def enforcement(cluster_kind: str, pod: Obj) -> Enforcement:
     backed_by = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
     if backed_by is None:
         return Enforcement("no program runs for this pod (simulated by kwok)", frozenset())
-    if SANDBOX_MARK in backed_by:
-        return Enforcement("a sandbox on this machine", SANDBOXED)
+    if backed_by.startswith(SANDBOXED_BY):
+        return Enforcement(SANDBOXED_BY, SANDBOXED)
     return Enforcement("its programs run as processes of this machine's user", frozenset())

@@ -18,7 +18,7 @@ import jhtutorial
 from jhtutorial import notebook as nb
 from jhtutorial.enforcement import SETTINGS, enforcement
 from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS
-from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, POD_SECURITY_LABELS
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, POD_SECURITY_LABELS, SANDBOXED_BY
 from jhtutorial.wayin import close_way_in, open_way_in, recorded, record_path
 from tests.kubehelpers import free_port
 
@@ -127,6 +127,7 @@ def test_what_the_cluster_enforces_is_read_from_where_the_pod_runs(conn: jhtutor
     assert "(enforced here)" in table and "declared, not enforced" in table
     # elsewhere a container runtime enforces every setting; the backing's sandbox mode some of them
     assert enforcement("kind", hub).enforced == frozenset(SETTINGS)
-    sandboxed = {**hub, "metadata": {"annotations": {BACKED_BY_ANNOTATION: "a sandbox: local processes as uid 1000"}}}
+    annotations = {BACKED_BY_ANNOTATION: f"{SANDBOXED_BY} (pod IP 10.244.1.5; hub as uid 1000)"}
+    sandboxed = {**hub, "metadata": {"annotations": annotations}}
     assert enforcement("local", sandboxed).says("USER") == "yes" and enforcement("local", sandboxed).says("LIMITS") == "no"
     assert enforcement("local", {"metadata": {}}).enforced == frozenset()  # nothing runs for a purely simulated pod
