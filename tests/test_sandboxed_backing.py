@@ -5,10 +5,8 @@ checks read the kernel's socket tables, enter the pods through the API server
 (`kubectl exec`, `kubectl port-forward`) and log in as a learner does. Nothing here
 sends a packet from the machine's own network namespace to a pod or Service IP.
 
-Run against a cluster of your own made in that mode (never the shared one):
-
-    JHTUTORIAL_STATE=/tmp/x JHTUTORIAL_LOCAL_KUBECONFIG=/tmp/x/kubeconfig jhtutorial cluster up --sandboxes
-    JHTUTORIAL_STATE=/tmp/x JHTUTORIAL_LOCAL_KUBECONFIG=/tmp/x/kubeconfig pytest tests/test_sandboxed_backing.py
+The module makes a cluster of its own in that mode, in a temporary state folder (the session's cluster is
+left as it is), and removes it at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 
 from jhtutorial import STEPS, apply, clean_up
 from jhtutorial.connect import Connection, connect
@@ -29,7 +27,8 @@ from jhtutorial.localcluster import LocalCluster
 from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
-from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, RunAs, processes_in_namespace
+from jhtutorial.localcluster.backing.sandbox import (RUNTIME_ROOT, RunAs, processes_in_namespace,
+                                                     unavailable_reasons)
 from jhtutorial.localcluster.backing.sandboxed_pod import run_as
 from jhtutorial.login import login
 from jhtutorial.waits import wait_pods_ready
@@ -70,13 +69,37 @@ def test_a_service_leads_to_its_ready_pods_only_by_their_pod_ips() -> None:
 
 
 @pytest.fixture(scope="module")
-def sandboxed(local_cluster: LocalCluster | None) -> LocalCluster:
+def sandboxed(local_cluster: LocalCluster | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A local cluster of this module's own, made with `cluster up --sandboxes` (the shared one is left alone)."""
     if local_cluster is None or os.geteuid() != 0:
         pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
-    if not local_cluster.supervisor.status().get("sandboxes"):
-        pytest.skip("the local cluster's pods are not sandboxed: make a cluster of your own with "
-                    "`jhtutorial cluster up --sandboxes` (JHTUTORIAL_STATE=/tmp/...) to run these")
-    return local_cluster
+    reasons = unavailable_reasons()
+    if reasons:
+        pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
+    state = tmp_path_factory.mktemp("sandboxed") / "state"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JHTUTORIAL_STATE", str(state))
+        patch.delenv("JHTUTORIAL_LOCAL_KUBECONFIG", raising=False)
+        cluster = LocalCluster(progress=lambda _: None)
+        cluster.up(sandboxes=True)
+        try:
+            assert cluster.supervisor.status().get("sandboxes"), "the supervisor did not start in sandbox mode"
+            yield cluster
+        finally:
+            cluster.down()
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(sandboxed: LocalCluster) -> Path:
+    """This module's sandboxed cluster, in place of the session's (conftest's fixture of the same name)."""
+    return sandboxed.kubeconfig
+
+
+@pytest.fixture(scope="module")
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    yield api
+    api.close()
 
 
 def _namespace(api_client: client.ApiClient, hint: str) -> str:
