@@ -643,17 +643,18 @@ class _SpawnWatcher:
 
 
 def _explain(result: LoginResult) -> None:
+    claim = result.pvc or f"claim-{result.user}"  # KubeSpawner's name for the user's claim
     if result.server_answered:
         result.notes.append(f"{result.user}'s server answers through the proxy: open {result.url}"
                             f"/user/{result.user}/lab in a browser (while the port-forward runs)")
         if result.sandboxed:
             result.notes.append("on the local simulated cluster it runs in a sandbox of its own, not a container: "
                                 "JupyterLab from this machine's Python as uid 1000 in its own network and process "
-                                "namespaces, the machine's files read-only as its image, claim-admin's volume at "
+                                f"namespaces, the machine's files read-only as its image, {claim}'s volume at "
                                 "/home/jovyan; no resource limits")
         elif result.simulated:
             result.notes.append("on the local simulated cluster it is a local process, not a container: "
-                                "JupyterLab from this machine's Python, working in claim-admin's volume folder; "
+                                f"JupyterLab from this machine's Python, working in {claim}'s volume folder; "
                                 "no image, no isolation, no resource limits")
     if result.hub_failed:
         result.notes.append(f"JupyterHub gave up on the server: {result.hub_failed}")

@@ -72,6 +72,7 @@ REPAIR_SECONDS = 90
 # A component that exits right after a repair (kube-controller-manager and kube-scheduler of a cluster made
 # with leader election give up when the API server stayed away too long) is started again, this many times.
 REPAIR_ROUNDS = 3
+PORT_GRACE_SECONDS = 5.0  # how long a repair waits for a dead component's port to be free again
 # kwokctl's options for the ports of the components other than kube-apiserver
 COMPONENT_PORTS = ("etcdPort", "etcdPeerPort", "kubeControllerManagerPort", "kubeSchedulerPort", "kwokControllerPort")
 
@@ -362,6 +363,11 @@ class LocalCluster:
         """A dead component's ports may have been taken meanwhile; say so rather than start it to fail
         (or, for etcd's, leave a live API server talking to whatever listens there now)."""
         for port in component.ports:
+            # a moment's grace: the dead process's sockets, or a client's retry that happened to take the port
+            # as its own local end, are usually gone within seconds
+            deadline = time.monotonic() + PORT_GRACE_SECONDS
+            while not port_free(port) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if not port_free(port):
                 what = ("every kubeconfig of this cluster names that port" if component.name == "kube-apiserver"
                         else "its other components are set to reach it there")
