@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -31,11 +32,11 @@ from .access import (SERVICE, Access, check_health, hub_access, kubectl_command,
                      require_deployed)
 from .connect import Connection
 from .errors import AccessError
+from .forwardkeeper import FORWARDING
 from .localcluster.paths import state_dir
 from .localcluster.ports import PortTaken, on_preferred_port, says_address_in_use
 
 PREFERRED_PORT = 8080  # the port notebook 05 and the docs type: kubectl port-forward svc/proxy-public 8080:80
-FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ def _start_detached(conn: Connection, local_port: int, timeout: float) -> WayIn:
     if binary is None:
         raise AccessError("kubectl is not installed here", fix="install kubectl, or open the way in yourself")
     args, env = port_forward_command(binary, conn, local_port)
+    # under a keeper that starts it again on the same port: kubectl ends for good on one broken connection
+    args = [sys.executable, "-m", "jhtutorial.forwardkeeper", *args]
     log = _log_path(conn)
     log.parent.mkdir(parents=True, exist_ok=True)
     # Its output goes to a file, not a pipe: a pipe's reader would die with this process, and kubectl,

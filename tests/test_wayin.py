@@ -5,8 +5,10 @@ API server, with the pods' programs running (the local cluster's backing)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,54 @@ def test_the_way_in_outlives_the_process_that_opened_it_until_another_one_closes
         health(way.url)
     assert not Path(f"/proc/{way.pid}").exists() or "Z" in Path(f"/proc/{way.pid}/stat").read_text().split(")")[1]
     assert "no way in is open" in cli(kubeconfig, conn, "access", "close").stdout  # twice: nothing to do
+
+
+def _forward_children(keeper: int) -> list[int]:
+    """The kubectl port-forward processes the way in's keeper runs."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == keeper and b"port-forward" in argv:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_way_in_comes_back_on_its_port_when_kubectl_loses_the_pod(conn: jhtutorial.Connection) -> None:
+    """kubectl ends a port-forward for good on one broken connection ("lost connection to pod"); the learner's
+    tab must keep its address: the keeper starts kubectl again on the same port."""
+    close_way_in(conn)
+    access = open_way_in(conn, local_port=free_port())
+    way = recorded(conn)
+    assert way is not None and health(access.url) == 200
+    first = _forward_children(way.pid)
+    assert len(first) == 1, first
+    os.kill(first[0], signal.SIGKILL)  # what "error: lost connection to pod" amounts to: kubectl is gone
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if health(access.url) == 200 and _forward_children(way.pid):
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "the way in did not come back on its port within 30 s"
+        time.sleep(0.5)
+    again = _forward_children(way.pid)
+    assert again and again != first and recorded(conn) == way  # same keeper, same port, a new kubectl
+    assert "starting it again on port" in _log_text(conn)
+    close_way_in(conn)
+    time.sleep(0.5)
+    assert not [pid for pid in again if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+
+
+def _log_text(conn: jhtutorial.Connection) -> str:
+    log = record_path(conn).with_suffix(".log")
+    return log.read_text(errors="replace") if log.exists() else ""
 
 
 def test_a_stale_record_is_never_signalled(conn: jhtutorial.Connection) -> None:
