@@ -510,11 +510,19 @@ class PodBacking:
 
     def _publish(self) -> None:
         """PortForward and Logs objects for kwok, and the pod's annotations (where it runs here)."""
-        owner = [{"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}]
         forwards = [{"ports": [container_port], "target": {"address": "127.0.0.1", "port": local}}
                      for container_port, local in sorted(self.ports.items())]
         logs = [{"containers": [c.name], "logsFile": str(c.log_path), "follow": True} for c in self.containers]
-        for resource, spec in ((PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs})):
+        self._apply_kwok_objects([(PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs})])
+        pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in self.containers if c.process)
+        self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})",
+                        MAPPED_ANNOTATION: "\n".join(self.mapped)})
+
+    def _apply_kwok_objects(self, specs: list[tuple[Resource, Obj]]) -> None:
+        """kwok's objects for this pod (one of each kind, named like it, owned by it), by server-side apply;
+        a cluster without their resources is said once per object, in the pod's problems and the log."""
+        owner = [{"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}]
+        for resource, spec in specs:
             body = {"apiVersion": resource.api_version, "kind": resource.kind,
                     "metadata": {"name": self.name, "namespace": self.namespace, "ownerReferences": owner},
                     "spec": spec}
@@ -523,15 +531,11 @@ class PodBacking:
                                query={"fieldManager": "jhtutorial-backing", "force": True},
                                content_type="application/apply-patch+yaml")
             except KubeApiError as err:
-                problem = (f"no kwok {resource.kind} objects on this cluster ({err.problem}): "
-                           f"`kubectl {'port-forward' if resource is PORT_FORWARDS else 'logs'}` cannot reach the "
-                           "process; the cluster was made before they were enabled: `jhtutorial cluster down` "
-                           "then `jhtutorial cluster up` recreates it")
+                problem = (f"no kwok {resource.kind} objects on this cluster ({err.problem}): kubectl cannot reach "
+                           "the pod's programs; the cluster was made before they were enabled: `jhtutorial cluster "
+                           "up --recreate` makes it anew with them (keeping a copy of this one)")
                 self.problems.append(problem)
                 self.log(f"{self.namespace}/{self.name}: {problem}")
-        pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in self.containers if c.process)
-        self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})",
-                        MAPPED_ANNOTATION: "\n".join(self.mapped)})
 
     def _annotate(self, annotations: dict[str, str | None]) -> None:
         """Set (or, with None, remove) annotations; what the API server does not take now is sent again later."""

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...errors import KubeApiError
 from ...kubeapi import NODES, KubeApi
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, SANDBOXED_BY
 from .apiserver_relay import KUBERNETES_CLUSTER_IP, KUBERNETES_PORT, socket_in
@@ -256,7 +255,6 @@ class SandboxedPod(PodBacking):
     def _publish(self) -> None:
         """PortForward, Logs and Exec objects that send kubectl into the sandbox, and what runs the pod."""
         assert self.box is not None
-        owner = [{"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}]
         forwards = []
         for container in self.containers:
             user = self.users[container.name]
@@ -267,20 +265,7 @@ class SandboxedPod(PodBacking):
         execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(self.users[c.name],
                                                                                     self._exec_env(c))}}
                  for c in self.containers]
-        for resource, spec in ((PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs}),
-                               (EXECS, {"execs": execs})):
-            body = {"apiVersion": resource.api_version, "kind": resource.kind,
-                    "metadata": {"name": self.name, "namespace": self.namespace, "ownerReferences": owner},
-                    "spec": spec}
-            try:
-                self.kube.call("PATCH", resource.path(self.namespace, self.name), body=body,
-                               query={"fieldManager": "jhtutorial-backing", "force": True},
-                               content_type="application/apply-patch+yaml")
-            except KubeApiError as err:
-                problem = (f"no kwok {resource.kind} objects on this cluster ({err.problem}): kubectl cannot reach "
-                           "inside the pod; `jhtutorial cluster down` then `jhtutorial cluster up` recreates the "
-                           "cluster with them")
-                self.problems.append(problem)
-                self.log(f"{self.namespace}/{self.name}: {problem}")
+        self._apply_kwok_objects([(PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs}),
+                                  (EXECS, {"execs": execs})])
         users = ", ".join(f"{name} as uid {user.uid}" for name, user in self.users.items())
         self._annotate({BACKED_BY_ANNOTATION: f"{SANDBOXED_BY} (pod IP {self.pod_ip}; {users})"})
