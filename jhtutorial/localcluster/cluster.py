@@ -540,8 +540,9 @@ class LocalCluster:
         except LocalClusterError:
             pass  # a half-made folder kwokctl does not recognise: removed below
         shutil.rmtree(self.cluster_dir, ignore_errors=True)
-        for folder in volumes:
-            shutil.rmtree(folder, ignore_errors=True)
+        # checked again right before deleting, by the function the tests hold to it: a folder vetted when the
+        # API server listed it could have been swapped for a link since
+        remove_volume_folders([str(folder) for folder in volumes], HOSTPATH_ROOT)
         (self.state_dir / "kwokctl.yaml").unlink(missing_ok=True)
         self._remove_exported_kubeconfig()
 

@@ -132,11 +132,6 @@ class ControlPlane:
         os.replace(temporary, component.pid_file)
         return process.pid
 
-    def kill(self, component: Component, sig: int = signal.SIGKILL) -> None:
-        pid = self.pid(component)
-        if pid is not None:
-            os.kill(pid, sig)
-
 
 def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie waiting to be reaped."""
