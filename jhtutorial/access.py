@@ -179,7 +179,7 @@ def hub_access(
 
 
 def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
-    """On the local simulated cluster: None if the proxy pod runs its programs as local processes, else why not."""
+    """On the local simulated cluster: None if the proxy pod runs its real programs (backed), else why not."""
     from .localcluster.backing import (BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION,
                                        POD_SECURITY_LABELS)
 
@@ -205,27 +205,31 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
                 "configuration, which anyone with access to the namespace may edit, is not run on this machine)")
     if labels.get(BACKED_LABEL) != "true":
         return (f"namespace {conn.namespace} was not made by `jhtutorial up` or notebook 00, so its pods stay "
-                f"purely simulated; to run them as processes here: kubectl label namespace {conn.namespace} "
+                f"purely simulated; to run their programs here: kubectl label namespace {conn.namespace} "
                 f"{BACKED_LABEL}=true " + " ".join(f"{key}={value}" for key, value in POD_SECURITY_LABELS.items()))
     if not pods:
         return "there is no proxy pod (step 06 makes it)"
-    return ("the proxy pod is not backed by local processes (yet): is the local cluster's supervisor running? "
+    return ("the proxy pod does not run its programs (yet): is the local cluster's supervisor running? "
             "`jhtutorial cluster status` says; `jhtutorial cluster up` starts it")
 
 
 def backing_report(conn: Connection) -> list[str]:
-    """On the local cluster: which pods of the namespace run their programs as local processes, and why
-    the others do not (``jhtutorial status``, notebook 07)."""
-    from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION
+    """On the local cluster: how each pod of the namespace runs its programs (in a sandbox of its own, or as
+    processes on the machine's loopback with what was mapped), and why the others do not
+    (``jhtutorial status``, notebook 07)."""
+    from .localcluster.backing import BACKED_BY_ANNOTATION, MAPPED_ANNOTATION, NOT_BACKED_ANNOTATION
 
     pods = KubeApi(conn.api).get(PODS.path(conn.namespace)).get("items", [])
-    out = ["pods (local simulated cluster: no container runs; these run their programs as local processes):"]
+    out = ["pods (local simulated cluster: no container runs; these run their real programs on this machine):"]
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         annotations = pod["metadata"].get("annotations") or {}
         how = annotations.get(BACKED_BY_ANNOTATION) or (
             f"purely simulated: {annotations[NOT_BACKED_ANNOTATION]}" if NOT_BACKED_ANNOTATION in annotations
             else "purely simulated")
         out.append(f"  {pod['metadata']['name']}: {how}")
+        if annotations.get(MAPPED_ANNOTATION):  # programs run as processes: their addresses and paths were changed
+            out.append(f"    mapped to this machine (annotation {MAPPED_ANNOTATION}):")
+            out.extend(f"      {line}" for line in annotations[MAPPED_ANNOTATION].splitlines())
     if not pods:
         out.append("  (none)")
     elif not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods):

@@ -161,7 +161,7 @@ def _url(args: argparse.Namespace) -> int:
     if access.url is None:
         raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
                           fix="the note says why the proxy pod does not run here; `jhtutorial status` lists which "
-                          "pods run as local processes, `jhtutorial cluster status` shows the supervisor that runs them")
+                          "pods run their programs here, `jhtutorial cluster status` shows the supervisor that runs them")
     print(access.url, flush=True)
     _say(f"how: {access.how}; by hand: {access.kubectl}")
     for note in access.notes:
@@ -195,7 +195,7 @@ def _access(args: argparse.Namespace) -> int:
     access = open_way_in(conn, local_port=args.port)
     if access.url is None:
         raise AccessError(f"no URL can reach the hub in namespace {conn.namespace}: {'; '.join(access.notes)}",
-                          fix="`jhtutorial status` lists which pods run as local processes")
+                          fix="`jhtutorial status` lists which pods run their programs here")
     print(access.url, flush=True)
     for note in access.notes:
         _say(f"note: {note}")
@@ -389,8 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "new one (new port and certificates: every kubeconfig handed out stops working)")
     cluster_up.add_argument("--sandboxes", action=argparse.BooleanOptionalAction, default=None,
                             help="run backed pods in sandboxes of their own: own network with pod and Service IPs, "
-                                 "volumes at their mount paths, the pod's user (needs root); --no-sandboxes runs "
-                                 "them as processes on the machine's loopback (default: as chosen before, else no)")
+                                 "volumes at their mount paths, the pod's user (the default; needs root). "
+                                 "--no-sandboxes runs them as processes on the machine's loopback, which every "
+                                 "account on the machine can reach: only for a machine of your own where sandboxes "
+                                 "cannot be made (default: as chosen before, else sandboxes)")
     cluster_up.set_defaults(handler=_cluster_up)
 
     cluster_down = cluster_commands.add_parser(

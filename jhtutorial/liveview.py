@@ -47,7 +47,7 @@ from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
 from .objects import event_time, pod_restarts, pod_status, ready_containers
-from .localcluster.backing import BACKED_BY_ANNOTATION, SANDBOXED_BY
+from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION, PROCESSES_WARNING, SANDBOXED_BY
 from .tally import Observer, ignore
 from .watching import Reflector
 
@@ -58,7 +58,8 @@ DEFAULT_INTERVAL = 0.3
 #: Redraw this often while nothing changes, so ages move on (None: never).
 DEFAULT_AGE_REFRESH = 5.0
 SIMULATED_CAPTION = ("nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run "
-                     "their programs as local processes instead")
+                     "their real programs here instead (sandbox: a sandbox of its own; process: on the machine's "
+                     "loopback, which every account on it can reach)")
 EVENT_WIDTH = 70  # characters of an event message shown in the live table
 JOIN_SECONDS = 10.0
 
@@ -79,7 +80,8 @@ class PodRow:
     node: str
     event_reason: str
     event_text: str
-    runs_as: str = ""  # on the local cluster: "process" (backed by local processes) or "simulated"
+    runs_as: str = ""  # on the local cluster: "sandbox", "process" (`cluster up --no-sandboxes`) or "simulated"
+    not_backed: str = ""  # on the local cluster: why a pod of a backed namespace stays purely simulated
 
 
 @dataclass
@@ -389,7 +391,7 @@ class LiveView:
                      r.event_text] for r in rows]
             caption = f"pods in namespace {self.namespace}: {len(rows)} ({state})"
         lines = [f"<div class='jhtutorial-liveview'><div><b>{html.escape(caption)}</b></div>"]
-        for extra in self._captions():
+        for extra in self._captions(rows):
             lines.append(f"<div><i>{html.escape(extra)}</i></div>")
         if rows:
             cell = "padding:1px 8px;text-align:left"
@@ -415,10 +417,14 @@ class LiveView:
         lines.append("</div>")
         return "\n".join(lines)
 
-    def _captions(self) -> list[str]:
+    def _captions(self, rows: list[PodRow]) -> list[str]:
         out = []
         if self.simulated:
             out.append(SIMULATED_CAPTION)
+            # what is in the way of running a pod (sandboxes that cannot be made here, a program not installed)
+            out.extend(f"not run here: {why}" for why in sorted({r.not_backed for r in rows if r.not_backed}))
+            if any(r.runs_as == "process" for r in rows):
+                out.append(f"WARNING: {PROCESSES_WARNING}")
         if self._state.error:
             out.append(self._state.error)
         if self._state.events_error:
@@ -470,6 +476,7 @@ def _row(pod: Obj, events: dict[str, _LatestEvent], now: datetime) -> PodRow:
         event_reason=reason,
         event_text=text,
         runs_as=_runs_as((meta.get("annotations") or {}).get(BACKED_BY_ANNOTATION)),
+        not_backed=str((meta.get("annotations") or {}).get(NOT_BACKED_ANNOTATION) or ""),
     )
 
 

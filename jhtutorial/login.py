@@ -31,10 +31,10 @@ Here the same happens over HTTP, and each stage is reported as it happens:
    and configurable-http-proxy.
 
 The path is the same on every cluster. On the local simulated cluster the pods'
-programs are local processes (:mod:`jhtutorial.localcluster.backing`): nginx,
-configurable-http-proxy, JupyterHub with KubeSpawner, and the user's
-``jupyterhub-singleuser`` are real; the containers are not (no image, no
-isolation, no limits). Where the proxy pod is not backed (nginx not installed,
+programs run in sandboxes made of Linux namespaces
+(:mod:`jhtutorial.localcluster.backing`): nginx, configurable-http-proxy,
+JupyterHub with KubeSpawner, and the user's ``jupyterhub-singleuser`` are
+real; the containers are not (no image, no limits). Where the proxy pod is not backed (nginx not installed,
 a namespace not made by the tutorial), nothing can answer: the result says so
 and why, without trying.
 """
@@ -88,8 +88,8 @@ class LoginResult(Readable):
     user: str
     namespace: str
     url: str | None = None  # where the login went
-    simulated: bool = False  # the local simulated cluster: programs run as local processes there
-    sandboxed: bool = False  # ... each pod in a sandbox of its own (`jhtutorial cluster up --sandboxes`)
+    simulated: bool = False  # the local simulated cluster: programs run in sandboxes (or processes) there
+    sandboxed: bool = False  # ... each pod in a sandbox of its own (the default; not `cluster up --no-sandboxes`)
     not_run: str | None = None  # why nothing could log in (the proxy pod is purely simulated)
     logged_in: bool = False
     pod: str | None = None
@@ -669,7 +669,7 @@ def _failure_fix(result: LoginResult) -> str:
     if result.simulated:
         return (f"`kubectl logs -n {result.namespace} jupyter-{result.user}` shows the server's own log, "
                 f"`kubectl logs -n {result.namespace} deploy/hub` the hub's; `jhtutorial cluster status` lists the "
-                "pods that run as local processes")
+                "pods that run their programs here")
     return ("a first start pulls a large image: try again with a longer timeout, and watch "
             f"`kubectl get pods -n {result.namespace} --watch` and `kubectl describe pod jupyter-{result.user}`")
 

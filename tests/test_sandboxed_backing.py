@@ -25,6 +25,7 @@ from jhtutorial import STEPS, apply, clean_up
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster import LocalCluster
 from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
+from jhtutorial.localcluster.backing.control import SupervisorControl
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
 from jhtutorial.localcluster.backing.sandbox import (RUNTIME_ROOT, RunAs, processes_in_namespace,
@@ -351,3 +352,14 @@ def test_an_edited_manifest_stays_in_its_sandbox(sandboxed: LocalCluster, api_cl
     finally:
         client.CoreV1Api(api_client).delete_namespace(namespace)
     assert not escaped.exists()
+
+
+def test_sandboxes_are_the_default_and_processes_only_an_explicit_choice(tmp_path: Path) -> None:
+    # every account on the machine can reach pods run as processes: never chosen for the user
+    control = SupervisorControl(tmp_path, tmp_path / "kubeconfig.yaml")
+    assert control.sandboxes
+    control.choose_mode(False)
+    assert not control.sandboxes
+    assert SupervisorControl(tmp_path, tmp_path / "kubeconfig.yaml").sandboxes is False  # kept for later starts
+    control.choose_mode(True)
+    assert control.sandboxes

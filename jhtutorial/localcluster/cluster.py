@@ -156,6 +156,7 @@ class LocalCluster:
             self._wait_ready(binaries)
             self._export_kubeconfig()
             self._check_kwok_resources(binaries)
+            self._check_certificate_names()
             if sandboxes is not None:
                 self.supervisor.choose_mode(sandboxes)
             pid, started = self.supervisor.ensure_running()
@@ -455,6 +456,15 @@ class LocalCluster:
                           "cannot be reached with kubectl port-forward or kubectl logs; "
                           "`jhtutorial cluster up --recreate` makes it anew with them (keeping a copy of this one)")
 
+    def _check_certificate_names(self) -> None:
+        """Say so when the API server's certificate predates the name pods reach it by (the `kubernetes`
+        Service's ClusterIP): the hub in a sandbox would then fail every call with a certificate error."""
+        names = certificate_ip_names(self.cluster_dir / "pki" / "admin.crt")
+        if names is not None and KUBERNETES_CLUSTER_IP not in names:
+            self.progress(f"this cluster's API server certificate was made without {KUBERNETES_CLUSTER_IP}, the "
+                          "address pods in sandboxes reach it by: the hub cannot start user servers; "
+                          "`jhtutorial cluster up --recreate` makes it anew (keeping a copy of this one)")
+
     def _check_kubeconfig_target(self) -> None:
         target = self.kubeconfig
         if target.exists() and not _is_our_kubeconfig(target):
@@ -703,6 +713,21 @@ def remove_volume_folders(paths: list[str], root: Path) -> list[Path]:
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
+
+
+def certificate_ip_names(path: Path) -> list[str] | None:
+    """The IP addresses a certificate is valid for (None when it cannot be read)."""
+    # JupyterHub, which the backing runs, brings the cryptography package; without it there is nothing to say
+    try:
+        from cryptography import x509
+    except ImportError:
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    return [str(address) for address in names.get_values_for_type(x509.IPAddress)]
 
 
 def _is_our_kubeconfig(path: Path) -> bool:

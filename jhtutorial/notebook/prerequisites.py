@@ -89,11 +89,11 @@ def explain_cluster(conn: Connection) -> str:
             "This is the local simulated cluster. Real: the API server, etcd, the scheduler and the\n"
             "controllers, RBAC, ServiceAccount tokens, Service IPs, EndpointSlices, volume provisioning.\n"
             "Simulated: the nodes. A pod scheduled there gets an IP, but no image is pulled and no container\n"
-            "runs, and nothing ever answers on a pod IP. In a namespace this notebook makes, the tutorial's\n"
-            "pods run their programs as processes on this machine instead (nginx, configurable-http-proxy,\n"
-            "JupyterHub, JupyterLab; processes, not containers), so `kubectl logs` and `kubectl port-forward`\n"
-            "reach them; any other pod is only marked Running and Ready. The notebooks say so wherever it\n"
-            "matters (06: the pods; 07: the login)."
+            "runs. In a namespace this notebook makes, the tutorial's pods run their real programs on this\n"
+            "machine instead (nginx, configurable-http-proxy, JupyterHub, JupyterLab), each pod in a sandbox\n"
+            "of its own with its pod IP (not a container: no image), so `kubectl logs`, `kubectl exec` and\n"
+            "`kubectl port-forward` reach inside; any other pod is only marked Running and Ready. The notebooks\n"
+            "say so wherever it matters (06: the pods; 07: the login)."
         )
     return (
         f"This is {cluster_name(conn)}: pods run for real, so images are pulled (the hub image is about\n"

@@ -1,4 +1,4 @@
-"""Pods on the local cluster's simulated nodes, backed by local processes (see :mod:`.supervisor`).
+"""Pods on the local cluster's simulated nodes, backed by their real programs (see :mod:`.supervisor`).
 
 The names below are what other parts of the package read on namespaces and pods.
 """
@@ -16,7 +16,7 @@ POD_SECURITY_LABELS = {"pod-security.kubernetes.io/enforce": "restricted",
                        "pod-security.kubernetes.io/enforce-version": "latest"}
 # On a backed pod: which processes run it, and each container port's port on 127.0.0.1.
 BACKED_BY_ANNOTATION = "jhtutorial/backed-by"
-# How that annotation starts for a pod in a sandbox of its own (`jhtutorial cluster up --sandboxes`).
+# How that annotation starts for a pod in a sandbox of its own (the default; not `cluster up --no-sandboxes`).
 SANDBOXED_BY = "a sandbox on this machine"
 PORTS_ANNOTATION = "jhtutorial/local-ports"
 # On a backed pod: every address and path its programs were given that differs from the pod, one per line.
@@ -25,3 +25,7 @@ MAPPED_ANNOTATION = "jhtutorial/mapped"
 NOT_BACKED_ANNOTATION = "jhtutorial/not-backed"
 # On a backed pod: kwok leaves its status to the supervisor (the cluster's kwok is configured so).
 KWOK_STATUS_ANNOTATION = "kwok.x-k8s.io/status"
+# What `cluster up`, `cluster status` and the live view say while pods run as processes on the machine's loopback.
+PROCESSES_WARNING = ("backed pods run as processes on this machine's loopback (`cluster up --no-sandboxes`): every "
+                     "account on this machine can reach the hub and log in as admin/admin; use it only on a machine of "
+                     "your own, `jhtutorial cluster up --sandboxes` isolates them again")

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import private_dir
+from . import PROCESSES_WARNING
 
 STOP_SECONDS = 20.0
 START_SECONDS = 15.0
 LEFTOVER_SECONDS = 12.0  # a keeper ends its program's tree within its grace (keeper.GRACE_SECONDS + 2 s)
-# In the supervisor's folder: how backed pods run, chosen when the cluster is made or repaired
-# (`jhtutorial cluster up --sandboxes` / `--no-sandboxes`), so that every later start keeps it.
+# In the supervisor's folder: how backed pods run when it is not the default (sandboxes), chosen when the
+# cluster is made or repaired (`jhtutorial cluster up --no-sandboxes` / `--sandboxes`), so every later start keeps it.
 MODE_FILE = "mode"
 SANDBOXES, PROCESSES = "sandboxes", "processes"
-
 
 class SupervisorControl:
     def __init__(self, state_dir: Path, kubeconfig: Path) -> None:
@@ -40,11 +40,14 @@ class SupervisorControl:
 
     @property
     def sandboxes(self) -> bool:
-        """Whether backed pods run in sandboxes of their own (else as processes on the machine's loopback)."""
+        """Whether backed pods run in sandboxes of their own: yes unless ``--no-sandboxes`` was chosen.
+
+        The other way (processes on the machine's loopback) lets every account on the machine reach the hub,
+        so it is never the default, only an explicit choice."""
         try:
-            return self.mode_file.read_text().strip() == SANDBOXES
+            return self.mode_file.read_text().strip() != PROCESSES
         except OSError:
-            return False
+            return True
 
     def choose_mode(self, sandboxes: bool) -> None:
         """Record how backed pods run; a supervisor running the other way is restarted by ensure_running."""
@@ -146,8 +149,10 @@ class SupervisorControl:
         status = self.status()
         pods = status.get("pods", {})
         how = ("backed in sandboxes of their own (namespaces, pod IPs, the pod's user)" if status.get("sandboxes") else
-               "backed by local processes on the machine's loopback, not containers (`cluster up --sandboxes` isolates them)")
+               "backed by local processes on the machine's loopback, not containers")
         out = [f"  supervisor:    running (pid {pid}), {len(pods)} pod{'s' if len(pods) != 1 else ''} {how}"]
+        if not status.get("sandboxes"):
+            out.append(f"  WARNING:       {PROCESSES_WARNING}")
         for key, report in sorted(pods.items()):
             ready = all(c.get("ready") for c in report.get("containers", {}).values())
             programs = ", ".join(f"{name}={c.get('program')}" for name, c in report.get("containers", {}).items())

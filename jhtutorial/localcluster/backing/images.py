@@ -83,9 +83,10 @@ def environment_problem(hidden: tuple[Path, ...]) -> str | None:
             if not above.stat().st_mode & stat.S_IXOTH:
                 return (f"{above} cannot be entered by other users (mode {stat.filemode(above.stat().st_mode)}), "
                         f"so the pods' users (uid 1000) cannot run the Python in {folder}: `chmod o+x {above}`, "
-                        "or put the project in a folder everyone may enter, or run "
-                        "`jhtutorial cluster up --no-sandboxes`")
+                        "or put the project in a folder everyone may enter (on a machine of your own only: "
+                        "`jhtutorial cluster up --no-sandboxes`, pods as processes every account can reach)")
         if not folder.stat().st_mode & stat.S_IROTH:
             return (f"{folder} cannot be read by other users, so the pods' users (uid 1000) cannot run the Python "
-                    f"in it: `chmod -R o+rX {folder}`, or run `jhtutorial cluster up --no-sandboxes`")
+                    f"in it: `chmod -R o+rX {folder}` (on a machine of your own only: `jhtutorial cluster up "
+                    "--no-sandboxes`, pods as processes every account can reach)")
     return None

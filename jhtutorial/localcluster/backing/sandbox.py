@@ -405,7 +405,8 @@ def unavailable_reasons() -> list[SandboxError]:
     if os.geteuid() != 0:
         reasons.append(SandboxError(
             f"pod sandboxes are made by root only (this process runs as uid {os.geteuid()})",
-            fix="start the local cluster as root",
+            fix="start the local cluster as root (`sudo jhtutorial cluster up`); on a machine of your own, "
+                "`jhtutorial cluster up --no-sandboxes` runs backed pods as processes that every account on it can reach",
         ))
     missing = sorted(name for name in REQUIRED_PROGRAMS if shutil.which(name) is None)
     if missing:

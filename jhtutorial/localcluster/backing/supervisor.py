@@ -1,4 +1,4 @@
-"""The local cluster's supervisor: pods on the simulated nodes, backed by local processes.
+"""The local cluster's supervisor: pods on the simulated nodes, backed by their real programs in sandboxes.
 
 One supervisor per local cluster, for all namespaces; ``jhtutorial cluster up``
 starts it (or a new one in place of a dead one), ``cluster status`` reports it,
@@ -13,22 +13,25 @@ each pod that
   edit the hub's configuration, which would run as this machine's user),
 - has only containers whose images have a program here (:mod:`.programs`),
 
-starts a :class:`~.pod.PodBacking`. Every other pod stays purely simulated.
-When a namespace loses the mark, its pods are handed back to kwok.
+runs it in a sandbox of its own (:mod:`.sandboxed_pod`): its own network
+with its pod IP and the Services' ClusterIPs (:mod:`.pod_networks`), its
+volumes at their mount paths, its containers' commands unchanged, as their
+users. Every other pod stays purely simulated. When a namespace loses the
+mark, its pods are handed back to kwok. Where sandboxes cannot be made it says
+why and backs no pod: it never falls back to processes on the shared loopback.
 
 An API server that stops answering (a restart, an outage) ends nothing: the
 watches resume, what could not be done is tried again with a back-off, and the
-programs keep running. Every program runs under a keeper (:mod:`.keeper`), so
-nothing it started outlives the supervisor, even one killed with SIGKILL.
+programs keep running.
 
-    $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F
+    $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F --sandboxes
 
-With ``--sandboxes`` (``jhtutorial cluster up --sandboxes``) each backed pod
-runs in a sandbox of its own instead (:mod:`.sandboxed_pod`): its own network
-with its pod IP and the Services' ClusterIPs (:mod:`.pod_networks`), its
-volumes at their mount paths, its containers' commands unchanged, as their
-users. Where sandboxes cannot be made it says why and backs no pod: it never
-falls back to processes on the shared loopback.
+Without ``--sandboxes`` (chosen with ``jhtutorial cluster up --no-sandboxes``,
+for a machine of one's own) each backed pod's programs run as local processes
+on the machine's loopback instead (:class:`~.pod.PodBacking`), with addresses
+and paths mapped; every account on the machine can reach them. Every program
+runs under a keeper (:mod:`.keeper`), so nothing it started outlives the
+supervisor, even one killed with SIGKILL.
 
 It writes what it does to ``F/supervisor.log`` (via its starter) and its
 current state to ``F/status.json``; each backed pod has a folder under
