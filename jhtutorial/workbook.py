@@ -196,7 +196,9 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     This is how the outputs in notebooks/ are made: namespace ``namespace`` is deleted
     first, then each notebook runs with its own default parameters (interactive, as in
     JupyterLab; no papermill cell is injected) and is written back over itself. The
-    first failure stops the refresh and leaves that notebook untouched.
+    first failure stops the refresh and leaves that notebook untouched. Nobody sits at a browser, so while
+    07's login cell waits for the learner's login, a stand-in logs in as the learner would
+    (:mod:`jhtutorial.notebook.standin`); the outputs then show the login, not a countdown that ran out.
 
     The committed outputs come from this machine's local simulated cluster. On any other
     cluster (``KUBECONFIG`` or ``JHTUTORIAL_CONTEXT`` pointing elsewhere) it refuses, and
@@ -209,6 +211,7 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
 
     from .connect import connect, is_local_server
     from .kubeapi import NAMESPACES, KubeApi
+    from .notebook.standin import StandInLearner, is_login_cell
 
     kubeconfig = ensure_cluster(None)
     if kubeconfig is not None:
@@ -229,10 +232,12 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
     for notebook in notebooks(folder):
         began = time.monotonic()
         document = nbformat.read(notebook, as_version=4)
-        with kernel_channels() as channels:
+        # nobody sits at a browser here: at 07's login cell, a stand-in logs in as the learner would
+        with kernel_channels() as channels, StandInLearner(namespace) as learner:
             client = nbclient.NotebookClient(
                 document, timeout=timeout, kernel_name="python3", record_timing=False,
                 resources={"metadata": {"path": str(folder)}}, extra_arguments=KERNEL_ARGUMENTS, **channels,
+                on_cell_execute=lambda cell, cell_index: is_login_cell(cell.source) and learner.start(),
             )
             try:
                 client.execute()
@@ -240,7 +245,8 @@ def refresh(namespace: str = COMMITTED_NAMESPACE, folder: Path = NOTEBOOK_DIR, *
                 print(f"FAILED {notebook.stem}: {str(err).strip().splitlines()[-1]}", flush=True)
                 return 1
         nbformat.write(document, notebook)
-        print(f"ok     {notebook.stem:<28} {time.monotonic() - began:6.1f} s", flush=True)
+        login = f"; stand-in learner: {learner.outcome}" if learner.outcome != "not started" else ""
+        print(f"ok     {notebook.stem:<28} {time.monotonic() - began:6.1f} s{login}", flush=True)
     return 0
 
 

@@ -295,6 +295,8 @@ def test_committed_outputs_match_a_fresh_run_with_nbval(kubeconfig: Path, api_cl
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "--nbval", "--nbval-sanitize-with", str(SANITIZE),
              "-p", "no:cacheprovider", "-q", "--timeout", "300",
+             # as for the committed outputs, a stand-in learner logs in at 07's login cell
+             "-p", "tests.nbval_learner",
              # the numbered series only: the instructor's notebook (notebooks/instructor/) is saved without outputs
              *(str(path) for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")))],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
