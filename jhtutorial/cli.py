@@ -205,10 +205,13 @@ def _access(args: argparse.Namespace) -> int:
 
 def _login(args: argparse.Namespace) -> int:
     from .login import login
+    from .wayin import close_command, open_way_in
 
     conn = _connect(args)
+    # through the way in that stays open (notebook 07's), so the address printed keeps working after this command
+    url = args.url or open_way_in(conn).url
     try:
-        result = login(args.user, args.password, conn=conn, url=args.url,
+        result = login(args.user, args.password, conn=conn, url=url,
                        timeout=args.timeout, progress=lambda line: print(line, flush=True))
     except TutorialError as err:
         staged = getattr(err, "result", None)
@@ -218,6 +221,9 @@ def _login(args: argparse.Namespace) -> int:
     print(result.headline() + f" ({result.seconds:.1f} s)")
     for note in result.notes:
         print(f"  {note}")
+    if result.server_answered and not args.url:
+        print(f"  in a browser: {url}/hub/login as {args.user}, then {url}/user/{args.user}/lab "
+              f"(the way in stays open; `{close_command(conn)}` closes it)")
     return 0 if result.ok else 1  # not_run: the proxy pod is purely simulated, nothing could answer
 
 
@@ -333,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     access = commands.add_parser("access", parents=[common],
                                  help="open, show or close the way in to the hub that stays open (notebook 07's)")
     access.add_argument("action", choices=["open", "close", "status"])
-    access.add_argument("--port", type=int, default=8080,
-                        help="local port to open it on; when taken, any free one, said in a note (default: 8080)")
+    access.add_argument("--port", type=int, default=None,
+                        help="local port to open it on; when taken, any free one, said in a note (default: the port "
+                             "it was last open on, so a browser tab left open works again; else 8080)")
     access.set_defaults(handler=_access)
 
     login = commands.add_parser("login", parents=[common], help="log in, start the server, report each stage")

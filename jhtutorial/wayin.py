@@ -75,16 +75,20 @@ def recorded(conn: Connection) -> WayIn | None:
     except (OSError, ValueError, TypeError):
         return None
     if not _is_our_forward(way):
-        path.unlink(missing_ok=True)  # its process ended (a reboot, a kill): the record is stale
+        # its process ended (a reboot, a kill): not open, but the record stays until closed, so that the next
+        # open takes the same port (see open_way_in)
         return None
     return way
 
 
-def open_way_in(conn: Connection, *, local_port: int = PREFERRED_PORT, timeout: float = 30.0) -> Access:
+def open_way_in(conn: Connection, *, local_port: int | None = None, timeout: float = 30.0) -> Access:
     """The hub's URL on this machine, open until :func:`close_way_in`: the recorded way in if it still answers,
     a reachable NodePort or minikube URL (nothing to keep open), else a new detached ``kubectl port-forward``
-    on ``local_port`` (another free port, said in a note, when that one is taken)."""
+    on ``local_port`` (another free port, said in a note, when that one is taken). Without ``local_port``:
+    the port of this namespace's last way in, so that a browser tab left open on it works again, else 8080."""
     how_to_close = f"it stays open after this notebook; `{close_command(conn)}` (or notebook 08) closes it"
+    if local_port is None:
+        local_port = _last_port(conn) or PREFERRED_PORT
     way = recorded(conn)
     if way is not None:
         access = _access(conn, way, [f"open since earlier (kubectl port-forward, pid {way.pid}); {how_to_close}"])
@@ -105,12 +109,24 @@ def open_way_in(conn: Connection, *, local_port: int = PREFERRED_PORT, timeout: 
     notes = [f"{port_note}: forwarding from port {way.port} instead"] if port_note else []
     access = _access(conn, way, [*notes, f"a `kubectl port-forward` process (pid {way.pid}) carries the "
                                           f"connections; {how_to_close}"])
+    deadline = time.monotonic() + timeout
     problem = check_health(access, timeout)
+    while problem is not None and time.monotonic() < deadline:
+        time.sleep(0.5)  # a hub still starting: CHP answers 503 until its route's target does
+        problem = check_health(access, max(1.0, deadline - time.monotonic()))
     if problem is not None:
         close_way_in(conn)
         raise AccessError(f"the way in opened but the hub does not answer: {problem}",
                           fix=f"check the proxy pod: kubectl get pods -n {conn.namespace}")
     return access
+
+
+def _last_port(conn: Connection) -> int | None:
+    """The port this namespace's way in was last opened on, whether or not its process still runs."""
+    try:
+        return int(json.loads(record_path(conn).read_text())["port"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def close_way_in(conn: Connection) -> WayIn | None:

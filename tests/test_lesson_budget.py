@@ -32,7 +32,9 @@ def test_folded_parts_do_not_count_and_visible_words_do() -> None:
 def test_every_notebook_ends_by_stopping_its_watches(name: str) -> None:
     cells = nbformat.read(Path(series()[0].parent, f"{name}.ipynb"), as_version=4).cells
     last = [cell for cell in cells if cell.cell_type == "code"][-1]
-    assert last.source.splitlines()[-1].startswith("nb.end()"), last.source
+    # the last of the series says so instead of sending the learner on to the next
+    ending = "nb.end(last=True)" if name == series()[-1].stem else "nb.end()"
+    assert last.source.splitlines()[-1].startswith(ending), last.source
 
 
 def test_end_stops_the_live_views_still_running_and_says_how_to_shut_the_kernel_down(
@@ -47,6 +49,10 @@ def test_end_stops_the_live_views_still_running_and_says_how_to_shut_the_kernel_
         printed = capsys.readouterr().out
         assert "stopped 1 live view(s)" in printed and "Kernel > Shut Down Kernel" in printed
         nb.end()
-        assert "no watch left running" in capsys.readouterr().out
+        ended = capsys.readouterr().out
+        assert "no watch left running" in ended and "go on with the next" in ended
+        nb.end(last=True)
+        ended = capsys.readouterr().out
+        assert "last notebook of the series" in ended and "go on with the next" not in ended
     finally:
         conn.close()

@@ -77,6 +77,30 @@ def test_the_way_in_outlives_the_process_that_opened_it_until_another_one_closes
     assert "no way in is open" in cli(kubeconfig, conn, "access", "close").stdout  # twice: nothing to do
 
 
+def test_a_way_in_that_died_opens_again_on_its_port_and_a_cli_login_leaves_one_open(
+    kubeconfig: Path, conn: jhtutorial.Connection
+) -> None:
+    port = free_port()
+    assert cli(kubeconfig, conn, "access", "open", "--port", str(port)).returncode == 0
+    way = recorded(conn)
+    assert way is not None
+    os.killpg(way.pid, signal.SIGKILL)  # a reboot, a kill: the keeper and its kubectl are gone, the record stays
+    deadline = time.monotonic() + 10
+    while recorded(conn) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    reopened = cli(kubeconfig, conn, "access", "open")  # no --port: a browser tab left on the old port works again
+    assert reopened.returncode == 0, reopened.stderr
+    assert reopened.stdout.strip() == f"http://127.0.0.1:{port}"
+    close_way_in(conn)
+
+    logged_in = cli(kubeconfig, conn, "login", "--user", "bob")
+    assert logged_in.returncode == 0, logged_in.stdout + logged_in.stderr
+    lasting = recorded(conn)  # the address it printed outlives the command
+    assert lasting is not None and health(lasting.url) == 200
+    assert f"{lasting.url}/user/bob/lab" in logged_in.stdout
+    assert cli(kubeconfig, conn, "stop", "--user", "bob").returncode == 0
+
+
 def _forward_children(keeper: int) -> list[int]:
     """The kubectl port-forward processes the way in's keeper runs."""
     found = []
@@ -132,8 +156,8 @@ def test_a_stale_record_is_never_signalled(conn: jhtutorial.Connection) -> None:
         record_path(conn).parent.mkdir(parents=True, exist_ok=True)
         record_path(conn).write_text(f'{{"pid": {sleeper.pid}, "port": 9, "namespace": "{conn.namespace}", '
                                      f'"context": "{conn.context or ""}"}}')
-        assert recorded(conn) is None and not record_path(conn).exists()
-        assert close_way_in(conn) is None
+        assert recorded(conn) is None  # not reported as open (its port is kept for the next open)
+        assert close_way_in(conn) is None and not record_path(conn).exists()
         assert sleeper.poll() is None
     finally:
         sleeper.kill()
@@ -170,14 +194,17 @@ def test_an_interactive_login_waits_with_a_countdown_and_never_logs_in_itself(
 
 def test_what_the_cluster_enforces_is_read_from_where_the_pod_runs(conn: jhtutorial.Connection) -> None:
     hub = nb.kube(conn).get(PODS.path(conn.namespace), labelSelector="app.kubernetes.io/component=hub")["items"][0]
-    assert BACKED_BY_ANNOTATION in hub["metadata"]["annotations"]  # its programs run as this machine's user
+    backed_by = hub["metadata"]["annotations"][BACKED_BY_ANNOTATION]  # its programs run on this machine
     here = enforcement(conn.cluster_kind, hub)
-    assert conn.cluster_kind != "local" or here.enforced == frozenset()
+    in_sandbox = frozenset({"USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED"})
+    assert here.enforced == (in_sandbox if backed_by.startswith(SANDBOXED_BY) else frozenset())
     table = nb.pod_security(conn)
-    assert "(enforced here)" in table and "declared, not enforced" in table
-    # elsewhere a container runtime enforces every setting; the backing's sandbox mode some of them
+    assert "(enforced here)" in table and "USER, NON-ROOT, PRIV-ESCALATION, CAPS DROPPED true" in table
+    # elsewhere a container runtime enforces every setting; the backing's sandboxes some of them, its processes none
     assert enforcement("kind", hub).enforced == frozenset(SETTINGS)
     annotations = {BACKED_BY_ANNOTATION: f"{SANDBOXED_BY} (pod IP 10.244.1.5; hub as uid 1000)"}
     sandboxed = {**hub, "metadata": {"annotations": annotations}}
     assert enforcement("local", sandboxed).says("USER") == "yes" and enforcement("local", sandboxed).says("LIMITS") == "no"
+    as_processes = {**hub, "metadata": {"annotations": {BACKED_BY_ANNOTATION: "local processes on 127.0.0.1"}}}
+    assert enforcement("local", as_processes).enforced == frozenset()
     assert enforcement("local", {"metadata": {}}).enforced == frozenset()  # nothing runs for a purely simulated pod
