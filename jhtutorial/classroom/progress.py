@@ -37,6 +37,7 @@ from ..readable import Readable
 from ..steps import STEPS, Step, StepStatus
 from ..waits import claim_binding_mode, pvc_bound
 from ..watching import Reflector
+from .backed import cluster_backing, room_simulated
 from .provision import CLASSROOM_LABEL, DEFAULT_PREFIX, natural_key
 
 Obj = dict[str, Any]
@@ -46,6 +47,7 @@ PROBLEM_WIDTH = 90
 USER_POD_PREFIX = "jupyter-"
 USER_CLAIM_PREFIX = "claim-"
 HUB_TRACES = ("Deployment/hub", "ReplicaSet/hub-", "Pod/hub-")  # events that show a hub once ran here
+# on the local cluster, when none of the room's namespaces is backed (`jhtutorial.classroom.backed`)
 SIMULATED_NOTE = "learners' pods are simulated: no process runs for them, their hubs do not answer"
 DRAW_INTERVAL = 0.5
 
@@ -189,8 +191,10 @@ def classroom_status(conn: Connection, *, prefix: str | None = DEFAULT_PREFIX) -
         print(classroom_status(connect(), prefix="learner"))   # like: jhtutorial classroom status
     """
     kube = KubeApi(conn.api)
-    rows = room_progress(conn, list_room(kube, prefix))
-    return RoomStatus(prefix=prefix, rows=rows, simulated=conn.cluster_kind == "local", requests=kube.requests)
+    room = list_room(kube, prefix)
+    rows = room_progress(conn, room)
+    simulated = room_simulated(cluster_backing(conn), room.namespaces)
+    return RoomStatus(prefix=prefix, rows=rows, simulated=simulated, requests=kube.requests)
 
 
 # --- the notebook widget --------------------------------------------------------------------------
@@ -214,7 +218,7 @@ class RoomView:
         self.conn = conn
         self.prefix = prefix
         self.interval = interval
-        self.simulated = conn.cluster_kind == "local"
+        self._backing = cluster_backing(conn)
         self.renders = 0
         self.error: str | None = None
         self._kube = KubeApi(conn.api)
@@ -265,7 +269,8 @@ class RoomView:
         return room_progress(self.conn, room)
 
     def table(self) -> str:
-        return progress_table(self.rows(), prefix=self.prefix, simulated=self.simulated)
+        simulated = room_simulated(self._backing, self._reflectors["Namespace"].cache.values())
+        return progress_table(self.rows(), prefix=self.prefix, simulated=simulated)
 
     def _follow(self, kind: str, reflector: Reflector) -> None:
         try:
