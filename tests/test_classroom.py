@@ -63,7 +63,9 @@ def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def room(instructor: Connection, prefix: str, handout: Path) -> Iterator[list[str]]:
-    made = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+    # kept purely simulated: this module is about the room's objects, rights and progress, in either mode of the
+    # local cluster; learners whose hubs run in sandboxes are test_classroom_sandboxed's
+    made = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600, simulated=True)
     yield [learner.namespace for learner in made.learners]
     classroom_down(instructor, prefix=prefix, wait=False)
 
@@ -235,7 +237,7 @@ def test_the_cli_works_in_the_learners_namespace_and_nowhere_else(instructor: Co
     rows = {row.namespace: row for row in table.rows}
     assert rows[room[0]].marks == ["ok"] * 6, str(table)
     assert "learners' pods are simulated" in str(table)
-    # no process runs for a learner's pod: the local cluster's supervisor leaves classroom namespaces alone
+    # no process runs for a learner's pod: the local cluster's supervisor leaves a simulated room alone
     pods = KubeApi(instructor.api).get(PODS.path(room[0]))["items"]
     assert pods and not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
     elsewhere = jhtutorial("up", "-n", room[2], kubeconfig=mine)
