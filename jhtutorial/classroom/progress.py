@@ -259,18 +259,22 @@ class RoomView:
         self._render(live=False)
 
     def rows(self) -> list[LearnerProgress]:
+        return room_progress(self.conn, self._room())
+
+    def table(self) -> str:
+        room = self._room()
+        return progress_table(room_progress(self.conn, room), prefix=self.prefix,
+                              simulated=room_simulated(self._backing, room.namespaces))
+
+    def _room(self) -> RoomObjects:
         if "Namespace" not in self._reflectors:  # never started: one list of each kind instead
-            return room_progress(self.conn, list_room(self._kube, self.prefix))
+            return list_room(self._kube, self.prefix)
         room = RoomObjects(namespaces=list(self._reflectors["Namespace"].cache.values()))
         wanted = {ns["metadata"]["name"] for ns in room.namespaces}
         for kind, reflector in self._reflectors.items():
             if kind != "Namespace":
                 room.add(list(reflector.cache.values()), kind, wanted)
-        return room_progress(self.conn, room)
-
-    def table(self) -> str:
-        simulated = room_simulated(self._backing, self._reflectors["Namespace"].cache.values())
-        return progress_table(self.rows(), prefix=self.prefix, simulated=simulated)
+        return room
 
     def _follow(self, kind: str, reflector: Reflector) -> None:
         try:
