@@ -181,7 +181,7 @@ def test_a_learners_exec_into_their_hub_is_confined_to_their_pod(logged_in: dict
 def test_up_refuses_more_backed_learners_than_fit_naming_the_figure(sandboxed: LocalCluster, instructor: Connection,
                                                                    tmp_path: Path) -> None:
     prefix = f"jhtcs-{secrets.token_hex(3)}"
-    asked = 1000  # about 300 GB: no machine this runs on holds that
+    asked = 1000  # about 310 GiB: no machine this runs on holds that
     refused = jhtutorial("classroom", "up", "--learners", str(asked), "--prefix", prefix, "--output",
                          str(tmp_path / "handout"), kubeconfig=sandboxed.kubeconfig)
     assert refused.returncode == 1, refused.stdout + refused.stderr
