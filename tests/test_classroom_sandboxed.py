@@ -21,6 +21,7 @@ import pytest
 from jhtutorial.classroom import classroom_down, classroom_status, classroom_up
 from jhtutorial.classroom.sizing import BACKED_LEARNER_MEMORY, MiB
 from jhtutorial.connect import Connection, connect
+from jhtutorial.errors import Forbidden
 from jhtutorial.kubeapi import NAMESPACES, PODS, KubeApi
 from jhtutorial.localcluster import LocalCluster
 from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL
@@ -173,6 +174,20 @@ def test_a_learners_exec_into_their_hub_is_confined_to_their_pod(logged_in: dict
     for name in [n for n in probes if n.startswith("b-volume")] + ["hostpath-root", "state", "kubeconfig"]:
         assert "No such file" in seen[name][2], (name, seen[name])  # hidden, not merely unreadable
     assert not any(Path(p).exists() for p in ("/usr/jhtcs-escaped", "/etc/jhtcs-escaped", "/jhtcs-escaped"))
+
+
+def test_a_learners_own_pod_asking_for_the_machine_is_refused(logged_in: dict[str, str], handout: Path) -> None:
+    """A backed learner namespace enforces Pod Security `restricted`: what would reach past the sandbox is refused
+    by the API server, with its reason."""
+    a = next(iter(logged_in))
+    kube = KubeApi(connect(kubeconfig=handout / f"{a}.kubeconfig", namespace=a, create_namespace=False).api)
+    image = "quay.io/jupyterhub/k8s-hub:4.4.0"  # an image the backing runs: the pod would be backed
+    for name, spec in (("root", {"securityContext": {"runAsUser": 0}}),
+                       ("host", {"hostNetwork": True, "hostPID": True}),
+                       ("disk", {"volumes": [{"name": "machine", "hostPath": {"path": "/"}}]})):
+        with pytest.raises(Forbidden, match=r'violates PodSecurity "restricted:latest"'):
+            kube.call("POST", PODS.path(a), body={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                                  "spec": {**spec, "containers": [{"name": "c", "image": image}]}})
 
 
 # --- how many fit, and rooms kept simulated -------------------------------------------------------------------
