@@ -136,7 +136,8 @@ def test_a_learners_exec_into_their_hub_is_confined_to_their_pod(logged_in: dict
     a, b = logged_in
     kube = KubeApi(instructor.api)
     # where learner B's volumes live on the machine: their PersistentVolumes' folders
-    b_claims = {pvc["spec"]["volumeName"] for pvc in kube.get(f"/api/v1/namespaces/{b}/persistentvolumeclaims")["items"]}
+    b_claims = {pvc["spec"]["volumeName"]
+                for pvc in kube.get(f"/api/v1/namespaces/{b}/persistentvolumeclaims")["items"]}
     b_folders = [kube.get(f"/api/v1/persistentvolumes/{name}")["spec"]["hostPath"]["path"] for name in b_claims]
     assert b_folders and all(Path(folder).is_dir() for folder in b_folders)  # they exist, on the machine
     state = sandboxed.state_dir
