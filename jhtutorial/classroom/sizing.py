@@ -57,9 +57,9 @@ MiB = 2**20
 # What one backed learner takes on the local cluster with pod sandboxes: the proportional set size (PSS) of every
 # process of their hub's, proxy's and one user server's sandboxes, a user logged in, with the keepers and enter
 # commands outside them, plus the control plane's growth per learner (PSS counts a library that many programs
-# share once). Measured by `bench/classroom --backed` on the 2-core, 24 GiB machine: 10 learners logged in at
-# once, 290 MiB PSS + 12 MiB control plane each (MemAvailable fell by 275 MiB per learner); one learner alone,
-# 308 + 21 MiB. Rounded up from those.
+# share once). Measured by `bench/classroom --backed` on the 2-core, 24 GiB machine, two runs: 10 learners logged
+# in at once, 290 MiB PSS + 8 to 12 MiB control plane each (MemAvailable, which the machine's other programs move
+# too, fell by 275 and 328 MiB per learner); one learner alone, 308 to 311 + 8 to 21 MiB. Rounded up from those.
 BACKED_LEARNER_MEMORY = 320 * MiB
 # Left to the machine itself (the instructor's own tutorial, JupyterLab, the page cache) when counting what fits.
 KEEP_FREE = 1024 * MiB
