@@ -260,7 +260,7 @@ def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | 
     elif (existing.get("metadata", {}).get("annotations") or {}).get(KUBECONFIG_ANNOTATION) != str(path) or \
             any(existing_labels.get(key) != value for key, value in marks.items()):
         # the room is handed out from another folder now (`down` must find this file), was made before its
-        # namespaces enforced Pod Security, or is backed now and was not (or the other way round)
+        # namespaces enforced Pod Security or were marked backed (or kept simulated)
         _send(kube, {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": namespace, "labels": marks,
                                   "annotations": {KUBECONFIG_ANNOTATION: str(path)}}},
