@@ -180,8 +180,8 @@ def hub_access(
 
 def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
     """On the local simulated cluster: None if the proxy pod runs its real programs (backed), else why not."""
-    from .localcluster.backing import (BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION,
-                                       POD_SECURITY_LABELS)
+    from .localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, NOT_BACKED_ANNOTATION
+    from .localcluster.backing.policy import backed_labels
 
     kube = kube or KubeApi(conn.api)
     if kube.get_or_none("/apis/kwok.x-k8s.io/v1alpha1") is None:
@@ -201,12 +201,13 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
         namespace = {}
     labels = (namespace.get("metadata") or {}).get("labels") or {}
     if CLASSROOM_LABEL in labels:
-        return (f"namespace {conn.namespace} belongs to a classroom: its pods stay purely simulated (their "
-                "configuration, which anyone with access to the namespace may edit, is not run on this machine)")
+        return (f"namespace {conn.namespace} belongs to a classroom: its pods run only in sandboxes (the default; "
+                "not `jhtutorial cluster up --no-sandboxes`), never as processes of this machine's user, and only when the instructor "
+                "did not keep the room purely simulated (`classroom up --simulated`)")
     if labels.get(BACKED_LABEL) != "true":
         return (f"namespace {conn.namespace} was not made by `jhtutorial up` or notebook 00, so its pods stay "
                 f"purely simulated; to run their programs here: kubectl label namespace {conn.namespace} "
-                f"{BACKED_LABEL}=true " + " ".join(f"{key}={value}" for key, value in POD_SECURITY_LABELS.items()))
+                + " ".join(f"{key}={value}" for key, value in backed_labels().items()))
     if not pods:
         return "there is no proxy pod (step 06 makes it)"
     return ("the proxy pod does not run its programs (yet): is the local cluster's supervisor running? "

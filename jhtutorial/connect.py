@@ -54,7 +54,7 @@ from .errors import (
 from .kubeapi import NAMESPACES, NODES, STORAGE_CLASSES, KubeApi
 from .localcluster import LocalCluster
 from .objects import default_storage_class
-from .localcluster.backing import BACKED_LABEL, POD_SECURITY_LABELS
+from .localcluster.backing.policy import backed_labels
 from .readable import Readable
 
 DEFAULT_NAMESPACE = "jhtutorial"
@@ -503,7 +503,7 @@ def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: fl
     ``backed``: on the local simulated cluster, a namespace made here is marked (label
     ``jhtutorial/backed=true``) so that the cluster's supervisor runs its pods' programs as this
     machine's user; namespaces made any other way stay purely simulated. Such a namespace enforces Pod
-    Security ``restricted`` (:data:`POD_SECURITY_LABELS`)."""
+    Security ``restricted`` (:func:`~.localcluster.backing.policy.backed_labels`)."""
     try:
         existing = kube.get_or_none(NAMESPACES.path(name=name))
     except Forbidden:
@@ -515,7 +515,7 @@ def _ensure_namespace(kube: KubeApi, name: str, notes: list[str], *, timeout: fl
         existing = None
     if existing is not None:
         return False
-    labels = {**MANAGED_BY, **({BACKED_LABEL: "true", **POD_SECURITY_LABELS} if backed else {})}
+    labels = {**MANAGED_BY, **(backed_labels() if backed else {})}
     body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
     try:
         kube.call("POST", NAMESPACES.path(), body=body)

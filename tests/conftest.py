@@ -24,7 +24,7 @@ TEST_LABEL = "jhtutorial.test"
 #: Fixtures that reach the API server: a test using any of them (directly or through another
 #: fixture) is a cluster test, so `pytest -m "not cluster"` leaves it out without a hand-written mark.
 CLUSTER_FIXTURES = frozenset({"local_cluster", "kubeconfig", "kubectl", "api_client", "namespace", "other_namespace",
-                              "backing"})
+                              "backing", "sandboxed"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -124,6 +124,32 @@ def backing(local_cluster: LocalCluster | None, kubectl: Path, kubeconfig: Path)
                     "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
     assert local_cluster.supervisor.pid() is not None, "cluster up starts the supervisor"
     return local_cluster
+
+
+@pytest.fixture(scope="module")
+def sandboxed(local_cluster: LocalCluster | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A local cluster of the test module's own, made with `cluster up --sandboxes` (the shared one is left alone).
+
+    While the module runs, JHTUTORIAL_STATE names its state folder: what the module runs (`jhtutorial` commands
+    included) finds this cluster as the local one."""
+    if local_cluster is None or os.geteuid() != 0:
+        pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
+    from jhtutorial.localcluster.backing.sandbox import unavailable_reasons
+
+    reasons = unavailable_reasons()
+    if reasons:
+        pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
+    state = tmp_path_factory.mktemp("sandboxed") / "state"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JHTUTORIAL_STATE", str(state))
+        patch.delenv("JHTUTORIAL_LOCAL_KUBECONFIG", raising=False)
+        cluster = LocalCluster(progress=lambda _: None)
+        cluster.up(sandboxes=True)
+        try:
+            assert cluster.supervisor.status().get("sandboxes"), "the supervisor did not start in sandbox mode"
+            yield cluster
+        finally:
+            cluster.down()
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,9 @@ def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def room(instructor: Connection, prefix: str, handout: Path) -> Iterator[list[str]]:
-    made = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+    # kept purely simulated: this module is about the room's objects, rights and progress, in either mode of the
+    # local cluster; learners whose hubs run in sandboxes are test_classroom_sandboxed's
+    made = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600, simulated=True)
     yield [learner.namespace for learner in made.learners]
     classroom_down(instructor, prefix=prefix, wait=False)
 
@@ -101,7 +103,8 @@ def test_up_makes_namespace_rights_quota_and_a_private_kubeconfig(instructor: Co
 def test_up_again_keeps_the_learners_and_adds_the_missing_ones(instructor: Connection, room: list[str],
                                                                handout: Path, prefix: str) -> None:
     before = {ns: (handout / f"{ns}.kubeconfig").read_bytes() for ns in room}
-    again = classroom_up(instructor, learners=LEARNERS + 1, prefix=prefix, output=handout, expires=3600)
+    again = classroom_up(instructor, learners=LEARNERS + 1, prefix=prefix, output=handout, expires=3600,
+                         simulated=True)
     states = {learner.namespace: (learner.namespace_state, learner.credentials) for learner in again.learners}
     assert states == {**{ns: ("kept", "kept") for ns in room}, f"{prefix}-{LEARNERS + 1}": ("created", "new")}
     assert {ns: (handout / f"{ns}.kubeconfig").read_bytes() for ns in room} == before
@@ -184,14 +187,16 @@ def test_withdrawn_and_expired_credentials_say_so(instructor: Connection, room: 
         assert "Traceback" not in result.stderr
         # the learner's file expired: `up` again renews it (and only it)
         expired.replace(path)
-        again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+        again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600,
+                             simulated=True)
         renewed = {learner.namespace: learner.credentials for learner in again.learners}
         assert renewed == {**{ns: "kept" for ns in room}, namespace: "renewed"}
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         old.write_bytes(path.read_bytes())  # the renewed file is the one withdrawn next
 
     path.unlink()  # a lost file: `up` writes a new one, bound to a new Secret, which withdraws the old token
-    again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600)
+    again = classroom_up(instructor, learners=LEARNERS, prefix=prefix, output=handout, expires=3600,
+                             simulated=True)
     assert {(l.namespace, l.credentials) for l in again.learners if l.namespace == namespace} == {(namespace, "new")}
     result = jhtutorial("status", kubeconfig=old)
     assert result.returncode == 4
@@ -235,7 +240,7 @@ def test_the_cli_works_in_the_learners_namespace_and_nowhere_else(instructor: Co
     rows = {row.namespace: row for row in table.rows}
     assert rows[room[0]].marks == ["ok"] * 6, str(table)
     assert "learners' pods are simulated" in str(table)
-    # no process runs for a learner's pod: the local cluster's supervisor leaves classroom namespaces alone
+    # no process runs for a learner's pod: the local cluster's supervisor leaves a simulated room alone
     pods = KubeApi(instructor.api).get(PODS.path(room[0]))["items"]
     assert pods and not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
     elsewhere = jhtutorial("up", "-n", room[2], kubeconfig=mine)

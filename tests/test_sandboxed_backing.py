@@ -6,7 +6,7 @@ checks read the kernel's socket tables, enter the pods through the API server
 sends a packet from the machine's own network namespace to a pod or Service IP.
 
 The module makes a cluster of its own in that mode, in a temporary state folder (the session's cluster is
-left as it is), and removes it at the end.
+left as it is), and removes it at the end (conftest's ``sandboxed``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
 from jhtutorial.localcluster.backing.control import SupervisorControl
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
-from jhtutorial.localcluster.backing.sandbox import (RUNTIME_ROOT, RunAs, processes_in_namespace,
-                                                     unavailable_reasons)
+from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, RunAs, processes_in_namespace
 from jhtutorial.localcluster.backing.sandboxed_pod import run_as
 from jhtutorial.login import login
 from jhtutorial.waits import wait_pods_ready
@@ -67,27 +66,6 @@ def test_a_service_leads_to_its_ready_pods_only_by_their_pod_ips() -> None:
 
 
 # --- the tutorial in sandboxes ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sandboxed(local_cluster: LocalCluster | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A local cluster of this module's own, made with `cluster up --sandboxes` (the shared one is left alone)."""
-    if local_cluster is None or os.geteuid() != 0:
-        pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
-    reasons = unavailable_reasons()
-    if reasons:
-        pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
-    state = tmp_path_factory.mktemp("sandboxed") / "state"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JHTUTORIAL_STATE", str(state))
-        patch.delenv("JHTUTORIAL_LOCAL_KUBECONFIG", raising=False)
-        cluster = LocalCluster(progress=lambda _: None)
-        cluster.up(sandboxes=True)
-        try:
-            assert cluster.supervisor.status().get("sandboxes"), "the supervisor did not start in sandbox mode"
-            yield cluster
-        finally:
-            cluster.down()
 
 
 @pytest.fixture(scope="module")

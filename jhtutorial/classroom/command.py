@@ -1,6 +1,7 @@
 """The ``jhtutorial classroom`` commands (up, status, down), for the instructor's kubeconfig.
 
     $ jhtutorial classroom up --learners 3 [--prefix learner] [--names a,b,c] [--output classroom] [--expires 12h]
+                              [--simulated]
     $ jhtutorial classroom status [--prefix learner]       # exit 0 when every learner is through step 06
     $ jhtutorial classroom down [--prefix learner]
 """
@@ -29,6 +30,10 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
                     help=f"folder for the NAMESPACE.kubeconfig files (default: {DEFAULT_OUTPUT}/)")
     up.add_argument("--expires", type=_duration, default=DEFAULT_EXPIRES,
                     help=f"how long the credentials work: 90m, 12h, 2d (default {EXPIRES_TEXT}; at least 10m)")
+    up.add_argument("--simulated", action="store_true",
+                    help="local cluster: keep the learners' pods purely simulated (no process runs for them, no "
+                         "hub answers); without it, with pod sandboxes, their hubs run and `up` refuses more "
+                         "learners than this machine's memory holds")
     up.set_defaults(handler=_up)
     status = actions.add_parser("status", parents=[common], help="one row per learner: steps done, logged in, latest problem")
     status.set_defaults(handler=_status)
@@ -52,7 +57,8 @@ def _up(args: argparse.Namespace) -> int:
     conn = _instructor(args)
     print(f"classroom '{args.prefix}' on {conn.server}", file=sys.stderr, flush=True)
     room = classroom_up(conn, learners=args.learners, prefix=args.prefix, names=args.names, output=args.output,
-                        expires=args.expires, progress=lambda line: print(line, file=sys.stderr, flush=True))
+                        expires=args.expires, progress=lambda line: print(line, file=sys.stderr, flush=True),
+                        simulated=args.simulated)
     print(room)
     print(f"hand each learner their file; they run: KUBECONFIG=FILE jhtutorial up (or jhtutorial lab)")
     return 0

@@ -37,6 +37,7 @@ from ..readable import Readable
 from ..steps import STEPS, Step, StepStatus
 from ..waits import claim_binding_mode, pvc_bound
 from ..watching import Reflector
+from .backed import cluster_backing, room_simulated
 from .provision import CLASSROOM_LABEL, DEFAULT_PREFIX, natural_key
 
 Obj = dict[str, Any]
@@ -46,6 +47,7 @@ PROBLEM_WIDTH = 90
 USER_POD_PREFIX = "jupyter-"
 USER_CLAIM_PREFIX = "claim-"
 HUB_TRACES = ("Deployment/hub", "ReplicaSet/hub-", "Pod/hub-")  # events that show a hub once ran here
+# on the local cluster, when none of the room's namespaces is backed (`jhtutorial.classroom.backed`)
 SIMULATED_NOTE = "learners' pods are simulated: no process runs for them, their hubs do not answer"
 DRAW_INTERVAL = 0.5
 
@@ -189,8 +191,10 @@ def classroom_status(conn: Connection, *, prefix: str | None = DEFAULT_PREFIX) -
         print(classroom_status(connect(), prefix="learner"))   # like: jhtutorial classroom status
     """
     kube = KubeApi(conn.api)
-    rows = room_progress(conn, list_room(kube, prefix))
-    return RoomStatus(prefix=prefix, rows=rows, simulated=conn.cluster_kind == "local", requests=kube.requests)
+    room = list_room(kube, prefix)
+    rows = room_progress(conn, room)
+    simulated = room_simulated(cluster_backing(conn), room.namespaces)
+    return RoomStatus(prefix=prefix, rows=rows, simulated=simulated, requests=kube.requests)
 
 
 # --- the notebook widget --------------------------------------------------------------------------
@@ -214,7 +218,7 @@ class RoomView:
         self.conn = conn
         self.prefix = prefix
         self.interval = interval
-        self.simulated = conn.cluster_kind == "local"
+        self._backing = cluster_backing(conn)
         self.renders = 0
         self.error: str | None = None
         self._kube = KubeApi(conn.api)
@@ -255,17 +259,22 @@ class RoomView:
         self._render(live=False)
 
     def rows(self) -> list[LearnerProgress]:
+        return room_progress(self.conn, self._room())
+
+    def table(self) -> str:
+        room = self._room()
+        return progress_table(room_progress(self.conn, room), prefix=self.prefix,
+                              simulated=room_simulated(self._backing, room.namespaces))
+
+    def _room(self) -> RoomObjects:
         if "Namespace" not in self._reflectors:  # never started: one list of each kind instead
-            return room_progress(self.conn, list_room(self._kube, self.prefix))
+            return list_room(self._kube, self.prefix)
         room = RoomObjects(namespaces=list(self._reflectors["Namespace"].cache.values()))
         wanted = {ns["metadata"]["name"] for ns in room.namespaces}
         for kind, reflector in self._reflectors.items():
             if kind != "Namespace":
                 room.add(list(reflector.cache.values()), kind, wanted)
-        return room_progress(self.conn, room)
-
-    def table(self) -> str:
-        return progress_table(self.rows(), prefix=self.prefix, simulated=self.simulated)
+        return room
 
     def _follow(self, kind: str, reflector: Reflector) -> None:
         try:

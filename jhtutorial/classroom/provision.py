@@ -17,8 +17,11 @@ outside it; Kubernetes' escalation prevention keeps a learner from binding anyth
 even there, and ``admin`` may read but not change the quota, the LimitRange or the namespace's labels.
 
 The label ``jhtutorial/classroom=<prefix>`` marks the room: ``down`` deletes exactly the namespaces that carry
-it, and the local cluster never backs their pods with processes (learners may edit their hub's configuration,
-which is Python, and must not run it as the instructor).
+it. On the local simulated cluster each namespace is also marked for backing (``jhtutorial/backed=true``; with
+``--simulated``, ``false``): with pod sandboxes (the default; not ``cluster up --no-sandboxes``) every learner's hub, proxy and user
+servers then run in sandboxes of their own, as far as this machine's memory allows (``sizing``: `up` refuses
+more than fit); with pods as processes on the loopback a learner's pods stay purely simulated (the rule and why:
+:mod:`jhtutorial.localcluster.backing.policy`).
 
 Each token is bound to a Secret in the learner's namespace: renewing a learner's credentials replaces that
 Secret, which withdraws the old token at once; deleting the namespace withdraws it too.
@@ -43,13 +46,15 @@ import yaml
 from ..connect import Connection, validate_namespace
 from ..credentials import token_claims
 from ..errors import ClassroomError, InvalidNamespace, KubeApiError
-from ..kubeapi import NAMESPACES, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
-# the room's label (value: its prefix); the local cluster's supervisor never backs pods in a namespace carrying it
-from ..localcluster.backing import CLASSROOM_LABEL, POD_SECURITY_LABELS
+from ..kubeapi import NAMESPACES, PODS, RESOURCE_QUOTAS, ROLE_BINDINGS, SECRETS, SERVICE_ACCOUNTS, KubeApi, Resource
+# the room's label (value: its prefix)
+from ..localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, POD_SECURITY_LABELS
+from ..localcluster.backing.policy import backed_labels
 from ..readable import Readable
 from ..tokens import request_token
 from ..watching import Reflector
 from . import sizing
+from .backed import ClusterBacking, cluster_backing
 
 Obj = dict[str, Any]
 
@@ -142,9 +147,13 @@ def learner_namespaces(prefix: str, learners: int | None, names: list[str] | Non
 
 def classroom_up(conn: Connection, *, learners: int | None = None, prefix: str = DEFAULT_PREFIX,
                  names: list[str] | None = None, output: Path | str = DEFAULT_OUTPUT,
-                 expires: int = DEFAULT_EXPIRES, progress: Callable[[str], None] | None = None) -> Classroom:
+                 expires: int = DEFAULT_EXPIRES, progress: Callable[[str], None] | None = None,
+                 simulated: bool = False) -> Classroom:
     """Make (or complete) the room: see the module's description. Existing learners are kept; a kubeconfig
     file that is missing, expired or withdrawn is written anew; nothing of another room is touched.
+    ``simulated``: on the local cluster, keep the new learners' pods purely simulated (no process runs for
+    them); else, with pod sandboxes, refuse (before making anything) more backed learners than this machine's
+    memory holds. A learner made before keeps what they were made with.
 
     Example::
 
@@ -155,13 +164,23 @@ def classroom_up(conn: Connection, *, learners: int | None = None, prefix: str =
     output = Path(output).expanduser().resolve()
     kube = KubeApi(conn.api)
     existing = _check_not_taken(kube, wanted, prefix)
+    backing = cluster_backing(conn)
+    room = Classroom(prefix=prefix, output=output)
+    marks = {ns: _marks(conn, existing.get(ns), simulated) for ns in wanted}
+    backed = [ns for ns in wanted if backing.backs({"metadata": {"labels": marks[ns]}})]
+    newly_backed = [ns for ns in backed if not backing.backs(existing.get(ns) or {})]
+    if newly_backed:
+        room.notes.append(sizing.check_backed_learners(len(newly_backed), waiting=_waiting_backed(kube, backing)))
+    if simulated and backed:
+        room.notes.append(f"{len(backed)} learner(s) made earlier stay backed (--simulated applies to new ones): "
+                          f"`jhtutorial classroom down --prefix {prefix}`, then `up --simulated`, to change that")
     output.mkdir(parents=True, exist_ok=True, mode=0o700)
     need = sizing.tutorial_needs()
-    room = Classroom(prefix=prefix, output=output)
     lock = threading.Lock()
 
     def one(namespace: str) -> Learner:
-        learner = _provision(kube, conn, namespace, existing.get(namespace), prefix, output, expires, need)
+        learner = _provision(kube, conn, namespace, existing.get(namespace), prefix, marks[namespace], output,
+                             expires, need)
         if progress is not None:
             with lock:
                 progress(f"  {namespace}: namespace {learner.namespace_state}, credentials {learner.credentials}")
@@ -173,9 +192,12 @@ def classroom_up(conn: Connection, *, learners: int | None = None, prefix: str =
     if any(learner.expires and _shorter(learner, expires) for learner in room.learners):
         room.notes.append("the API server issued shorter-lived tokens than asked for "
                           "(its --service-account-max-token-expiration): see EXPIRES")
-    if conn.cluster_kind == "local":
-        room.notes.append("local simulated cluster: learners' pods stay purely simulated (no process runs for "
-                          "them), so their hubs do not answer; every Kubernetes object and check is real")
+    why = backing.why_simulated(simulated_asked=not backed)
+    if why:
+        room.notes.append(f"local simulated cluster: {why}")
+    elif backing.local:
+        room.notes.append("local simulated cluster: each learner's hub, proxy and user servers run in sandboxes of "
+                          "their own, reached only through the API server with the learner's own kubeconfig")
     room.requests = kube.requests
     room.seconds = time.monotonic() - started
     return room
@@ -216,13 +238,14 @@ def room_namespaces(kube: KubeApi, prefix: str | None = None) -> list[Obj]:
 # --- one learner ----------------------------------------------------------------------------------
 
 
-def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | None, prefix: str, output: Path,
-               expires: int, need: sizing.Needs) -> Learner:
+def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | None, prefix: str,
+               marks: dict[str, str], output: Path, expires: int, need: sizing.Needs) -> Learner:
     path = output / f"{namespace}.kubeconfig"
     learner = Learner(namespace=namespace, kubeconfig=path)
     labels = {CLASSROOM_LABEL: prefix}
-    # a learner's own pods: no host paths, privileged mode, host network or root (Pod Security restricted)
-    namespace_labels = {**labels, **POD_SECURITY_LABELS}
+    # a learner's own pods: no host paths, privileged mode, host network or root (Pod Security restricted); on
+    # the local cluster, whether they are backed
+    namespace_labels = {**labels, **marks}
     existing_labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
     if existing is None:
         body = {"apiVersion": "v1", "kind": "Namespace",
@@ -235,11 +258,11 @@ def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | 
             if err.status != 409:  # 409: a concurrent `up` made it a moment ago
                 raise
     elif (existing.get("metadata", {}).get("annotations") or {}).get(KUBECONFIG_ANNOTATION) != str(path) or \
-            any(existing_labels.get(key) != value for key, value in POD_SECURITY_LABELS.items()):
-        # the room is handed out from another folder now (`down` must find this file), or was made before its
-        # namespaces enforced Pod Security
+            any(existing_labels.get(key) != value for key, value in marks.items()):
+        # the room is handed out from another folder now (`down` must find this file), was made before its
+        # namespaces enforced Pod Security or were marked backed (or kept simulated)
         _send(kube, {"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": namespace, "labels": POD_SECURITY_LABELS,
+                     "metadata": {"name": namespace, "labels": marks,
                                   "annotations": {KUBECONFIG_ANNOTATION: str(path)}}},
               NAMESPACES, None)
     for obj, resource in (
@@ -261,6 +284,24 @@ def _provision(kube: KubeApi, conn: Connection, namespace: str, existing: Obj | 
         _write_kubeconfig(path, conn, namespace, token)
     learner.expires = expiry
     return learner
+
+
+def _marks(conn: Connection, existing: Obj | None, simulated: bool) -> dict[str, str]:
+    """A learner namespace's labels besides the room's: Pod Security ``restricted``, and on the local cluster
+    whether it is backed (as the learner was made, else as asked now)."""
+    if conn.cluster_kind != "local":
+        return dict(POD_SECURITY_LABELS)
+    made = (((existing or {}).get("metadata") or {}).get("labels") or {}).get(BACKED_LABEL)
+    return backed_labels(made == "true" if made in ("true", "false") else not simulated)
+
+
+def _waiting_backed(kube: KubeApi, backing: ClusterBacking) -> int:
+    """Learners (of every room) made backed whose pods do not run yet: the memory they will take is not taken."""
+    backed = {ns["metadata"]["name"] for ns in kube.get(NAMESPACES.path(), labelSelector=CLASSROOM_LABEL)["items"]
+              if backing.backs(ns)}
+    running = {pod["metadata"]["namespace"] for pod in kube.get(PODS.path()).get("items", [])
+               if BACKED_BY_ANNOTATION in (pod["metadata"].get("annotations") or {})}
+    return len(backed - running)
 
 
 def _send(kube: KubeApi, obj: Obj, resource: Resource, namespace: str | None) -> Obj:

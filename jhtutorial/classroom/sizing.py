@@ -15,6 +15,14 @@ and a runaway Deployment does not.
     '8'
 
 The kubectl equivalent of what this makes: ``kubectl create quota classroom --hard=pods=8,... -n room-1``.
+
+On the local simulated cluster with pod sandboxes the learners' pods run their programs on this machine, and the
+quota's requests say nothing of what they really take. There the limit is the machine's memory:
+``BACKED_LEARNER_MEMORY`` is what one backed learner takes (measured, see there), and :func:`backed_learners_fit`
+says how many more fit in what the kernel reports available (``MemAvailable``).
+
+    >>> backed_learners_fit(available=KEEP_FREE + 3 * BACKED_LEARNER_MEMORY, waiting=1)  # one made, not running
+    2
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Any
 from kubernetes.utils.quantity import parse_quantity
 
 from .. import manifests
+from ..errors import ClassroomError
 
 Obj = dict[str, Any]
 
@@ -44,6 +53,17 @@ SPAWNER_SIZES = {
     "cpu_limit": "limits.cpu",
     "mem_limit": "limits.memory",
 }
+MiB = 2**20
+# What one backed learner takes on the local cluster with pod sandboxes: the proportional set size (PSS) of every
+# process of their hub's, proxy's and one user server's sandboxes, a user logged in, with the keepers and enter
+# commands outside them, plus the control plane's growth per learner (PSS counts a library that many programs
+# share once). Measured by `bench/classroom --backed` on the 2-core, 24 GiB machine, two runs: 10 learners logged
+# in at once, 290 MiB PSS + 8 to 12 MiB control plane each (MemAvailable, which the machine's other programs move
+# too, fell by 275 and 328 MiB per learner); one learner alone, 308 to 311 + 8 to 21 MiB. Rounded up from those.
+BACKED_LEARNER_MEMORY = 320 * MiB
+# Left to the machine itself (the instructor's own tutorial, JupyterLab, the page cache) when counting what fits.
+KEEP_FREE = 1024 * MiB
+MEMINFO = "/proc/meminfo"
 
 
 @dataclass
@@ -158,3 +178,38 @@ def _quantity(value: Decimal, key: str) -> str:
     if key.endswith("cpu"):
         return f"{math.ceil(value * 1000)}m"
     return f"{math.ceil(value / (1024 * 1024))}Mi"
+
+
+# --- learners backed on this machine ---------------------------------------------------------------
+
+
+def mem_available(meminfo: str = MEMINFO) -> int:
+    """Bytes the kernel says can be used without swapping (``MemAvailable``)."""
+    with open(meminfo) as lines:
+        for line in lines:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise ClassroomError(f"{meminfo} has no MemAvailable line", fix="a Linux kernel 3.14 or newer reports it")
+
+
+def backed_learners_fit(*, available: int, waiting: int = 0) -> int:
+    """How many more backed learners fit in ``available`` bytes, after ``KEEP_FREE`` and the learners already
+    made backed whose pods do not run yet (``waiting``: their memory is not taken yet, but will be)."""
+    spare = available - KEEP_FREE - waiting * BACKED_LEARNER_MEMORY
+    return max(0, spare // BACKED_LEARNER_MEMORY)
+
+
+def check_backed_learners(asked: int, *, waiting: int = 0, available: int | None = None) -> str:
+    """The line `classroom up` prints for ``asked`` new backed learners; ClassroomError when they do not fit."""
+    available = mem_available() if available is None else available
+    fit = backed_learners_fit(available=available, waiting=waiting)
+    each = f"{BACKED_LEARNER_MEMORY / MiB:.0f} MiB"
+    counted = (f"{available / MiB:.0f} MiB available (MemAvailable), {KEEP_FREE / MiB:.0f} MiB kept free"
+               + (f", {waiting} backed learner(s) made whose pods do not run yet" if waiting else ""))
+    if asked > fit:
+        raise ClassroomError(
+            f"{asked} more backed learner(s) do not fit this machine: each takes about {each} (hub, proxy and one "
+            f"user server in sandboxes, measured), and {counted}: {fit} fit",
+            fix=f"ask for at most {fit} more, or keep learners purely simulated with `--simulated` (every "
+                "Kubernetes object and check stays real, their hubs do not answer), or free memory; nothing was made")
+    return f"backed learners: {fit} more fit this machine (about {each} each; {counted}); {asked} asked"

@@ -150,6 +150,8 @@ class LocalCluster:
                     self._reuse_or_repair(binaries)
             if not self.cluster_dir.exists():
                 self._create(binaries, port)
+            if sandboxes is not None:  # before the admission policy, which differs between the two modes
+                self.supervisor.choose_mode(sandboxes)
             # nodes first: kwok readies them while the apiserver finishes its
             # post-start hooks, so the two waits overlap
             self._configure(binaries, nodes)
@@ -157,8 +159,6 @@ class LocalCluster:
             self._export_kubeconfig()
             self._check_kwok_resources(binaries)
             self._check_certificate_names()
-            if sandboxes is not None:
-                self.supervisor.choose_mode(sandboxes)
             pid, started = self.supervisor.ensure_running()
             self.progress(f"supervisor of backed pods {'started' if started else 'already running'} (pid {pid})")
             status = self._status(binaries, known_ready=True)
@@ -399,7 +399,7 @@ class LocalCluster:
         """Fake nodes, a default StorageClass and the policy that hands backed pods to the supervisor;
         server-side apply, so re-runs converge."""
         manifest = json.dumps({"apiVersion": "v1", "kind": "List",
-                               "items": [*self._node_objects(nodes), _storage_class(), *policy_objects()]})
+                               "items": [*self._node_objects(nodes), _storage_class(), *policy_objects(sandboxes=self.supervisor.sandboxes)]})
         deadline = time.monotonic() + 30
         while True:
             try:

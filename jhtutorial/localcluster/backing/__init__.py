@@ -3,10 +3,10 @@
 The names below are what other parts of the package read on namespaces and pods.
 """
 
-# On a namespace: the tutorial made it on the local cluster (``jhtutorial up``, notebook 00), so its
-# pods' programs may run as this machine's user. Set by hand with `kubectl label namespace NS jhtutorial/backed=true`.
+# On a namespace: the tutorial made it on the local cluster (``jhtutorial up``, notebook 00, ``jhtutorial classroom
+# up``), so its pods' programs run here ("false": kept purely simulated). Which namespaces are backed: :mod:`.policy`.
 BACKED_LABEL = "jhtutorial/backed"
-# On a namespace: a classroom learner's. Never backed, whatever else it says.
+# On a namespace: a classroom learner's (value: the room). Backed only when pods run in sandboxes (:mod:`.policy`).
 CLASSROOM_LABEL = "jhtutorial/classroom"
 # On every namespace the tutorial marks for backing, and on a classroom's: the API server's Pod Security
 # admission refuses, with its reason, any pod asking for more than the `restricted` profile allows (a host

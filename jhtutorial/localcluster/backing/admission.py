@@ -2,7 +2,8 @@
 
 kwok marks a scheduled pod Running and Ready within milliseconds, long before a
 program could answer. The API server itself therefore annotates, at creation,
-every pod in a namespace marked for backing whose images all have a program here
+every pod in a namespace marked for backing (:mod:`.policy`, the supervisor's own rule) whose images all have
+a program here
 (``kwok.x-k8s.io/status=custom``); kwok is configured to leave such pods alone,
 and the supervisor writes their status from the programs instead. A pod the
 supervisor then cannot back (a program not installed) gets the annotation
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION
+from . import KWOK_STATUS_ANNOTATION
+from .policy import backed_namespaces
 from .programs import PROGRAMS
 
 POLICY = "jhtutorial-backed-pods"
 
 
-def policy_objects() -> list[dict[str, Any]]:
+def policy_objects(*, sandboxes: bool) -> list[dict[str, Any]]:
+    """The policy and its binding, for a cluster whose backed pods run in sandboxes (or as processes)."""
     images = sorted({image for program in PROGRAMS for image in program.images})
     # an image is NAME:TAG or NAME@DIGEST: compare the part before either
     known = " || ".join(f"c.image.startsWith('{image}:') || c.image.startsWith('{image}@')" for image in images)
@@ -48,10 +51,7 @@ def policy_objects() -> list[dict[str, Any]]:
             "metadata": {"name": POLICY},
             "spec": {
                 "policyName": POLICY,
-                "matchResources": {"namespaceSelector": {
-                    "matchLabels": {BACKED_LABEL: "true"},
-                    "matchExpressions": [{"key": CLASSROOM_LABEL, "operator": "DoesNotExist"}],
-                }},
+                "matchResources": {"namespaceSelector": backed_namespaces(sandboxes=sandboxes)},
             },
         },
     ]

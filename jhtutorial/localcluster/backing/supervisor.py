@@ -7,10 +7,9 @@ Services and pods with the package's Reflector (list, then watch) and, for
 each pod that
 
 - is scheduled on one of the simulated nodes,
-- lives in a namespace that the cluster's user made with ``jhtutorial up`` or
-  notebook 00 (label ``jhtutorial/backed=true``), or that they labelled so by
-  hand, and never in one labelled ``jhtutorial/classroom`` (a learner there may
-  edit the hub's configuration, which would run as this machine's user),
+- lives in a namespace marked for backing (label ``jhtutorial/backed=true``, set
+  by ``jhtutorial up``, notebook 00 and ``jhtutorial classroom up``); a
+  classroom's only with sandboxes (the rule and why: :mod:`.policy`),
 - has only containers whose images have a program here (:mod:`.programs`),
 
 runs it in a sandbox of its own (:mod:`.sandboxed_pod`): its own network
@@ -60,11 +59,12 @@ from ...errors import ClusterUnreachable, TutorialError
 from ...kubeapi import NAMESPACES, PODS, SERVICES
 from ...watching import Reflector
 from ..paths import HOSTPATH_ROOT, private_dir
-from . import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
+from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
 from .control import start_time
 from .images import environment_problem
 from .mounts import NotReadyYet
 from .pod import BACKING_ANNOTATIONS, PodBacking, withdraw
+from .policy import namespace_backed
 from .pod_networks import PodNetworks, container_port, remove_recorded_routers, routes_for
 from .programs import missing_programs, program_for
 from .retry import Backoff
@@ -76,12 +76,6 @@ Obj = dict[str, Any]
 RETRY_SECONDS = 1.0
 # a Service's name as the API server accepts it (DNS-1035 label): what a program may name as SERVICE:PORT
 SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-
-
-def namespace_backed(namespace: Obj | None) -> bool:
-    """True for a namespace the cluster's user made through the tutorial, never for a classroom's."""
-    labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(BACKED_LABEL) == "true" and CLASSROOM_LABEL not in labels
 
 
 class Supervisor:
@@ -219,7 +213,7 @@ class Supervisor:
                 self.namespaces.pop(name, None)
             else:
                 self.namespaces[name] = obj
-            if not namespace_backed(self.namespaces.get(name)):
+            if not namespace_backed(self.namespaces.get(name), sandboxes=self.sandboxes):
                 for pod_key in [k for k in self.backings if k.startswith(name + "/")]:
                     self.waiting.pop(pod_key, None)
                     backing = self.backings[pod_key]
@@ -261,7 +255,7 @@ class Supervisor:
             if not backing.started:
                 self._start_backing(backing)
             return
-        if not namespace_backed(self.namespaces.get(meta["namespace"])):
+        if not namespace_backed(self.namespaces.get(meta["namespace"]), sandboxes=self.sandboxes):
             self._leave_to_kwok(pod)  # marked by a supervisor before the namespace lost its mark
             return  # not a namespace of this machine's user: purely simulated
         images = [c.get("image", "") for c in spec.get("containers") or []]
@@ -462,7 +456,8 @@ class Supervisor:
             "missing": self.missing,
             "sandboxes": self.sandboxes,
             "sandbox_problems": self.sandbox_problems,
-            "backed_namespaces": sorted(n for n, ns in self.namespaces.items() if namespace_backed(ns)),
+            "backed_namespaces": sorted(n for n, ns in self.namespaces.items()
+                                        if namespace_backed(ns, sandboxes=self.sandboxes)),
             "pods": {key: backing.report() for key, backing in self.backings.items()},
             "process_groups": sorted([pg, start_time(pg)] for b in self.backings.values() for pg in b.process_groups()),
             "waiting": self.waiting,
