@@ -27,7 +27,10 @@ from jhtutorial.access import PipeReader, hub_access, not_backed
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import LoginFailed
 from jhtutorial.localcluster import LocalCluster
-from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, PORTS_ANNOTATION
+from jhtutorial.localcluster.backing import (BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL,
+                                            KWOK_STATUS_ANNOTATION, PORTS_ANNOTATION)
+from jhtutorial.localcluster.backing.programs import program_for
+from jhtutorial.kubeapi import PODS, KubeApi
 from jhtutorial.login import login
 from jhtutorial.waits import wait_pods_ready
 from tests.conftest import TEST_LABEL
@@ -154,6 +157,27 @@ def test_a_namespace_without_the_mark_stays_purely_simulated(supervisor: LocalCl
 
 
 # --- the way in -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", [
+    "quay.io/jupyterhub/k8s-hub:4.4.0", "quay.io/jupyterhub/k8s-hub", "nginx", "nginx:1.27@sha256:0123abcd",
+    "docker.io/library/nginx:latest", "quay.io/jupyterhub/k8s-hub-extra:4.4.0", "nginx:5000/other:1", "busybox:1.36",
+])
+def test_the_api_server_hands_over_exactly_the_pods_the_supervisor_backs(supervisor: LocalCluster,
+                                                                        api_client: client.ApiClient,
+                                                                        image: str) -> None:
+    # the admission policy's CEL and Program.matches come from one pattern: a pod the API server gives to the
+    # supervisor (kwok leaves its status alone) is one the supervisor runs, and no other
+    name = f"jht-handover-{int(time.time() * 1000) % 10**8}"
+    _make_namespace(api_client, name, {BACKED_LABEL: "true"})
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
+               "spec": {"containers": [{"name": "main", "image": image}]}}
+        created = KubeApi(api_client).call("POST", PODS.path(name), query={"dryRun": "All"}, body=pod)
+        handed_over = (created["metadata"].get("annotations") or {}).get(KWOK_STATUS_ANNOTATION) == "custom"
+        assert handed_over == (program_for(image) is not None), (image, created["metadata"])
+    finally:
+        client.CoreV1Api(api_client).delete_namespace(name)
 
 
 def test_login_through_nginx_chp_and_the_hub_lands_in_jupyterlab(backed: Connection, supervisor: LocalCluster,

@@ -403,8 +403,9 @@ class LocalCluster:
         deadline = time.monotonic() + 30
         while True:
             try:
-                self._kubectl(binaries, "apply", "--server-side", "--field-manager=jhtutorial-local", "-f", "-",
-                              stdin=manifest)
+                # --force-conflicts: these objects are the cluster's own; a hand edit of them is undone here
+                self._kubectl(binaries, "apply", "--server-side", "--force-conflicts", "--field-manager=jhtutorial-local",
+                              "-f", "-", stdin=manifest)
                 break
             except LocalClusterError:
                 # a just-started apiserver may refuse writes for a moment

@@ -18,16 +18,15 @@ from typing import Any
 
 from . import KWOK_STATUS_ANNOTATION
 from .policy import backed_namespaces
-from .programs import PROGRAMS
+from .programs import PROGRAMS, image_pattern
 
 POLICY = "jhtutorial-backed-pods"
 
 
 def policy_objects(*, sandboxes: bool) -> list[dict[str, Any]]:
     """The policy and its binding, for a cluster whose backed pods run in sandboxes (or as processes)."""
-    images = sorted({image for program in PROGRAMS for image in program.images})
-    # an image is NAME:TAG or NAME@DIGEST: compare the part before either
-    known = " || ".join(f"c.image.startsWith('{image}:') || c.image.startsWith('{image}@')" for image in images)
+    # the supervisor's own matcher (Program.matches), as a CEL raw string
+    known = f"c.image.matches(r'{image_pattern(sorted({i for program in PROGRAMS for i in program.images}))}')"
     return [
         {
             "apiVersion": "admissionregistration.k8s.io/v1",

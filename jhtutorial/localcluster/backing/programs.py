@@ -121,6 +121,20 @@ class Launch:
     mapped: list[str] = field(default_factory=list)  # every address or path that differs from the pod
 
 
+def image_pattern(repositories: tuple[str, ...] | list[str]) -> str:
+    """A regular expression for an image of one of these repositories: ``NAME``, ``NAME:TAG``, ``NAME@DIGEST``
+    or ``NAME:TAG@DIGEST`` (a registry's ``:PORT`` belongs to NAME).
+
+    The one matcher of the backing: Python's ``re`` runs it for the supervisor, and the API server's CEL
+    (``matches``, RE2) for the admission policy (:mod:`.admission`), so the two never disagree on an image.
+
+    >>> bool(re.fullmatch(image_pattern(["nginx"]), "nginx@sha256:0a1b")), re.fullmatch(image_pattern(["nginx"]), "nginx:5000/x")
+    (True, None)
+    """
+    names = "|".join(re.escape(repository) for repository in sorted(repositories))
+    return rf"^({names})(:[^:/@]+)?(@[^:/@]+:[^:/@]+)?$"
+
+
 class Program:
     """A recipe: which images it stands for, what must be installed, how to start it."""
 
@@ -128,8 +142,7 @@ class Program:
     images: tuple[str, ...] = ()
 
     def matches(self, image: str) -> bool:
-        repository = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.split("/")[-1] else image.split("@")[0]
-        return repository in self.images
+        return re.fullmatch(image_pattern(self.images), image) is not None
 
     def missing(self) -> str | None:
         """None when the program can run here, else which one is missing and how to install it."""
