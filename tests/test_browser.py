@@ -13,6 +13,7 @@ Needs Debian's chromium (or $JHTUTORIAL_CHROMIUM): without it these tests skip, 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import secrets
@@ -336,9 +337,34 @@ def test_07_admin_logs_in_through_the_hub_in_a_second_tab_and_lands_in_jupyterla
     answer = hub.request.get(f"{found.group(1)}/user/admin/api/status")
     assert answer.status == 200, answer.text()
     screenshot(hub, "07-admin-jupyterlab-after-07")
+    # admin's own terminal runs inside the pod jupyter-admin as its user, not as an account of the machine
+    inside = labdriver.open_terminal(_with_readable_terminals(hub, f"{found.group(1)}/user/admin"))
+    inside.type("echo uid-$(id -u) host-$(hostname); echo seen-$((40+2))")
+    assert re.search(r"^uid-1000 host-jupyter-admin$", inside.wait_for(r"^seen-42"), re.M), inside.text()
+    inside.close()
     hub.close()
+    # and the learner gets into the hub's pod from the workbook's own terminal, checked by RBAC, as its user
+    terminal = labdriver.open_terminal(page)
+    terminal.type(f"kubectl exec -it -n {namespace} deploy/hub -- sh")
+    terminal.type("echo uid-$(id -u) host-$(hostname) config-$(ls /usr/local/etc/jupyterhub); exit")
+    shown = terminal.wait_for(r"^uid-\d+ host-\S+ config-\S+")
+    assert re.search(r"^uid-1000 host-hub-\S+ config-jupyterhub_config\.py$", shown, re.M), shown
+    terminal.close()
     way_in.append(found.group(1))
     series.append("07-login-and-spawn")
+
+
+def _with_readable_terminals(page: Any, server: str) -> Any:
+    """A user's JupyterLab with its terminals' screen-reader mode on, as the workbook's lab has it
+    (labdriver.LAB_SETTINGS): a terminal then writes its rows into the page as text, not only on a canvas."""
+    plugin = "@jupyterlab/terminal-extension:plugin"
+    xsrf = next(c["value"] for c in page.context.cookies(f"{server}/lab") if c["name"] == "_xsrf")
+    answer = page.request.put(f"{server}/lab/api/settings/{plugin}", headers={"X-XSRFToken": xsrf},
+                              data=json.dumps({"raw": json.dumps({"screenReaderMode": True})}))
+    assert answer.status in (200, 204), answer.text()
+    page.reload()
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+    return page
 
 
 def test_08_cleanup_leaves_the_namespace_empty(
