@@ -42,16 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from ...errors import KubeApiError, TutorialError
 from ...kubeapi import PODS, KubeApi, Resource
 from ..ports import hold_port
-from . import keeper
-from .mounts import PodFiles, base_env, container_env, create_file, expand
-from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION
+from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION, keeper
+from .credentials import kubeconfig_file, pod_token, service_account_name
+from .mounts import PodFiles, base_env, container_env, expand
 from .programs import Launch, PodContext, Program, program_for
 from .retry import Backoff
+from .status import ContainerState, container_status, now, readiness_matches, status_patch
 
 Obj = dict[str, Any]
 PORT_FORWARDS = Resource("kwok.x-k8s.io/v1alpha1", "PortForward", "portforwards")
@@ -59,14 +58,9 @@ LOGS = Resource("kwok.x-k8s.io/v1alpha1", "Logs", "logs")
 EXECS = Resource("kwok.x-k8s.io/v1alpha1", "Exec", "execs")
 # what the backing writes on a pod; without them, kwok simulates the pod as any other
 BACKING_ANNOTATIONS = (KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, PORTS_ANNOTATION, MAPPED_ANNOTATION)
-TOKEN_SECONDS = 24 * 3600
 BACKOFF_CAP = 16.0
 PROBE_UNTIL_READY = 0.5  # seconds between probes while a container is not ready yet
 STOP_GRACE = 10.0  # the keeper's own grace (keeper.GRACE_SECONDS) is shorter: it ends its tree itself
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -93,6 +87,11 @@ class Container:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def state(self) -> ContainerState:
+        return ContainerState(self.name, str(self.spec.get("image", "")), self.ready, self.alive, self.restarts,
+                              self.process.pid if self.process is not None else None, self.started_at,
+                              self.last_exit)
 
 
 class PodBacking:
@@ -419,37 +418,15 @@ class PodBacking:
         status = pod.get("status") or {}
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             return
-        statuses = [self._container_status(c) for c in self.containers]
-        ready = "True" if self.ready else "False"
-        wanted = json.dumps([statuses, ready, status.get("phase")], sort_keys=True)
-        if wanted == self._written_status and self._conditions_match(status, ready):
+        states = [c.state() for c in self.containers]
+        # what was written last, unless someone else changed the readiness since: nothing to write
+        wanted = json.dumps([[container_status(s) for s in states], self.ready, status.get("phase")], sort_keys=True)
+        if wanted == self._written_status and readiness_matches(status, self.ready):
             return
-        earlier = {c.get("type"): c for c in status.get("conditions") or []}
-
-        def condition(kind: str, value: str, reason: str | None = None) -> Obj:
-            before = earlier.get(kind) or {}
-            item = {"type": kind, "status": value,
-                    "lastTransitionTime": before.get("lastTransitionTime") if before.get("status") == value else now()}
-            if value != "True" and reason:
-                item["reason"] = reason
-                waiting = [c.name for c in self.containers if not c.ready]
-                item["message"] = f"containers with unready status: [{' '.join(waiting)}]"
-            return item
-
-        body = {"status": {
-            "conditions": [condition("PodReadyToStartContainers", "True"), condition("Initialized", "True"),
-                           condition("Ready", ready, "ContainersNotReady"),
-                           condition("ContainersReady", ready, "ContainersNotReady"),
-                           condition("PodScheduled", "True")],
-            "containerStatuses": statuses,
-        }}
-        if self._address_to_write(status):
-            # kwok left the pod to us (or has not come to it yet): what it would write, with an address of its own
-            ip = self._pod_ip()
-            body["status"].update({"phase": "Running", "startTime": status.get("startTime") or now(),
-                                   "podIP": ip, "podIPs": [{"ip": ip}]})
-        self.kube.call("PATCH", PODS.path(self.namespace, self.name, "status"), body=body,
-                       content_type="application/merge-patch+json")
+        # kwok left the pod to us (or has not come to it yet): what it would write, with an address of its own
+        address = (self._pod_ip(), status.get("startTime") or now()) if self._address_to_write(status) else None
+        self.kube.call("PATCH", PODS.path(self.namespace, self.name, "status"),
+                       body=status_patch(states, status, address=address), content_type="application/merge-patch+json")
         self._written_status = wanted
 
     def _address_to_write(self, status: Obj) -> bool:
@@ -467,46 +444,12 @@ class PodBacking:
         base = cidr.split("/")[0].rsplit(".", 1)[0]
         return f"{base}.{200 + int(self.uid.replace('-', '')[:8], 16) % 54}"
 
-    @staticmethod
-    def _conditions_match(status: Obj, ready: str) -> bool:
-        """False when someone else (kwok, before it saw our annotation) wrote another readiness."""
-        current = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        return current.get("Ready") == ready and status.get("phase") == "Running"
-
-    def _container_status(self, container: Container) -> Obj:
-        item: Obj = {"name": container.name, "image": container.spec.get("image", ""), "imageID": "",
-                     "ready": container.ready, "restartCount": container.restarts, "started": container.alive}
-        if container.alive and container.process is not None:
-            item["containerID"] = f"process://{container.process.pid}"
-            item["state"] = {"running": {"startedAt": container.started_at}}
-        elif container.last_exit is not None:
-            item["state"] = {"waiting": {"reason": "CrashLoopBackOff",
-                                         "message": f"back-off restarting failed container {container.name}"}}
-        else:
-            item["state"] = {"waiting": {"reason": "ContainerCreating"}}
-        if container.last_exit is not None:
-            item["lastState"] = {"terminated": container.last_exit}
-        return item
-
     # --- the API side: token, kwok objects, annotations -----------------------------------------
 
     def _kubeconfig(self) -> Path:
         """The pod's ServiceAccount token (bound to this pod, as the kubelet asks for) as a kubeconfig."""
-        from ...tokens import request_token
-
-        account = (self.pod.get("spec") or {}).get("serviceAccountName") or "default"
-        token = request_token(self.kube, self.namespace, account, seconds=TOKEN_SECONDS,
-                              bound_to=("Pod", self.name, self.uid)).value
-        path = self.folder / "kubeconfig"
-        create_file(path, 0o600, yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "cluster", "cluster": self.kubeconfig_cluster}],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": account,
-                                                     "namespace": self.namespace}}],
-            "current-context": "pod",
-        }).encode())
-        return path
+        return kubeconfig_file(self.folder, pod_token(self.kube, self.pod), self.kubeconfig_cluster, self.namespace,
+                               service_account_name(self.pod))
 
     def _publish(self) -> None:
         """PortForward and Logs objects for kwok, and the pod's annotations (where it runs here)."""

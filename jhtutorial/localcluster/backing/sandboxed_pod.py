@@ -21,7 +21,6 @@ What differs from :class:`.pod.PodBacking` (processes on the machine's loopback)
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import os
@@ -35,6 +34,7 @@ from typing import Any
 from ...kubeapi import NODES, KubeApi
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, SANDBOXED_BY
 from .apiserver_relay import KUBERNETES_CLUSTER_IP, KUBERNETES_PORT, socket_in
+from .credentials import pod_token, service_account_folder
 from .hosts import hosts_file
 from .images import image_for
 from .mounts import apply_fs_group, container_env, create_file, expand
@@ -227,19 +227,8 @@ class SandboxedPod(PodBacking):
     def _service_account(self) -> Path:
         """The ServiceAccount's token (bound to this pod), the cluster's CA and the namespace, as the kubelet
         projects them."""
-        from ...tokens import request_token
-
-        account = (self.pod.get("spec") or {}).get("serviceAccountName") or "default"
-        token = request_token(self.kube, self.namespace, account, seconds=24 * 3600,
-                              bound_to=("Pod", self.name, self.uid)).value
-        folder = self.folder / "serviceaccount"
-        folder.mkdir(mode=0o755, exist_ok=True)
-        ca = self.kubeconfig_cluster.get("certificate-authority-data")
-        ca_bytes = base64.b64decode(ca) if ca else Path(self.kubeconfig_cluster["certificate-authority"]).read_bytes()
-        for name, content in (("token", token.encode()), ("ca.crt", ca_bytes), ("namespace", self.namespace.encode())):
-            (folder / name).unlink(missing_ok=True)
-            create_file(folder / name, 0o644, content)
-        return folder
+        return service_account_folder(self.folder, pod_token(self.kube, self.pod), self.kubeconfig_cluster,
+                                      self.namespace)
 
     @staticmethod
     def _exec_env(container: Container) -> dict[str, str]:

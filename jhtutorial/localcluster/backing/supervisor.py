@@ -62,7 +62,6 @@ from ..paths import HOSTPATH_ROOT, private_dir
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
 from .control import start_time
 from .images import environment_problem
-from .mounts import NotReadyYet
 from .pod import BACKING_ANNOTATIONS, PodBacking, withdraw
 from .policy import namespace_backed
 from .pod_networks import PodNetworks, container_port, remove_recorded_routers, routes_for
@@ -333,9 +332,9 @@ class Supervisor:
     def _retry_waiting(self) -> None:
         if not self._api.due():
             return
-        for key, (pod, annotations) in list(self._unannotated.items()):
+        for key, (pod, wanted) in list(self._unannotated.items()):
             self._unannotated.pop(key, None)
-            self._annotate(pod, annotations)
+            self._annotate(pod, wanted)
         for key in list(self.waiting):
             pod = self.pods.get(key)
             if pod is None:
