@@ -47,17 +47,13 @@ from ...kubeapi import PODS, KubeApi, Resource
 from ..ports import hold_port
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION, keeper
 from .credentials import kubeconfig_file, pod_token, service_account_name
+from .kwok_objects import LOGS, PORT_FORWARDS, apply_kwok_objects, withdraw
 from .mounts import PodFiles, base_env, container_env, expand
 from .programs import Launch, PodContext, Program, program_for
 from .retry import Backoff
 from .status import ContainerState, container_status, now, readiness_matches, status_patch
 
 Obj = dict[str, Any]
-PORT_FORWARDS = Resource("kwok.x-k8s.io/v1alpha1", "PortForward", "portforwards")
-LOGS = Resource("kwok.x-k8s.io/v1alpha1", "Logs", "logs")
-EXECS = Resource("kwok.x-k8s.io/v1alpha1", "Exec", "execs")
-# what the backing writes on a pod; without them, kwok simulates the pod as any other
-BACKING_ANNOTATIONS = (KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, PORTS_ANNOTATION, MAPPED_ANNOTATION)
 BACKOFF_CAP = 16.0
 PROBE_UNTIL_READY = 0.5  # seconds between probes while a container is not ready yet
 STOP_GRACE = 10.0  # the keeper's own grace (keeper.GRACE_SECONDS) is shorter: it ends its tree itself
@@ -462,23 +458,9 @@ class PodBacking:
                         MAPPED_ANNOTATION: "\n".join(self.mapped)})
 
     def _apply_kwok_objects(self, specs: list[tuple[Resource, Obj]]) -> None:
-        """kwok's objects for this pod (one of each kind, named like it, owned by it), by server-side apply;
-        a cluster without their resources is said once per object, in the pod's problems and the log."""
-        owner = [{"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}]
-        for resource, spec in specs:
-            body = {"apiVersion": resource.api_version, "kind": resource.kind,
-                    "metadata": {"name": self.name, "namespace": self.namespace, "ownerReferences": owner},
-                    "spec": spec}
-            try:
-                self.kube.call("PATCH", resource.path(self.namespace, self.name), body=body,
-                               query={"fieldManager": "jhtutorial-backing", "force": True},
-                               content_type="application/apply-patch+yaml")
-            except KubeApiError as err:
-                problem = (f"no kwok {resource.kind} objects on this cluster ({err.problem}): kubectl cannot reach "
-                           "the pod's programs; the cluster was made before they were enabled: `jhtutorial cluster "
-                           "up --recreate` makes it anew with them (keeping a copy of this one)")
-                self.problems.append(problem)
-                self.log(f"{self.namespace}/{self.name}: {problem}")
+        for problem in apply_kwok_objects(self.kube, self.pod, specs):
+            self.problems.append(problem)
+            self.log(f"{self.namespace}/{self.name}: {problem}")
 
     def _annotate(self, annotations: dict[str, str | None]) -> None:
         """Set (or, with None, remove) annotations; what the API server does not take now is sent again later."""
@@ -505,25 +487,6 @@ class PodBacking:
         """Hand the stopped pod back to kwok (raises ClusterUnreachable while the API server does not answer)."""
         self._unwritten.clear()
         withdraw(self.kube, self.namespace, self.name)
-
-
-def withdraw(kube: KubeApi, namespace: str, name: str, kwok_objects_only: bool = False) -> None:
-    """Hand a pod back to kwok: no kwok objects pointing at the old loopback ports (another program may get
-    them), and none of the backing's annotations, so kwok simulates it as every other pod."""
-    for resource in (PORT_FORWARDS, LOGS, EXECS):
-        try:
-            kube.call("DELETE", resource.path(namespace, name))
-        except KubeApiError as err:
-            if err.status != 404:
-                raise
-    if kwok_objects_only:
-        return
-    try:
-        kube.call("PATCH", PODS.path(namespace, name), body={"metadata": {"annotations": dict.fromkeys(
-            BACKING_ANNOTATIONS, None)}}, content_type="application/merge-patch+json")
-    except KubeApiError as err:
-        if err.status != 404:
-            raise
 
 
 def _terminate(process: subprocess.Popen[bytes] | None) -> None:

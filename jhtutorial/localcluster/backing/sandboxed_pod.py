@@ -38,7 +38,8 @@ from .credentials import pod_token, service_account_folder
 from .hosts import hosts_file
 from .images import image_for
 from .mounts import apply_fs_group, container_env, create_file, expand
-from .pod import EXECS, LOGS, PORT_FORWARDS, STOP_GRACE, Container, PodBacking
+from .kwok_objects import EXECS, LOGS, PORT_FORWARDS
+from .pod import STOP_GRACE, Container, PodBacking
 from .pod_networks import PodNetworks
 from .programs import Launch, program_for
 from .sandbox import RunAs, Sandbox, SandboxSpec, Volume, create, processes_in_namespace

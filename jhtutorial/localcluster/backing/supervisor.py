@@ -62,7 +62,8 @@ from ..paths import HOSTPATH_ROOT, private_dir
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
 from .control import start_time
 from .images import environment_problem
-from .pod import BACKING_ANNOTATIONS, PodBacking, withdraw
+from .kwok_objects import BACKING_ANNOTATIONS, withdraw
+from .pod import PodBacking
 from .policy import namespace_backed
 from .pod_networks import PodNetworks, container_port, remove_recorded_routers, routes_for
 from .programs import missing_programs, program_for
