@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -102,6 +103,7 @@ class SandboxedPod(PodBacking):
             argv = [expand(word, env) for word in command or image.command]
             workdir = spec_container.get("workingDir") or image.workdir
             self.users[spec_container["name"]] = run_as(self.pod, spec_container)
+            self._write_environment(spec_container["name"], env)
             self.containers.append(Container(spec_container, program,
                                              self.folder / "logs" / f"{spec_container['name']}.log",
                                              Launch(argv, env, Path(workdir))))
@@ -186,11 +188,24 @@ class SandboxedPod(PodBacking):
 
     # --- processes and probes -------------------------------------------------------------
 
+    def _environment_file(self, container: str) -> Path:
+        return self.folder / "env" / f"{container}.json"
+
+    def _write_environment(self, container: str, env: dict[str, str]) -> None:
+        """The container's whole environment, in a file only root reads (the pod's folder is hidden inside
+        every sandbox): its program and every ``kubectl exec`` start with it, and no value, a Secret's
+        included, goes on a command line or into a kwok object."""
+        assert self.box is not None
+        path = self._environment_file(container)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        create_file(path, 0o600, json.dumps(self.box.environment(env)).encode())
+
     def _command(self, container: Container, launch: Launch) -> tuple[list[str], dict[str, str], Path]:
         assert self.box is not None
         # the working folder is set inside, as the pod's user (`env -C`), never looked up on the machine
         inside = ["/usr/bin/env", "-C", str(launch.cwd), "--", *launch.argv]
-        return [*self.box.enter_command(self.users[container.name], launch.env), *inside], {}, Path("/")
+        words = self.box.enter_command(self.users[container.name], env_file=self._environment_file(container.name))
+        return [*words, *inside], {}, Path("/")
 
     def _stdio_owner(self, container: Container) -> int | None:
         return self.users[container.name].uid
@@ -241,17 +256,6 @@ class SandboxedPod(PodBacking):
             create_file(folder / name, 0o644, content)
         return folder
 
-    @staticmethod
-    def _exec_env(container: Container) -> dict[str, str]:
-        """What ``kubectl exec`` starts with: the image's variables and the container's literal values.
-        Values taken from Secrets (and any with white space, which kwok's prefix cannot carry) stay out of
-        the Exec object, which the cluster's admin can read."""
-        assert container.launch is not None
-        literal = {e["name"] for e in container.spec.get("env") or [] if "value" in e}
-        return {name: value for name, value in container.launch.env.items()
-                if (name in literal or name.isupper() and name.startswith(("PATH", "HOME", "LANG", "KUBERNETES_")))
-                and value and not any(c.isspace() for c in value)}
-
     def _publish(self) -> None:
         """PortForward, Logs and Exec objects that send kubectl into the sandbox, and what runs the pod."""
         assert self.box is not None
@@ -262,9 +266,8 @@ class SandboxedPod(PodBacking):
                 number = int(port["containerPort"])
                 forwards.append({"ports": [number], "command": self.box.port_forward_command(number, user)})
         logs = [{"containers": [c.name], "logsFile": str(c.log_path), "follow": True} for c in self.containers]
-        execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(self.users[c.name],
-                                                                                    self._exec_env(c))}}
-                 for c in self.containers]
+        execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(
+                     self.users[c.name], env_file=self._environment_file(c.name))}} for c in self.containers]
         self._apply_kwok_objects([(PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs}),
                                   (EXECS, {"execs": execs})])
         users = ", ".join(f"{name} as uid {user.uid}" for name, user in self.users.items())
