@@ -19,7 +19,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -42,7 +42,7 @@ class HubApi:
     """The hub's REST API at ``base``/hub/api, as a token's owner calls it."""
 
     base: str
-    token: str
+    token: str = field(repr=False)  # never in a failure's report
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"token {token or self.token}"}

@@ -230,7 +230,8 @@ def _environment_matches_the_container(kubectl: Path, kubeconfig: Path, core: cl
             expected = pod.metadata.namespace
         else:
             continue
-        assert seen["exec"].get(variable.name) == _digest(expected), f"{variable.name} in exec's environment"
+        wanted = _digest(expected)  # a name, not a call, in the assertion: pytest shows no value on a failure
+        assert seen["exec"].get(variable.name) == wanted, f"{variable.name} in exec's environment"
     return seen["exec"]
 
 

@@ -228,6 +228,13 @@ class Sandbox:
         return subprocess.run([*self.enter_command(user), *argv], capture_output=True, text=True, check=False,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
+    def processes(self) -> list[int]:
+        """The machine's PIDs of the processes inside, its PID 1 left out (none once that is gone)."""
+        pid_namespace = _namespace_id(self.namespace_file("pid"))
+        if pid_namespace is None or not self.alive():
+            return []
+        return [pid for pid in processes_in_namespace(pid_namespace) if pid != self.init_pid]
+
     def alive(self) -> bool:
         """Whether the sandbox's PID 1 still runs (checked by its namespace, so a reused PID does not count)."""
         bound = _namespace_id(self.namespace_file("pid"))

@@ -42,7 +42,7 @@ from .mounts import apply_fs_group, container_env, create_file, expand
 from .pod import EXECS, LOGS, PORT_FORWARDS, STOP_GRACE, Container, PodBacking
 from .pod_networks import PodNetworks
 from .programs import Launch, program_for
-from .sandbox import RunAs, Sandbox, SandboxSpec, Volume, create, processes_in_namespace
+from .sandbox import RunAs, Sandbox, SandboxSpec, Volume, create
 
 Obj = dict[str, Any]
 SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -157,11 +157,9 @@ class SandboxedPod(PodBacking):
         self._wake.set()
         box = self.box
         if box is not None:
-            pid_namespace = f"pid:[{box.namespace_file('pid').stat().st_ino}]" if box.alive() else ""
-            for pid in processes_in_namespace(pid_namespace) if pid_namespace else []:
-                if pid != box.init_pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGTERM)
+            for pid in box.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE
             while any(c.alive for c in self.containers) and time.monotonic() < deadline:
                 time.sleep(0.05)  # process exit has no event to wait on here
@@ -206,6 +204,23 @@ class SandboxedPod(PodBacking):
         inside = ["/usr/bin/env", "-C", str(launch.cwd), "--", *launch.argv]
         words = self.box.enter_command(self.users[container.name], env_file=self._environment_file(container.name))
         return [*words, *inside], {}, Path("/")
+
+    def _check_exit(self, container: Container) -> None:
+        keeper = container.process
+        if keeper is not None and keeper.poll() is not None:
+            self._end_leftovers(keeper.pid)
+        super()._check_exit(container)
+
+    def _end_leftovers(self, session: int) -> None:
+        """SIGKILL what a container's program left in the sandbox when it exited, as the kernel does in a
+        container whose first process ends: nginx's workers, say, which would hold the port its next start
+        binds. The keeper cannot: a process orphaned inside is handed to the sandbox's PID 1, not to the keeper
+        outside. The container's processes are those still in the keeper's session (``session``, its PID); one
+        that made a session of its own (a kernel) is left to the pod's end."""
+        for pid in self.box.processes() if self.box is not None else []:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getsid(pid) == session:
+                    os.kill(pid, signal.SIGKILL)
 
     def _stdio_owner(self, container: Container) -> int | None:
         return self.users[container.name].uid
