@@ -129,6 +129,15 @@ def _processes_of(own: LocalCluster, namespace: str) -> list[int]:
     return keepers + [pid for keeper in keepers for pid in descendants(keeper)]
 
 
+def _pod_processes(own: LocalCluster, key: str, keeper: int) -> list[int]:
+    """The processes of a backed pod (NAMESPACE/NAME): in a sandbox, all in its PID namespace (one orphaned
+    inside belongs to the sandbox's first process); else all below the container's keeper."""
+    if not _sandboxed(own):
+        return descendants(keeper)
+    namespace, name = key.split("/")
+    return sandbox_processes(own, namespace, name)[key]
+
+
 def _program(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -189,6 +198,14 @@ def test_an_api_server_restart_ends_no_pod_worker(own: LocalCluster, core: clien
         and _ready(pod) and pod), timeout=60)
     assert restarted.metadata.uid == proxy.metadata.uid
     assert own.supervisor.pid() == supervisor  # it survived the outage
+    # the nginx that runs now is the restarted one, alone: what the killed one left (its workers, which hold
+    # port 8080) ended with it, as in a container whose first process ends; so it keeps running
+    key = f"{ns}/{proxy.metadata.name}"
+    report = own.supervisor.status()["pods"][key]["containers"]["nginx"]
+    running = [pid for pid in _pod_processes(own, key, report["pid"]) if _program(pid) == "nginx"]
+    assert running and {os.getsid(pid) for pid in running} == {report["pid"]}
+    time.sleep(5)  # an nginx that cannot bind its port exits within 3 s of its start
+    assert own.supervisor.status()["pods"][key]["containers"]["nginx"]["restarts"] == report["restarts"]
     # a pod made after the outage is backed: the hub's replacement runs its program and gets Ready
     old = _pod(core, ns, HUB)
     core.delete_namespaced_pod(old.metadata.name, ns)
@@ -292,8 +309,7 @@ def test_a_supervisor_killed_leaves_no_process_and_cluster_up_restores(own: Loca
         keeper = (report["containers"].get("lab") or {}).get("pid")
         if not keeper:
             return []
-        pids = sandbox_processes(own, ns, "sessions")[f"{ns}/sessions"] if _sandboxed(own) else descendants(keeper)
-        return [pid for pid in pids if os.getsid(pid) != os.getsid(keeper)]
+        return [pid for pid in _pod_processes(own, f"{ns}/sessions", keeper) if os.getsid(pid) != os.getsid(keeper)]
 
     helpers = until("the sessions pod's two helpers run in sessions of their own", lambda: len(escaped()) >= 2 and
                     escaped())
