@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,10 @@ from kubernetes import client, config
 from jhtutorial import STEPS, apply
 from jhtutorial.access import PipeReader
 from jhtutorial.connect import Connection, connect
+from jhtutorial.errors import LoginFailed
 from jhtutorial.kubeapi import KubeApi
 from jhtutorial.localcluster import LocalCluster, ensure_binaries
 from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, KWOK_STATUS_ANNOTATION, PORTS_ANNOTATION
-from jhtutorial.errors import LoginFailed
 from jhtutorial.localcluster.backing.control import PROCESSES, SANDBOXES
 from jhtutorial.localcluster.backing.mounts import PodFiles
 from jhtutorial.localcluster.backing.keeper import descendants
@@ -159,6 +159,26 @@ def _forward(own: LocalCluster, namespace: str, target: str, port: int) -> tuple
     local = PipeReader(process).wait_for(re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)"), 20)
     assert local, "kubectl port-forward did not start"
     return process, f"http://127.0.0.1:{local}"
+
+
+def _through_proxy(own: LocalCluster, namespace: str, path: str, headers: dict[str, str] | None = None,
+                   timeout: float = 30) -> requests.Response:
+    """The first 200 answer to GET ``path`` through a `kubectl port-forward` to proxy-public, as a learner
+    would ask again: kwok learns a pod's new PortForward from its watch a moment after the pod turned Ready
+    (a supervisor that came back picks new loopback ports), and kubectl gives a forward up on its first broken
+    connection, so each try has a forward of its own."""
+    def attempt() -> requests.Response | None:
+        process, url = _forward(own, namespace, "svc/proxy-public", 80)
+        try:
+            answer = requests.get(f"{url}{path}", headers=headers, timeout=10)
+            return answer if answer.status_code == 200 else None
+        except requests.RequestException:
+            return None
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    return until(f"{path} answers through proxy-public in {namespace}", attempt, timeout=timeout, every=1)
 
 
 @pytest.fixture(scope="module")
@@ -339,17 +359,9 @@ def test_a_supervisor_killed_leaves_no_process_and_cluster_up_restores(own: Loca
     wait_pods_ready(PROXY, conn=deployed, timeout=90)
     report = own.supervisor.status()["pods"][f"{ns}/{hub.metadata.name}"]
     assert report["containers"]["hub"]["pid"] not in started
-    process, url = _forward(own, ns, "svc/proxy-public", 80)
-    try:
-        page = requests.get(f"{url}/hub/login", timeout=20)
-        assert page.status_code == 200 and "JupyterHub" in page.text
-        admin = until("the restarted hub answers its API", lambda: (
-            answer := requests.get(f"{url}/hub/api/users/admin", headers={"Authorization": f"token {token}"},
-                                   timeout=20)).status_code != 503 and answer, timeout=30)
-        assert admin.status_code == 200 and admin.json()["name"] == "admin" and admin.json()["admin"] is True
-    finally:
-        process.terminate()
-        process.wait(10)
+    assert "JupyterHub" in _through_proxy(own, ns, "/hub/login").text
+    admin = _through_proxy(own, ns, "/hub/api/users/admin", headers={"Authorization": f"token {token}"}).json()
+    assert admin["name"] == "admin" and admin["admin"] is True
     core.delete_namespaced_pod("sessions", ns)
 
 
@@ -364,14 +376,8 @@ def test_a_service_made_after_the_pod_that_names_it_is_reached(own: LocalCluster
         wait_pods_ready(PROXY, conn=conn, timeout=120)
         wait_pods_ready(HUB, conn=conn, timeout=120)
         _kubectl(own, "apply", "-n", conn.namespace, "-f", str(MANIFESTS / "svc-hub.yaml"))
-        process, url = _forward(own, conn.namespace, "svc/proxy-public", 80)
-        try:
-            page = until("the hub answers through nginx, CHP and the late Service", lambda: (
-                (answer := requests.get(f"{url}/hub/login", timeout=10)).status_code == 200 and answer), timeout=30)
-            assert "JupyterHub" in page.text and page.headers.get("Server") == "nginx"
-        finally:
-            process.terminate()
-            process.wait(10)
+        page = _through_proxy(own, conn.namespace, "/hub/login")  # through nginx, CHP and the late Service
+        assert "JupyterHub" in page.text and page.headers.get("Server") == "nginx"
         if _sandboxed(own):
             # inside the proxy's pod the late Service's names resolve to its ClusterIP (the pod's hosts file)
             cluster_ip = core.read_namespaced_service("hub", conn.namespace).spec.cluster_ip
