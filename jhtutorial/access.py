@@ -41,6 +41,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -499,6 +500,9 @@ def _start_kubectl_forward(binary: str, conn: Connection, local_port: int,
     """A running ``kubectl port-forward`` on local_port (0: kubectl picks a free one, ``:80``), its output
     and the port it listens on; raises PortTaken when kubectl could not bind local_port."""
     args, env = port_forward_command(binary, conn, local_port)
+    # under a keeper that starts it again on the same port: kubectl ends for good on one broken connection,
+    # which a restart of the API server or of the proxy pod causes in the middle of a login
+    args = [sys.executable, "-m", "jhtutorial.forwardkeeper", *args]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # Both pipes are read to the end by threads: kubectl writes a "Handling connection" line per
     # connection, and a pipe nobody reads fills up and freezes the forward in a long session.

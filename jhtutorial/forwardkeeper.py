@@ -7,7 +7,8 @@ kubectl under this keeper:
 
     $ python -m jhtutorial.forwardkeeper kubectl port-forward -n NS svc/proxy-public 8080:80 --address 127.0.0.1
 
-Its output is kubectl's, line by line (the way in reads "Forwarding from 127.0.0.1:PORT" from it). If kubectl
+Its output is kubectl's, line by line, each stream on its own (the way in reads "Forwarding from
+127.0.0.1:PORT" from stdout; a login's way in reads kubectl's errors from stderr). If kubectl
 ends before it ever forwarded (the port is taken, the Service is missing), the keeper ends with kubectl's exit
 code: that is an answer, not an accident. Once it has forwarded, each restart takes the port it had, so the
 learner's open tabs keep their address. SIGTERM ends kubectl and the keeper.
@@ -56,7 +57,7 @@ def keep(args: list[str]) -> int:
     port: int | None = None
     while not stopping:
         current = subprocess.Popen(args if port is None else on_port(args, port), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                   stdin=subprocess.DEVNULL, text=True,  # stderr: the keeper's own
                                    preexec_fn=_end_with_the_keeper)
         assert current.stdout is not None
         for line in current.stdout:

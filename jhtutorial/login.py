@@ -67,6 +67,7 @@ PVC_SELECTOR = "component=singleuser-storage"
 HUB_PODS = "app.kubernetes.io/instance=jhtutorial,app.kubernetes.io/component in (hub,proxy)"
 HTTP_SECONDS = 30.0
 PROBE_SECONDS = 3.0
+PROGRESS_RETRY_SECONDS = 1.0  # between a broken progress stream and the next request for it
 
 
 @dataclass(frozen=True)
@@ -375,6 +376,20 @@ class _ProgressReader:
         self._thread.join(10)
 
     def _run(self) -> None:
+        """Follow the stream; one that breaks before the hub said ready or failed (the way in or the API server
+        restarted meanwhile) is asked for again, as a browser's EventSource does on the spawn-pending page."""
+        broken = False
+        while not self._closed.is_set():
+            why = self._follow()
+            if why is None or self.result.hub_said_ready or self.result.hub_failed:
+                return
+            if not broken:
+                broken = True
+                self.clock.stage(f"the hub's progress stream broke ({why}); asking for it again until it answers")
+            self._closed.wait(PROGRESS_RETRY_SECONDS)
+
+    def _follow(self) -> str | None:
+        """Read the stream to its end; None when there is nothing more to ask, else why it broke."""
         import requests
 
         url = f"{self.base}/hub/api/users/{self.user}/server/progress"
@@ -382,14 +397,14 @@ class _ProgressReader:
             self._response = self.session.get(url, stream=True, timeout=(5, None),
                                               headers={"Accept": "text/event-stream"})
             if self._closed.is_set():
-                return
+                return None
             if self._response.status_code != 200:
                 self.clock.stage(f"hub progress API: HTTP {self._response.status_code} "
                                  f"{_first_line(self._response.text)}")
-                return
+                return None
             for raw in self._response.iter_lines():
                 if self._closed.is_set():
-                    return
+                    return None
                 line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 if not line.startswith("data:"):
                     continue
@@ -398,8 +413,9 @@ class _ProgressReader:
                 except ValueError:
                     continue
                 self._handle(event)
-        except (requests.RequestException, OSError, ValueError, AttributeError):
-            return  # closed by close(), or the hub went away: the stages so far stand
+        except (requests.RequestException, OSError, ValueError, AttributeError) as err:
+            return None if self._closed.is_set() else _reason(err)  # closed by close(), or the way in broke
+        return "it ended without a last event"
 
     def _handle(self, event: Obj) -> None:
         message = progress_message(event)

@@ -7,6 +7,7 @@ kubeconfig (the tests create and delete their own namespaces there).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -55,6 +56,40 @@ def local_cluster() -> LocalCluster | None:
     cluster = LocalCluster()
     cluster.up()
     return cluster
+
+
+@contextlib.contextmanager
+def scratch_cluster(state: Path, *, sandboxes: bool) -> Iterator[LocalCluster]:
+    """A local cluster of its own in the state folder ``state`` (the session's is left alone), made with
+    `cluster up --sandboxes` or `--no-sandboxes` explicitly, whatever the default; JHTUTORIAL_STATE names it
+    while it is in use, so that what the tests call finds it. Removed at the end."""
+    if sandboxes:
+        from jhtutorial.localcluster.backing.sandbox import unavailable_reasons
+
+        reasons = unavailable_reasons()
+        if reasons:
+            pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JHTUTORIAL_STATE", str(state))
+        patch.delenv("JHTUTORIAL_LOCAL_KUBECONFIG", raising=False)
+        cluster = LocalCluster(progress=lambda _: None)
+        cluster.up(sandboxes=sandboxes)
+        try:
+            assert bool(cluster.supervisor.status().get("sandboxes")) == sandboxes, \
+                f"the supervisor did not start {'in' if sandboxes else 'without'} sandbox mode"
+            yield cluster
+        finally:
+            cluster.down()
+
+
+@pytest.fixture(scope="module")
+def sandboxed_cluster(local_cluster: LocalCluster | None,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A local cluster of the module's own whose backed pods run in sandboxes (`cluster up --sandboxes`)."""
+    if local_cluster is None or os.geteuid() != 0:
+        pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
+    with scratch_cluster(tmp_path_factory.mktemp("sandboxed") / "state", sandboxes=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -124,32 +159,6 @@ def backing(local_cluster: LocalCluster | None, kubectl: Path, kubeconfig: Path)
                     "`jhtutorial cluster down` then `jhtutorial cluster up` recreates it with them")
     assert local_cluster.supervisor.pid() is not None, "cluster up starts the supervisor"
     return local_cluster
-
-
-@pytest.fixture(scope="module")
-def sandboxed(local_cluster: LocalCluster | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A local cluster of the test module's own, made with `cluster up --sandboxes` (the shared one is left alone).
-
-    While the module runs, JHTUTORIAL_STATE names its state folder: what the module runs (`jhtutorial` commands
-    included) finds this cluster as the local one."""
-    if local_cluster is None or os.geteuid() != 0:
-        pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
-    from jhtutorial.localcluster.backing.sandbox import unavailable_reasons
-
-    reasons = unavailable_reasons()
-    if reasons:
-        pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
-    state = tmp_path_factory.mktemp("sandboxed") / "state"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JHTUTORIAL_STATE", str(state))
-        patch.delenv("JHTUTORIAL_LOCAL_KUBECONFIG", raising=False)
-        cluster = LocalCluster(progress=lambda _: None)
-        cluster.up(sandboxes=True)
-        try:
-            assert cluster.supervisor.status().get("sandboxes"), "the supervisor did not start in sandbox mode"
-            yield cluster
-        finally:
-            cluster.down()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +239,57 @@ def deploy_workbook(conn: "jhtutorial.Connection", *, timeout: float = 120) -> N
             step.wait(conn, timeout=timeout)
     for name in ("hub", "proxy-api", "proxy-http", "proxy-public"):
         jhtutorial.wait_service_endpoints(name, conn=conn, timeout=timeout)
+
+
+def until(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.5) -> Any:
+    """``check()``'s first true answer, asked every ``every`` seconds; AssertionError naming ``what`` (and the
+    last answer) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout:.0f} s: {what} (last: {last!r})")
+
+
+def hub_api_token(base: str, user: str = "admin", password: str = "admin") -> str:
+    """A REST API token of ``user``'s, made as the hub's Token page makes one: log in with the form, then
+    ``POST /hub/api/users/NAME/tokens`` with the session cookie and the _xsrf cookie's value (tornado's
+    check). ``base`` reaches the hub through the proxy (a port-forward to proxy-public)."""
+    import requests
+
+    with requests.Session() as session:
+        session.trust_env = False  # the hub is behind a port-forward on 127.0.0.1: no HTTP proxy between
+        session.get(f"{base}/hub/login", timeout=30).raise_for_status()
+        logged_in = session.post(f"{base}/hub/login", allow_redirects=False, timeout=30,
+                                 data={"username": user, "password": password, "_xsrf": session.cookies.get("_xsrf")})
+        assert logged_in.status_code == 302, f"the hub refused the login as {user}: HTTP {logged_in.status_code}"
+        made = session.post(f"{base}/hub/api/users/{user}/tokens", json={"note": "tests", "expires_in": 3600},
+                            headers={"X-XSRFToken": session.cookies.get("_xsrf", ""), "Referer": f"{base}/hub/token"},
+                            timeout=30)
+        assert made.status_code == 201, f"no token for {user}: HTTP {made.status_code} {made.text[:200]}"
+        return str(made.json()["token"])
+
+
+def sandbox_pid_namespace(report: dict[str, Any]) -> str:
+    """A sandboxed pod's PID namespace, as /proc/PID/ns/pid names it, from the pod's report in the supervisor's
+    status (by its bound namespace file: it names the namespace even once its processes are gone)."""
+    from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT
+
+    return f"pid:[{(RUNTIME_ROOT / report['sandbox'] / 'ns' / 'pid').stat().st_ino}]"
+
+
+def sandbox_processes(cluster: "jhtutorial.LocalCluster", namespace: str, pod_prefix: str = "") -> dict[str, list[int]]:
+    """The processes in each sandbox of the namespace's pods (named ``pod_prefix``...), its first one left out."""
+    import json
+
+    from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, processes_in_namespace
+
+    found: dict[str, list[int]] = {}
+    for key, report in cluster.supervisor.status().get("pods", {}).items():
+        if key.startswith(f"{namespace}/{pod_prefix}"):
+            init_pid = json.loads((RUNTIME_ROOT / report["sandbox"] / "sandbox.json").read_text())["init_pid"]
+            found[key] = [pid for pid in processes_in_namespace(sandbox_pid_namespace(report)) if pid != init_pid]
+    return found

@@ -1,7 +1,7 @@
 """A classroom on a local cluster whose backed pods run in sandboxes: learners' hubs really run, each their own.
 
 Real: a room made by `classroom up` on a cluster of this module's own (`cluster up --sandboxes`, conftest's
-``sandboxed``); two learners deploy the tutorial and log in at once, each with nothing but their kubeconfig
+``sandboxed_cluster``); two learners deploy the tutorial and log in at once, each with nothing but their kubeconfig
 (`jhtutorial up`, `jhtutorial login` through their own `kubectl port-forward`); what one learner's token may do in
 the other's namespace, and what a learner's `kubectl exec` into their hub sees of the machine, are asked of the
 API server and the sandbox themselves.
@@ -56,8 +56,8 @@ def test_a_classroom_is_backed_only_in_sandboxes_and_only_when_marked() -> None:
 
 
 @pytest.fixture(scope="module")
-def instructor(sandboxed: LocalCluster) -> Iterator[Connection]:
-    conn = connect(kubeconfig=sandboxed.kubeconfig, create_namespace=False)
+def instructor(sandboxed_cluster: LocalCluster) -> Iterator[Connection]:
+    conn = connect(kubeconfig=sandboxed_cluster.kubeconfig, create_namespace=False)
     yield conn
     conn.close()
 
@@ -131,7 +131,7 @@ def test_a_learner_may_not_port_forward_or_exec_into_anothers_namespace(logged_i
 
 
 def test_a_learners_exec_into_their_hub_is_confined_to_their_pod(logged_in: dict[str, str], kubectl: Path,
-                                                                 handout: Path, sandboxed: LocalCluster,
+                                                                 handout: Path, sandboxed_cluster: LocalCluster,
                                                                  instructor: Connection) -> None:
     a, b = logged_in
     kube = KubeApi(instructor.api)
@@ -140,7 +140,7 @@ def test_a_learners_exec_into_their_hub_is_confined_to_their_pod(logged_in: dict
                 for pvc in kube.get(f"/api/v1/namespaces/{b}/persistentvolumeclaims")["items"]}
     b_folders = [kube.get(f"/api/v1/persistentvolumes/{name}")["spec"]["hostPath"]["path"] for name in b_claims]
     assert b_folders and all(Path(folder).is_dir() for folder in b_folders)  # they exist, on the machine
-    state = sandboxed.state_dir
+    state = sandboxed_cluster.state_dir
     probes = {
         "uid": "id -u",
         "write-usr": "touch /usr/jhtcs-escaped",
@@ -152,8 +152,8 @@ def test_a_learners_exec_into_their_hub_is_confined_to_their_pod(logged_in: dict
         **{f"b-volume-{n}": f"ls {folder}" for n, folder in enumerate(b_folders)},
         "hostpath-root": f"ls {HOSTPATH_ROOT}",
         "state": f"ls {state}",
-        "kubeconfig": f"cat {sandboxed.kubeconfig}",
-        "cluster-kubeconfig": f"cat {sandboxed.cluster_dir / 'kubeconfig.yaml'}",
+        "kubeconfig": f"cat {sandboxed_cluster.kubeconfig}",
+        "cluster-kubeconfig": f"cat {sandboxed_cluster.cluster_dir / 'kubeconfig.yaml'}",
         "b-handout": f"cat {handout / f'{b}.kubeconfig'}",
     }
     seen = {}
@@ -194,12 +194,12 @@ def test_a_learners_own_pod_asking_for_the_machine_is_refused(logged_in: dict[st
 # --- how many fit, and rooms kept simulated -------------------------------------------------------------------
 
 
-def test_up_refuses_more_backed_learners_than_fit_naming_the_figure(sandboxed: LocalCluster, instructor: Connection,
+def test_up_refuses_more_backed_learners_than_fit_naming_the_figure(sandboxed_cluster: LocalCluster, instructor: Connection,
                                                                    tmp_path: Path) -> None:
     prefix = f"jhtcs-{secrets.token_hex(3)}"
     asked = 1000  # about 310 GiB: no machine this runs on holds that
     refused = jhtutorial("classroom", "up", "--learners", str(asked), "--prefix", prefix, "--output",
-                         str(tmp_path / "handout"), kubeconfig=sandboxed.kubeconfig)
+                         str(tmp_path / "handout"), kubeconfig=sandboxed_cluster.kubeconfig)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     said = refused.stderr
     assert f"{asked} more backed learner(s) do not fit this machine" in said, said
@@ -212,11 +212,11 @@ def test_up_refuses_more_backed_learners_than_fit_naming_the_figure(sandboxed: L
     assert not (tmp_path / "handout").exists()
 
 
-def test_simulated_learners_stay_unbacked(sandboxed: LocalCluster, instructor: Connection, tmp_path: Path) -> None:
+def test_simulated_learners_stay_unbacked(sandboxed_cluster: LocalCluster, instructor: Connection, tmp_path: Path) -> None:
     prefix = f"jhtcs-{secrets.token_hex(3)}"
     handout = tmp_path / "handout"
     made = jhtutorial("classroom", "up", "--learners", "1", "--simulated", "--prefix", prefix, "--output",
-                      str(handout), kubeconfig=sandboxed.kubeconfig)
+                      str(handout), kubeconfig=sandboxed_cluster.kubeconfig)
     try:
         assert made.returncode == 0, made.stdout + made.stderr
         assert "kept purely simulated (--simulated)" in made.stdout and "more fit this machine" not in made.stdout
@@ -228,7 +228,7 @@ def test_simulated_learners_stay_unbacked(sandboxed: LocalCluster, instructor: C
         pods = kube.get(PODS.path(namespace))["items"]
         assert {p["metadata"]["name"].split("-")[0] for p in pods} == {"hub", "proxy"}
         assert not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods)
-        assert not any(key.startswith(f"{namespace}/") for key in sandboxed.supervisor.status().get("pods", {}))
+        assert not any(key.startswith(f"{namespace}/") for key in sandboxed_cluster.supervisor.status().get("pods", {}))
         assert "learners' pods are simulated" in str(classroom_status(instructor, prefix=prefix))
     finally:
         classroom_down(instructor, prefix=prefix, wait=False)

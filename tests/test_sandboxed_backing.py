@@ -6,11 +6,13 @@ checks read the kernel's socket tables, enter the pods through the API server
 sends a packet from the machine's own network namespace to a pod or Service IP.
 
 The module makes a cluster of its own in that mode, in a temporary state folder (the session's cluster is
-left as it is), and removes it at the end (conftest's ``sandboxed``).
+left as it is), and removes it at the end (conftest's ``sandboxed_cluster``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -28,11 +30,12 @@ from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
 from jhtutorial.localcluster.backing.control import SupervisorControl
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
-from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, RunAs, processes_in_namespace
+from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, RunAs
 from jhtutorial.localcluster.backing.sandboxed_pod import run_as
 from jhtutorial.login import login
 from jhtutorial.waits import wait_pods_ready
 from tests.conftest import TEST_LABEL
+from tests.kubehelpers import sandbox_processes
 
 HUB = "app.kubernetes.io/component=hub"
 PROXY = "app.kubernetes.io/component=proxy"
@@ -69,9 +72,9 @@ def test_a_service_leads_to_its_ready_pods_only_by_their_pod_ips() -> None:
 
 
 @pytest.fixture(scope="module")
-def kubeconfig(sandboxed: LocalCluster) -> Path:
+def kubeconfig(sandboxed_cluster: LocalCluster) -> Path:
     """This module's sandboxed cluster, in place of the session's (conftest's fixture of the same name)."""
-    return sandboxed.kubeconfig
+    return sandboxed_cluster.kubeconfig
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def _namespace(api_client: client.ApiClient, hint: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(sandboxed: LocalCluster, api_client: client.ApiClient, kubeconfig: Path) -> Iterator[Connection]:
+def deployed(sandboxed_cluster: LocalCluster, api_client: client.ApiClient, kubeconfig: Path) -> Iterator[Connection]:
     conn = connect(namespace=_namespace(api_client, "sandboxed"), kubeconfig=kubeconfig)
     try:
         for step in STEPS:
@@ -110,18 +113,6 @@ def _kubectl(kubectl: Path, kubeconfig: Path, namespace: str, *args: str, check:
     if check:
         assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def _sandbox_pids(cluster: LocalCluster, namespace: str, pod_prefix: str = "") -> dict[str, list[int]]:
-    """The processes in each sandbox of the namespace (by the PID namespace of its first process)."""
-    found: dict[str, list[int]] = {}
-    for key, report in cluster.supervisor.status().get("pods", {}).items():
-        if not key.startswith(f"{namespace}/{pod_prefix}"):
-            continue
-        record = json.loads((RUNTIME_ROOT / report["sandbox"] / "sandbox.json").read_text())
-        pid_namespace = os.readlink(f"/proc/{record['init_pid']}/ns/pid")
-        found[key] = [pid for pid in processes_in_namespace(pid_namespace) if pid != record["init_pid"]]
-    return found
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -157,7 +148,7 @@ def _no_listener_on_the_machine(cluster: LocalCluster, namespace: str) -> list[i
     returns the ports they listen on inside their own."""
     host = _listening("self")  # this test runs in the machine's network namespace
     inside_ports: list[int] = []
-    for key, pids in _sandbox_pids(cluster, namespace).items():
+    for key, pids in sandbox_processes(cluster, namespace).items():
         servers = _servers(pids)
         assert servers, f"{key}: no server process runs in its sandbox"
         for pid in servers:
@@ -183,8 +174,8 @@ def _ports_once_listening(cluster: LocalCluster, namespace: str, count: int) -> 
     return _no_listener_on_the_machine(cluster, namespace)
 
 
-def test_nothing_of_a_sandboxed_pod_listens_on_the_machine(deployed: Connection, sandboxed: LocalCluster) -> None:
-    ports = _no_listener_on_the_machine(sandboxed, deployed.namespace)
+def test_nothing_of_a_sandboxed_pod_listens_on_the_machine(deployed: Connection, sandboxed_cluster: LocalCluster) -> None:
+    ports = _no_listener_on_the_machine(sandboxed_cluster, deployed.namespace)
     # the hub (8081), CHP (8000, 8001) and nginx (8080) listen, each in its pod's own network
     assert {8000, 8001, 8080, 8081} <= set(ports)
     # and another account of the machine reaches none of them on the machine's loopback (a port some other
@@ -198,6 +189,51 @@ def test_nothing_of_a_sandboxed_pod_listens_on_the_machine(deployed: Connection,
                           *map(str, ports)], capture_output=True, text=True, check=True).stdout
     refused = [line for line in out.splitlines() if line.split()[1] != "0"]
     assert len(refused) == len(ports), out
+
+
+# Run by kubectl exec inside a container: a digest of each variable of exec's own environment and of the
+# environment the container's program (named by sys.argv[1]) started with. No value leaves the pod.
+ENVIRONMENTS = (
+    "import hashlib, json, os, sys\n"
+    "def digests(pairs):\n"
+    "    return {name: hashlib.sha256(value.encode()).hexdigest() for name, value in pairs}\n"
+    "def runs(pid):\n"
+    "    words = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')[:2]\n"
+    "    return any(os.path.basename(word) == sys.argv[1].encode() for word in words)\n"
+    "program = min(int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid() and runs(p))\n"
+    "started = open(f'/proc/{program}/environ', 'rb').read().decode().split('\\0')\n"
+    "print(json.dumps({'exec': digests(os.environ.items()),\n"
+    "                  'program': digests(line.split('=', 1) for line in started if '=' in line)}))\n"
+)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _environment_matches_the_container(kubectl: Path, kubeconfig: Path, core: client.CoreV1Api,
+                                       pod: client.V1Pod, program: str) -> dict[str, str]:
+    """Asserts that `kubectl exec` starts with the environment the container's program got, and that it holds
+    each variable of the container's spec with its value (literal, from a Secret, from the pod's fields);
+    returns exec's digests. Only digests are compared and shown, never a value."""
+    container = pod.spec.containers[0]
+    seen = json.loads(_kubectl(kubectl, kubeconfig, pod.metadata.namespace, "exec", pod.metadata.name, "-c",
+                               container.name, "--", "python3", "-c", ENVIRONMENTS, program))
+    assert seen["exec"] == seen["program"]
+    for variable in container.env or []:
+        source = variable.value_from
+        if source is None:
+            expected = variable.value or ""
+        elif source.secret_key_ref is not None:
+            secret = core.read_namespaced_secret(source.secret_key_ref.name, pod.metadata.namespace)
+            expected = base64.b64decode(secret.data[source.secret_key_ref.key]).decode()
+        elif source.field_ref is not None and source.field_ref.field_path == "metadata.namespace":
+            expected = pod.metadata.namespace
+        else:
+            continue
+        wanted = _digest(expected)  # a name, not a call, in the assertion: pytest shows no value on a failure
+        assert seen["exec"].get(variable.name) == wanted, f"{variable.name} in exec's environment"
+    return seen["exec"]
 
 
 def test_exec_runs_inside_the_hub_as_its_user(deployed: Connection, kubectl: Path, kubeconfig: Path,
@@ -223,28 +259,36 @@ def test_exec_runs_inside_the_hub_as_its_user(deployed: Connection, kubectl: Pat
     _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--", "touch", "/srv/jupyterhub/written")
     # no address of the pod was rewritten
     assert MAPPED_ANNOTATION not in (hub.metadata.annotations or {})
+    # the container's environment, the Secret's proxy token and the downward API's namespace included
+    seen = _environment_matches_the_container(kubectl, kubeconfig, client.CoreV1Api(api_client), hub, "jupyterhub")
+    assert {"CONFIGPROXY_AUTH_TOKEN", "POD_NAMESPACE", "PYTHONUNBUFFERED"} <= set(seen)
 
 
 def test_a_login_spawns_a_server_the_proxy_reaches_at_its_pod_ip(deployed: Connection, kubectl: Path,
                                                                  kubeconfig: Path, api_client: client.ApiClient,
-                                                                 sandboxed: LocalCluster) -> None:
+                                                                 sandboxed_cluster: LocalCluster) -> None:
     result = login("admin", "admin", conn=deployed, timeout=90)
     assert result.hub_said_ready, result
     pod = client.CoreV1Api(api_client).read_namespaced_pod("jupyter-admin", deployed.namespace)
-    # CHP's routing table, asked from inside the hub's pod with the token the hub itself was given
+    # CHP's routing table, asked from inside the hub's pod with the token the hub was given (exec has it too)
     ask = ("import json,os,urllib.request\n"
-           "pid=next(p for p in os.listdir('/proc') if p.isdigit() and b'jupyterhub' in "
-           "open(f'/proc/{p}/cmdline','rb').read().split(b'\\0')[1])\n"
-           "env=dict(l.split('=',1) for l in open(f'/proc/{pid}/environ').read().split('\\0') if '=' in l)\n"
            "r=urllib.request.Request('http://proxy-api:8001/api/routes',"
-           "headers={'Authorization':'token '+env['CONFIGPROXY_AUTH_TOKEN']})\n"
+           "headers={'Authorization':'token '+os.environ['CONFIGPROXY_AUTH_TOKEN']})\n"
            "print(json.dumps(json.load(urllib.request.urlopen(r))))")
     routes = json.loads(_kubectl(kubectl, kubeconfig, deployed.namespace, "exec", "deploy/hub", "--",
                                  "python3", "-c", ask))
     assert routes["/user/admin"]["target"] == f"http://{pod.status.pod_ip}:8888"
-    assert _kubectl(kubectl, kubeconfig, deployed.namespace, "exec", "jupyter-admin", "--", "id", "-u").strip() == \
-        "1000"
-    _no_listener_on_the_machine(sandboxed, deployed.namespace)
+    user_pod = ("exec", "jupyter-admin", "--")
+    assert _kubectl(kubectl, kubeconfig, deployed.namespace, *user_pod, "id", "-u").strip() == "1000"
+    assert _kubectl(kubectl, kubeconfig, deployed.namespace, *user_pod, "hostname").strip() == "jupyter-admin"
+    # the home folder is the claim's volume, the user's to write (fsGroup 100); the hub's token is in exec's
+    # environment as the server got it
+    _kubectl(kubectl, kubeconfig, deployed.namespace, *user_pod, "touch", "/home/jovyan/written")
+    assert "written" in _kubectl(kubectl, kubeconfig, deployed.namespace, *user_pod, "ls", "/home/jovyan").split()
+    seen = _environment_matches_the_container(kubectl, kubeconfig, client.CoreV1Api(api_client), pod,
+                                              "jupyterhub-singleuser")
+    assert {"JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_PREFIX"} <= set(seen)
+    _no_listener_on_the_machine(sandboxed_cluster, deployed.namespace)
 
 
 EDITED_POD = """
@@ -292,7 +336,7 @@ data:
 """
 
 
-def test_an_edited_manifest_stays_in_its_sandbox(sandboxed: LocalCluster, api_client: client.ApiClient,
+def test_an_edited_manifest_stays_in_its_sandbox(sandboxed_cluster: LocalCluster, api_client: client.ApiClient,
                                                  kubectl: Path, kubeconfig: Path) -> None:
     namespace = _namespace(api_client, "edited")
     escaped = Path("/etc/jhtutorial-escaped")
@@ -302,11 +346,11 @@ def test_an_edited_manifest_stays_in_its_sandbox(sandboxed: LocalCluster, api_cl
                            input=manifest, text=True, check=True, capture_output=True)
         conn = connect(namespace=namespace, kubeconfig=kubeconfig)
         wait_pods_ready("app=edited", conn=conn, timeout=90)
-        ports = _ports_once_listening(sandboxed, namespace, 4)
+        ports = _ports_once_listening(sandboxed_cluster, namespace, 4)
         assert {8000, 8001, 8088, 8089} <= set(ports), ports  # they bind every interface: of their own pod
         router = router_name(namespace)
         assert router in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        sandbox_keys = [r["sandbox"] for k, r in sandboxed.supervisor.status()["pods"].items()
+        sandbox_keys = [r["sandbox"] for k, r in sandboxed_cluster.supervisor.status()["pods"].items()
                         if k.startswith(namespace + "/")]
 
         # a mount path that climbs out with '..': the pod is not started, and nothing is made on the machine
@@ -314,10 +358,10 @@ def test_an_edited_manifest_stays_in_its_sandbox(sandboxed: LocalCluster, api_cl
         subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "apply", "-f", "-"],
                        input=EDITED_POD, text=True, check=True, capture_output=True)
         deadline = time.monotonic() + 30
-        while f"{namespace}/edited" not in sandboxed.supervisor.status().get("waiting", {}) \
+        while f"{namespace}/edited" not in sandboxed_cluster.supervisor.status().get("waiting", {}) \
                 and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert "climbs out" in sandboxed.supervisor.status()["waiting"][f"{namespace}/edited"]
+        assert "climbs out" in sandboxed_cluster.supervisor.status()["waiting"][f"{namespace}/edited"]
         assert not escaped.exists()
 
         # the first pod's sandbox went with it: no process, no namespace files, no link; the router too,

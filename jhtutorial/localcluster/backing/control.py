@@ -133,7 +133,8 @@ class SupervisorControl:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
         if self.sandboxes and os.geteuid() == 0:
-            # sandboxes and pod networks outlive a supervisor killed with SIGKILL: this cluster's go now
+            # a supervisor killed with SIGKILL ends its sandboxes' processes (their first process reads a pipe only
+            # it held), but their folders, namespace files and pod networks stay: this cluster's go now
             from .pod_networks import remove_recorded_routers
             from .sandbox import remove_all
             from .sandboxed_pod import sandbox_prefix

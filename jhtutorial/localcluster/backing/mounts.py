@@ -254,10 +254,12 @@ def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:
         for key, value in _object_data(kube, namespace, source).items():
             env[prefix + key] = value
     for item in container.get("env") or []:
-        if "value" in item:
-            env[item["name"]] = expand(item["value"], env)
-            continue
         ref = item.get("valueFrom") or {}
+        if not ref:
+            # an empty value is stored without its `value` field (KubeSpawner's JUPYTERHUB_HOST): the kubelet
+            # still sets the variable, to ""
+            env[item["name"]] = expand(item.get("value", ""), env)
+            continue
         if "fieldRef" in ref:
             env[item["name"]] = _field(pod, ref["fieldRef"]["fieldPath"])
         elif "secretKeyRef" in ref or "configMapKeyRef" in ref:

@@ -76,6 +76,15 @@ RELEASE_TERMINAL = ";".join([
     "signal.signal(signal.SIGHUP,signal.SIG_DFL)",
     "os.execvp(sys.argv[1],sys.argv[1:])",
 ])
+# For a container's environment kept in a file (a JSON object of names and values), run on the machine before
+# entering: the environment becomes the file's, then the next word is executed. Values taken from Secrets then
+# appear on no command line (any account of the machine may read /proc/PID/cmdline) and in no kwok object
+# (which the cluster's admin reads), and `kubectl exec` gets the environment the container's program got. One
+# word, as kwok splits its prefix on white space.
+ENVIRONMENT_FROM_FILE = ";".join([
+    "json,os,sys=map(__import__,('json','os','sys'))",
+    "os.execve(sys.argv[2],sys.argv[2:],json.load(open(sys.argv[1],encoding='utf-8')))",
+])
 # PATH inside a sandbox: the machine's programs, as a container's default PATH.
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -139,6 +148,10 @@ class Sandbox:
     folder: Path
     init_pid: int
     _unshare: subprocess.Popen[str] | None = None
+    # The write end of the pipe that is the sandbox's PID 1's stdin; only its maker holds it. When the maker
+    # ends, however it ends (SIGKILL included), the kernel closes it, PID 1 reads end of file and exits, and
+    # the kernel ends every process of the sandbox: nothing of a pod outlives its supervisor.
+    _lifeline: int | None = None
 
     def namespace_file(self, kind: str) -> Path:
         return self.folder / "ns" / kind
@@ -148,13 +161,19 @@ class Sandbox:
         """The network namespace file, for ``nsenter --net=`` or ``ip netns attach``."""
         return self.namespace_file("net")
 
-    def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None, *, terminal: bool = False) -> list[str]:
+    def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a process inside: ``env``, plus PATH and HOSTNAME when it has none."""
+        return {"PATH": SANDBOX_PATH, "HOSTNAME": self.spec.hostname, **(env or {})}
+
+    def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None, *, env_file: Path | None = None,
+                      terminal: bool = False) -> list[str]:
         """The words that run a command (appended after them) inside, as ``user``, unprivileged.
 
         Nothing of the sandbox's own file system runs with privileges: a pod's volume may be mounted at the
         head of PATH or over /usr/bin, so a program found there must already run as the pod's user. So every
         privileged step runs from the machine's programs before entering: ``env -i`` sets the environment
-        (``env`` alone, plus PATH and HOSTNAME when it has none: nothing of the caller's leaks in);
+        (:meth:`environment`: nothing of the caller's leaks in), or, with ``env_file`` (a JSON object of the
+        whole environment, readable by root only), this Python replaces it by the file's as the command starts;
         ``setpriv`` sets the group and supplementary groups, no_new_privs, and keeps in the bounding set
         only the three capabilities nsenter needs; ``nsenter`` (already loaded) enters every namespace (the
         mount namespace's root with it), forks into the PID namespace and switches to the user's uid, which
@@ -165,8 +184,12 @@ class Sandbox:
         run inside as the user, makes a session there that takes it, so a shell has job control and
         Ctrl-C stops its foreground job.
         """
-        environment = {"PATH": SANDBOX_PATH, "HOSTNAME": self.spec.hostname, **(env or {})}
-        words = ["/usr/bin/env", "-i", *(f"{name}={value}" for name, value in environment.items())]
+        if env_file is not None:
+            if env:
+                raise ValueError("an environment is given either inline or in a file, not both")
+            words = [sys.executable, "-I", "-c", ENVIRONMENT_FROM_FILE, str(env_file)]
+        else:
+            words = ["/usr/bin/env", "-i", *(f"{name}={value}" for name, value in self.environment(env).items())]
         if terminal:
             words += [sys.executable, "-I", "-c", RELEASE_TERMINAL]
         groups = ",".join(str(g) for g in user.groups) if user.groups else None
@@ -187,12 +210,13 @@ class Sandbox:
         """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec."""
         return [*self.enter_command(user), "python3", "-I", "-c", PORT_FORWARD_RELAY, str(int(port))]
 
-    def kwok_exec_envs(self, user: RunAs, env: Mapping[str, str] | None = None) -> list[dict[str, str]]:
-        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user``, with ``env`` (kwok splits
-        them on white space)."""
+    def kwok_exec_envs(self, user: RunAs, env: Mapping[str, str] | None = None, *,
+                       env_file: Path | None = None) -> list[dict[str, str]]:
+        """The envs of a kwok Exec that make ``kubectl exec`` run inside, as ``user``, with ``env`` or the
+        environment in ``env_file`` (kwok splits them on white space)."""
         envs = []
         for name, terminal in (("KWOK_EXEC_PREFIX", False), ("KWOK_EXEC_TTY_PREFIX", True)):
-            words = self.enter_command(user, env, terminal=terminal)
+            words = self.enter_command(user, env, env_file=env_file, terminal=terminal)
             spaced = [word for word in words if not word or any(c.isspace() for c in word)]
             if spaced:
                 raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix")
@@ -203,6 +227,13 @@ class Sandbox:
         """Run ``argv`` inside as ``user``, wait for it and return its output."""
         return subprocess.run([*self.enter_command(user), *argv], capture_output=True, text=True, check=False,
                               timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def processes(self) -> list[int]:
+        """The machine's PIDs of the processes inside, its PID 1 left out (none once that is gone)."""
+        pid_namespace = _namespace_id(self.namespace_file("pid"))
+        if pid_namespace is None or not self.alive():
+            return []
+        return [pid for pid in processes_in_namespace(pid_namespace) if pid != self.init_pid]
 
     def alive(self) -> bool:
         """Whether the sandbox's PID 1 still runs (checked by its namespace, so a reused PID does not count)."""
@@ -221,6 +252,9 @@ class Sandbox:
             pass
         if self._unshare is not None:
             self._unshare.wait(timeout=10)
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         deadline = time.monotonic() + 10
         while pid_namespace and processes_in_namespace(pid_namespace) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -261,11 +295,18 @@ def create(spec: SandboxSpec) -> Sandbox:
     }
     unshare = ["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--kill-child=SIGKILL",
                "--propagation=private"]
-    process = subprocess.Popen(
-        [*unshare, "--", sys.executable, "-I", str(INIT_SCRIPT), json.dumps(init_spec)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        start_new_session=True,  # a terminal's Ctrl-C is not meant for the sandboxes
-    )
+    lifeline, kept = os.pipe()  # both close-on-exec here: no other program this process starts inherits them
+    try:
+        process = subprocess.Popen(
+            [*unshare, "--", sys.executable, "-I", str(INIT_SCRIPT), json.dumps(init_spec)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=lifeline, text=True,
+            start_new_session=True,  # a terminal's Ctrl-C is not meant for the sandboxes
+        )
+    except BaseException:
+        os.close(kept)
+        raise
+    finally:
+        os.close(lifeline)
     try:
         answer = _read_line(process, READY_TIMEOUT)
         if answer != "ready":
@@ -274,7 +315,7 @@ def create(spec: SandboxSpec) -> Sandbox:
             detail = answer.removeprefix("error: ") or process.stderr.read().strip() or "it exited"
             raise SandboxError(f"{where} could not be made: {detail}", fix=_fix_for(detail))
         init_pid = _only_child(process.pid)
-        box = Sandbox(spec=spec, folder=folder, init_pid=init_pid, _unshare=process)
+        box = Sandbox(spec=spec, folder=folder, init_pid=init_pid, _unshare=process, _lifeline=kept)
         for kind in NAMESPACES:
             target = box.namespace_file(kind)
             target.touch()
@@ -284,6 +325,7 @@ def create(spec: SandboxSpec) -> Sandbox:
         (folder / RECORD).write_text(json.dumps({"init_pid": init_pid, "key": spec.key, "hostname": spec.hostname}))
         return box
     except BaseException:
+        os.close(kept)
         process.kill()
         process.wait()
         _unbind_all(folder)
@@ -294,10 +336,11 @@ def create(spec: SandboxSpec) -> Sandbox:
 def existing() -> tuple[list[Sandbox], list[str]]:
     """The sandboxes on this machine whose PID 1 runs (to adopt), and the keys of those whose PID 1 is gone.
 
-    Sandboxes outlive the process that made them (a supervisor killed with SIGKILL
-    leaves them running); the next one adopts the live ones and removes the rest
-    with :func:`remove_dead`. An adopted sandbox knows its key, hostname and PID 1,
-    enough to enter it and tear it down; its volumes and hidden folders are in place.
+    A sandbox's processes end with the process that made it (see ``Sandbox._lifeline``),
+    but its folder, with the bound namespace files, stays when that process was killed;
+    the next supervisor removes such folders with :func:`remove_dead`. A live one (made
+    by a process that still runs) knows its key, hostname and PID 1, enough to enter it
+    and tear it down; its volumes and hidden folders are in place.
     """
     alive, dead = [], []
     if not RUNTIME_ROOT.is_dir():

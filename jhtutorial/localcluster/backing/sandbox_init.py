@@ -25,15 +25,19 @@ Every mount is made with the C library's ``mount(2)``, never by running a
 program: once volumes are in place a program on PATH could be a pod's own.
 
 It prints ``ready`` on stdout when done (or ``error: ...`` and exits 1), then
-reaps children until it is killed. Killing it ends every process of the sandbox:
-the kernel kills a PID namespace's processes when its init dies.
+reaps children until it is killed or its stdin, a pipe whose other end only the
+sandbox's maker holds, reaches end of file: the maker ended, however it ended.
+Its end ends every process of the sandbox: the kernel kills a PID namespace's
+processes when its init dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -166,15 +170,22 @@ def make_dev(dev: str) -> None:
     os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
 
 
-def reap_forever() -> None:
-    # PID 1 of a namespace: orphans are re-parented here and must be reaped.
+def reap_while_held(lifeline: int) -> None:
+    """Reap orphans (PID 1 of a namespace gets them) until ``lifeline`` reaches end of file."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # so that pause() wakes for an orphan's exit
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake)  # a child's exit makes ``woken`` readable
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            signal.pause()
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        readable, _, _ = select.select([lifeline, woken], [], [])
+        if lifeline in readable and not os.read(lifeline, 4096):
+            sys.exit(0)  # the maker is gone: so is the sandbox
+        if woken in readable:
+            os.read(woken, 4096)
 
 
 def main() -> None:
@@ -192,7 +203,7 @@ def main() -> None:
     print("ready", flush=True)
     sys.stdout.close()
     os.close(1)
-    reap_forever()
+    reap_while_held(0)
 
 
 if __name__ == "__main__":

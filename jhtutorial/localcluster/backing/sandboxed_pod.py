@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -42,7 +43,7 @@ from .kwok_objects import EXECS, LOGS, PORT_FORWARDS
 from .pod import STOP_GRACE, Container, PodBacking
 from .pod_networks import PodNetworks
 from .programs import Launch, program_for
-from .sandbox import RunAs, Sandbox, SandboxSpec, Volume, create, processes_in_namespace
+from .sandbox import RunAs, Sandbox, SandboxSpec, Volume, create
 
 Obj = dict[str, Any]
 SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -103,6 +104,7 @@ class SandboxedPod(PodBacking):
             argv = [expand(word, env) for word in command or image.command]
             workdir = spec_container.get("workingDir") or image.workdir
             self.users[spec_container["name"]] = run_as(self.pod, spec_container)
+            self._write_environment(spec_container["name"], env)
             self.containers.append(Container(spec_container, program,
                                              self.folder / "logs" / f"{spec_container['name']}.log",
                                              Launch(argv, env, Path(workdir))))
@@ -156,11 +158,9 @@ class SandboxedPod(PodBacking):
         self._wake.set()
         box = self.box
         if box is not None:
-            pid_namespace = f"pid:[{box.namespace_file('pid').stat().st_ino}]" if box.alive() else ""
-            for pid in processes_in_namespace(pid_namespace) if pid_namespace else []:
-                if pid != box.init_pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGTERM)
+            for pid in box.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE
             while any(c.alive for c in self.containers) and time.monotonic() < deadline:
                 time.sleep(0.05)  # process exit has no event to wait on here
@@ -187,11 +187,41 @@ class SandboxedPod(PodBacking):
 
     # --- processes and probes -------------------------------------------------------------
 
+    def _environment_file(self, container: str) -> Path:
+        return self.folder / "env" / f"{container}.json"
+
+    def _write_environment(self, container: str, env: dict[str, str]) -> None:
+        """The container's whole environment, in a file only root reads (the pod's folder is hidden inside
+        every sandbox): its program and every ``kubectl exec`` start with it, and no value, a Secret's
+        included, goes on a command line or into a kwok object."""
+        assert self.box is not None
+        path = self._environment_file(container)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        create_file(path, 0o600, json.dumps(self.box.environment(env)).encode())
+
     def _command(self, container: Container, launch: Launch) -> tuple[list[str], dict[str, str], Path]:
         assert self.box is not None
         # the working folder is set inside, as the pod's user (`env -C`), never looked up on the machine
         inside = ["/usr/bin/env", "-C", str(launch.cwd), "--", *launch.argv]
-        return [*self.box.enter_command(self.users[container.name], launch.env), *inside], {}, Path("/")
+        words = self.box.enter_command(self.users[container.name], env_file=self._environment_file(container.name))
+        return [*words, *inside], {}, Path("/")
+
+    def _check_exit(self, container: Container) -> None:
+        keeper = container.process
+        if keeper is not None and keeper.poll() is not None:
+            self._end_leftovers(keeper.pid)
+        super()._check_exit(container)
+
+    def _end_leftovers(self, session: int) -> None:
+        """SIGKILL what a container's program left in the sandbox when it exited, as the kernel does in a
+        container whose first process ends: nginx's workers, say, which would hold the port its next start
+        binds. The keeper cannot: a process orphaned inside is handed to the sandbox's PID 1, not to the keeper
+        outside. The container's processes are those still in the keeper's session (``session``, its PID); one
+        that made a session of its own (a kernel) is left to the pod's end."""
+        for pid in self.box.processes() if self.box is not None else []:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getsid(pid) == session:
+                    os.kill(pid, signal.SIGKILL)
 
     def _stdio_owner(self, container: Container) -> int | None:
         return self.users[container.name].uid
@@ -231,17 +261,6 @@ class SandboxedPod(PodBacking):
         return service_account_folder(self.folder, pod_token(self.kube, self.pod), self.kubeconfig_cluster,
                                       self.namespace)
 
-    @staticmethod
-    def _exec_env(container: Container) -> dict[str, str]:
-        """What ``kubectl exec`` starts with: the image's variables and the container's literal values.
-        Values taken from Secrets (and any with white space, which kwok's prefix cannot carry) stay out of
-        the Exec object, which the cluster's admin can read."""
-        assert container.launch is not None
-        literal = {e["name"] for e in container.spec.get("env") or [] if "value" in e}
-        return {name: value for name, value in container.launch.env.items()
-                if (name in literal or name.isupper() and name.startswith(("PATH", "HOME", "LANG", "KUBERNETES_")))
-                and value and not any(c.isspace() for c in value)}
-
     def _publish(self) -> None:
         """PortForward, Logs and Exec objects that send kubectl into the sandbox, and what runs the pod."""
         assert self.box is not None
@@ -252,9 +271,8 @@ class SandboxedPod(PodBacking):
                 number = int(port["containerPort"])
                 forwards.append({"ports": [number], "command": self.box.port_forward_command(number, user)})
         logs = [{"containers": [c.name], "logsFile": str(c.log_path), "follow": True} for c in self.containers]
-        execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(self.users[c.name],
-                                                                                    self._exec_env(c))}}
-                 for c in self.containers]
+        execs = [{"containers": [c.name], "local": {"envs": self.box.kwok_exec_envs(
+                     self.users[c.name], env_file=self._environment_file(c.name))}} for c in self.containers]
         self._apply_kwok_objects([(PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs}),
                                   (EXECS, {"execs": execs})])
         users = ", ".join(f"{name} as uid {user.uid}" for name, user in self.users.items())
