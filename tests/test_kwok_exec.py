@@ -185,22 +185,24 @@ def test_port_forward_reaches_a_server_that_listens_only_inside(
                 "metadata": {"name": pod, "namespace": namespace},
                 "spec": {"forwards": [{"ports": [80], "command": box.port_forward_command(8080, USER)}]},
             })
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            local_port = probe.getsockname()[1]
-        forward = subprocess.Popen([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "port-forward",
-                                    f"pod/{pod}", f"{local_port}:80"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
-        assert forward.stdout is not None and "Forwarding from 127.0.0.1" in forward.stdout.readline()
         deadline = time.monotonic() + 30
         while True:
+            if forward is None or forward.poll() is not None:
+                # kubectl ends a port-forward for good on its first failed connection (kwok learns of the
+                # PortForward a moment after it is made; the server may still be starting): start it again
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    local_port = probe.getsockname()[1]
+                forward = subprocess.Popen([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace,
+                                            "port-forward", f"pod/{pod}", f"{local_port}:80"],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                assert forward.stdout is not None and "Forwarding from 127.0.0.1" in forward.stdout.readline()
             try:
                 # a file of the sandbox's own /tmp, served from inside
                 page = urllib.request.urlopen(f"http://127.0.0.1:{local_port}/name", timeout=5).read().decode()
                 break
             except OSError:
-                # kwok learns of the PortForward a moment later; the server may still be starting
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, forward.stderr.read() if forward.poll() is not None else ""
                 time.sleep(0.5)
         assert page.strip() == pod  # a file that exists only in the sandbox's /tmp
         # the server listens on the pod's own loopback
