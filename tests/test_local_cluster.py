@@ -323,7 +323,8 @@ def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> 
 
     before = ours()
     cluster = _quiet()
-    status = cluster.up()
+    # processes, whose process groups it records (tests/test_backing_faults.py kills it in both ways of backing)
+    status = cluster.up(sandboxes=False)
     pid = cluster.supervisor.pid()
     assert pid is not None and any(f"supervisor:    running (pid {pid})" in line for line in status.lines())
     conn = connect(namespace="backed", kubeconfig=status.kubeconfig)  # made here, so marked for backing
@@ -372,7 +373,8 @@ def test_without_node_the_proxy_pod_stays_simulated_and_says_what_to_install(
     from jhtutorial.waits import wait_pods_ready
 
     cluster = _quiet()
-    status = cluster.up()
+    # processes: taking node's folder (/usr/bin) off PATH takes the programs that make sandboxes with it
+    status = cluster.up(sandboxes=False)
     cluster.supervisor.stop()
     no_node = [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "node").exists()]
     monkeypatch.setenv("PATH", os.pathsep.join(no_node))
