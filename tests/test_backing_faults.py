@@ -402,7 +402,9 @@ def test_a_service_made_after_the_pod_that_names_it_is_reached(own: LocalCluster
         until("kwok removed the deleted pod", lambda: not [
             p for p in core.list_namespaced_pod(conn.namespace, label_selector=PROXY).items
             if p.metadata.name == old.metadata.name], timeout=30)
-        wait_pods_ready(PROXY, conn=conn, timeout=60)
+        # the ReplicaSet controller makes the replacement: on a loaded machine, in this cluster whose API server
+        # this module restarted, it once took over a minute
+        wait_pods_ready(PROXY, conn=conn, timeout=180)
         new = _pod(core, conn.namespace, PROXY)
         assert not {KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION} & set(new.metadata.annotations or {})
         assert not _processes_of(own, conn.namespace)

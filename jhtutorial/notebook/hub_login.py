@@ -95,22 +95,39 @@ class Countdown:
                 print(self._text(left), flush=True)
 
 
-def hub_log(conn: Connection, *words: str, tail: int = 400, last: int | None = None, width: int = 260) -> str:
+def hub_log(conn: Connection, *words: str, tail: int = 400, last: int | None = None, width: int = 260,
+            settle: float = 5.0) -> str:
     """``kubectl logs deploy/hub --tail=TAIL | grep -E 'WORD|WORD' | tail -n LAST``: the hub's log lines that
     name any of ``words`` (all of the tail when none are given), each once, cut at ``width`` characters (a
-    traceback repeats the API server's answer; the first ``width`` characters say what it refused)."""
+    traceback repeats the API server's answer; the first ``width`` characters say what it refused).
+
+    A line reaches the log a moment after the hub writes it (a node's copy of a container's output lags a
+    little, and on a busy machine more): until every word has a line, it asks again for up to ``settle`` s."""
+    deadline = time.monotonic() + settle
+    while True:
+        lines = _hub_log_lines(conn, words, tail, width)
+        if lines is None or all(any(word in line for line in lines) for word in words) \
+                or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)  # no event says that a line was written
+    if lines is None:
+        return f"no hub pod runs in namespace {conn.namespace}"
+    lines = lines[-last:] if last else lines
+    return "\n".join(lines) or f"(no line of the hub's last {tail} names {', '.join(words)})"
+
+
+def _hub_log_lines(conn: Connection, words: tuple[str, ...], tail: int, width: int) -> list[str] | None:
+    """The matching lines of the running hub pod's log, each once (None: no hub pod runs)."""
     hubs = [pod for pod in kube(conn).get(PODS.path(conn.namespace),
                                           labelSelector=f"{PART_OF},app.kubernetes.io/component=hub")["items"]
             if pod.get("status", {}).get("phase") == "Running"]
     if not hubs:
-        return f"no hub pod runs in namespace {conn.namespace}"
+        return None
     response = kube(conn).open("GET", PODS.path(conn.namespace, hubs[0]["metadata"]["name"], "log"),
                                query={"tailLines": tail})
     try:
         text = response.data.decode(errors="replace")
     finally:
         response.release_conn()
-    lines = list(dict.fromkeys(line if len(line) <= width else line[:width] + " ..."
-                               for line in text.splitlines() if not words or any(word in line for word in words)))
-    lines = lines[-last:] if last else lines
-    return "\n".join(lines) or f"(no line of the hub's last {tail} names {', '.join(words)})"
+    return list(dict.fromkeys(line if len(line) <= width else line[:width] + " ..."
+                              for line in text.splitlines() if not words or any(word in line for word in words)))
