@@ -346,6 +346,7 @@ def test_07_admin_logs_in_through_the_hub_in_a_second_tab_and_lands_in_jupyterla
     # and the learner gets into the hub's pod from the workbook's own terminal, checked by RBAC, as its user
     terminal = labdriver.open_terminal(page)
     terminal.type(f"kubectl exec -it -n {namespace} deploy/hub -- sh")
+    terminal.wait_for(r"^\$\s*$")  # the pod's shell prompts (typed ahead, a line may lose its first characters)
     terminal.type("echo uid-$(id -u) host-$(hostname) config-$(ls /usr/local/etc/jupyterhub); exit")
     shown = terminal.wait_for(r"^uid-\d+ host-\S+ config-\S+")
     assert re.search(r"^uid-1000 host-hub-\S+ config-jupyterhub_config\.py$", shown, re.M), shown

@@ -78,7 +78,7 @@ def room(instructor: Connection, handout: Path) -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def logged_in(room: list[str], handout: Path) -> dict[str, str]:
+def logged_in(room: list[str], handout: Path) -> Iterator[dict[str, str]]:
     """Both learners deploy the tutorial, then log in to their own hubs at once; their login's output."""
     def deploy(namespace: str) -> subprocess.CompletedProcess[str]:
         return jhtutorial("up", kubeconfig=handout / f"{namespace}.kubeconfig")
@@ -90,9 +90,13 @@ def logged_in(room: list[str], handout: Path) -> dict[str, str]:
         for namespace, done in zip(room, pool.map(deploy, room)):
             assert done.returncode == 0, f"{namespace}: {done.stdout}{done.stderr}"
         logins = dict(zip(room, pool.map(log_in, room)))
-    for namespace, done in logins.items():
-        assert done.returncode == 0, f"{namespace}: {done.stdout}{done.stderr}"
-    return {namespace: done.stdout + done.stderr for namespace, done in logins.items()}
+    try:
+        for namespace, done in logins.items():
+            assert done.returncode == 0, f"{namespace}: {done.stdout}{done.stderr}"
+        yield {namespace: done.stdout + done.stderr for namespace, done in logins.items()}
+    finally:
+        for namespace in room:  # each login left its way in open, as `jhtutorial login` does for a learner
+            jhtutorial("access", "close", kubeconfig=handout / f"{namespace}.kubeconfig")
 
 
 def _as_learner(kubectl: Path, handout: Path, learner: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import requests
 import jhtutorial
 from jhtutorial import notebook as nb
 from jhtutorial.enforcement import SETTINGS, enforcement
-from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS
+from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS, SERVICES
 from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, POD_SECURITY_LABELS, SANDBOXED_BY
 from jhtutorial.wayin import close_way_in, open_way_in, recorded, record_path
 from tests.kubehelpers import free_port
@@ -142,6 +143,34 @@ def test_the_way_in_comes_back_on_its_port_when_kubectl_loses_the_pod(conn: jhtu
     time.sleep(0.5)
     assert not [pid for pid in again if Path(f"/proc/{pid}").exists()
                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+
+
+def test_the_way_in_ends_and_frees_its_port_when_the_service_is_gone(conn: jhtutorial.Connection) -> None:
+    """A namespace deleted by hand (not through 08 or `jhtutorial down`, which close the way in) or its Service
+    gone: nothing is left to forward to, so the keeper ends instead of holding the port for ever."""
+    close_way_in(conn)
+    access = open_way_in(conn, local_port=free_port())
+    way = recorded(conn)
+    assert way is not None and health(access.url) == 200
+    service = nb.kube(conn).get(SERVICES.path(conn.namespace, "proxy-public"))
+    nb.kube(conn).call("DELETE", SERVICES.path(conn.namespace, "proxy-public"))
+    try:
+        for child in _forward_children(way.pid):
+            os.kill(child, signal.SIGKILL)  # the running kubectl ends (a broken connection); its restart finds no Service
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{way.pid}").exists() and "Z" not in Path(f"/proc/{way.pid}/stat").read_text().rsplit(
+                ")", 1)[1].split()[0]:
+            assert time.monotonic() < deadline, f"the keeper still runs: {_log_text(conn)[-600:]}"
+            time.sleep(0.2)
+        assert recorded(conn) is None and "nothing to forward to" in _log_text(conn)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", way.port))  # free again
+    finally:
+        close_way_in(conn)
+        kept = {key: service["metadata"][key] for key in ("name", "labels", "annotations") if key in service["metadata"]}
+        spec = {key: value for key, value in service["spec"].items() if key not in ("clusterIP", "clusterIPs")}
+        nb.kube(conn).call("POST", SERVICES.path(conn.namespace),
+                           body={"apiVersion": "v1", "kind": "Service", "metadata": kept, "spec": spec})
 
 
 def _log_text(conn: jhtutorial.Connection) -> str:
