@@ -51,7 +51,7 @@ from .kwok_objects import LOGS, PORT_FORWARDS, apply_kwok_objects, withdraw
 from .mounts import PodFiles, base_env, container_env, expand
 from .programs import Launch, PodContext, Program, program_for
 from .retry import Backoff
-from .status import ContainerState, container_status, now, readiness_matches, status_patch
+from .status import ContainerState, now, readiness_matches, status_patch
 
 Obj = dict[str, Any]
 BACKOFF_CAP = 16.0
@@ -114,7 +114,7 @@ class PodBacking:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._written_status: str = ""
+        self._written_status: tuple[list[ContainerState], bool, str | None] | None = None
         self._log_lock = threading.Lock()
         self._unwritten: dict[str, str | None] = {}  # annotations the API server did not take yet
         self._api = Backoff()  # while the API server does not answer: wait longer between writes
@@ -415,8 +415,9 @@ class PodBacking:
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             return
         states = [c.state() for c in self.containers]
-        # what was written last, unless someone else changed the readiness since: nothing to write
-        wanted = json.dumps([[container_status(s) for s in states], self.ready, status.get("phase")], sort_keys=True)
+        # what was written last, unless someone else changed the readiness since: nothing to write (compared as
+        # the containers' states, not their serialised statuses: this runs four times a second per pod)
+        wanted = (states, self.ready, status.get("phase"))
         if wanted == self._written_status and readiness_matches(status, self.ready):
             return
         # kwok left the pod to us (or has not come to it yet): what it would write, with an address of its own
