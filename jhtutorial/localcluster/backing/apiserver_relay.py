@@ -42,20 +42,33 @@ def socket_in(netns_file: Path) -> socket.socket:
     """A TCP socket of another network namespace (a pod's, a router's); the caller's thread stays home.
 
     A socket belongs to the network namespace its creator was in when it was made;
-    after that it can be used from anywhere, so only the creation happens inside.
+    after that it can be used from anywhere, so only the creation happens inside: in a
+    thread of its own that enters the namespace and ends there. Going back is not
+    needed, and root of a user namespace (an owner who is not root, see
+    user_namespace.py) may not enter the machine's network namespace again anyway.
     Its connections and bindings are that namespace's: 127.0.0.1 is the pod's own loopback.
     """
-    with open("/proc/thread-self/ns/net", "rb") as home, open(netns_file, "rb") as target:
-        if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
-            raise SandboxError(f"cannot enter network namespace {netns_file}: {os.strerror(ctypes.get_errno())}",
-                               fix="the relay runs as root, beside the routers it serves")
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
         try:
-            made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        finally:
-            if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
-                # a thread left in a pod network would make every later connection there: stop at once
-                os._exit(70)
-    return made
+            with open(netns_file, "rb") as target:
+                if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+                    raise SandboxError(f"cannot enter network namespace {netns_file}: "
+                                       f"{os.strerror(ctypes.get_errno())}",
+                                       fix="the relay runs as root (of the machine or of the supervisor's user "
+                                           "namespace), beside the routers it serves")
+            made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        except BaseException as error:  # handed to the caller's thread
+            failed.append(error)
+
+    maker = threading.Thread(target=make, name=f"socket in {netns_file.name}")
+    maker.start()
+    maker.join()
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def listening_socket_in(netns_file: Path, address: str, port: int) -> socket.socket:

@@ -130,13 +130,17 @@ class NamespaceNetwork:
         """Make the router (idempotent): loopback up, forwarding on, no address in the pod or Service ranges."""
         if self.exists():
             return
-        _ip("netns", "add", self.name)
+        # what `ip netns add` does, without its last step (back to the machine's network namespace), which
+        # root of a user namespace may not take (see user_namespace.py)
+        NETNS_DIR.mkdir(mode=0o755, exist_ok=True)
+        self.netns_file.touch(mode=0o444, exist_ok=False)
         try:
+            _run(["unshare", f"--net={self.netns_file}", "true"])
             self._in_router("ip", "link", "set", "lo", "up")
             # forwarding between the pods' veths; the router has no other interface to forward to
             self._in_router("sysctl", "-qw", "net.ipv4.ip_forward=1")
             # a ClusterIP with no endpoint (no DNAT) is delivered here and refused, not "no route"
-            _ip("-n", self.name, "route", "add", "local", str(SERVICE_CIDR), "dev", "lo")
+            self._in_router("ip", "route", "add", "local", str(SERVICE_CIDR), "dev", "lo")
             self.set_services([])
         except BaseException:
             self.delete()
@@ -168,9 +172,9 @@ class NamespaceNetwork:
             in_pod("route", "add", ROUTER_ADDRESS, "dev", "eth0", "scope", "link")
             for cidr in (POD_CIDR, SERVICE_CIDR):
                 in_pod("route", "add", str(cidr), "via", ROUTER_ADDRESS, "dev", "eth0")
-            _ip("-n", self.name, "addr", "add", f"{ROUTER_ADDRESS}/32", "dev", outside)
-            _ip("-n", self.name, "link", "set", outside, "up")
-            _ip("-n", self.name, "route", "add", f"{address}/32", "dev", outside)
+            self._in_router("ip", "addr", "add", f"{ROUTER_ADDRESS}/32", "dev", outside)
+            self._in_router("ip", "link", "set", outside, "up")
+            self._in_router("ip", "route", "add", f"{address}/32", "dev", outside)
         except SandboxError:
             self.detach_pod(pod)  # half a link is worse than none: the caller may try again
             raise
@@ -179,16 +183,16 @@ class NamespaceNetwork:
         """Remove a pod's veth (both ends go); a pod whose sandbox is gone is detached already."""
         outside = veth_name(pod)
         if self.exists() and outside in self.links():
-            _ip("-n", self.name, "link", "delete", outside)
+            self._in_router("ip", "link", "delete", outside)
 
     def links(self) -> list[str]:
-        out = _ip("-n", self.name, "-o", "link", "show")
+        out = self._in_router("ip", "-o", "link", "show")
         return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
     def set_services(self, services: Sequence[ServiceRoute]) -> None:
         """Make the router's Service DNAT exactly ``services`` (one atomic nftables transaction)."""
         result = subprocess.run(
-            ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
+            ["nsenter", f"--net={self.netns_file}", "nft", "-f", "-"],
             input=services_ruleset(services), capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
@@ -196,7 +200,9 @@ class NamespaceNetwork:
                                fix="check that nft is installed (Debian/Ubuntu: apt-get install nftables)")
 
     def _in_router(self, *argv: str) -> str:
-        return _run(["ip", "netns", "exec", self.name, *argv])
+        # nsenter, not `ip netns exec` or `ip -n`: those also mount a /sys of the namespace's own, which
+        # root of a user namespace may not always do, and nothing here needs
+        return _run(["nsenter", f"--net={self.netns_file}", *argv])
 
 
 def stale_routers(keep: Iterable[str]) -> list[str]:
@@ -216,11 +222,9 @@ def delete_router(name: str) -> None:
     """Delete one of the project's routers by name (see :func:`stale_routers`)."""
     if not re.fullmatch(r"jhtutorial-[0-9a-f]{10}", name):
         raise SandboxError(f"{name!r} is not a router of the local cluster; not deleting it")
-    _ip("netns", "delete", name)
-
-
-def _ip(*args: str) -> str:
-    return _run(["ip", *args])
+    # what `ip netns delete` does: unbind the namespace (it ends once no veth end or process holds it)
+    subprocess.run(["umount", str(NETNS_DIR / name)], capture_output=True, check=False)
+    (NETNS_DIR / name).unlink(missing_ok=True)
 
 
 def _run(argv: list[str]) -> str:

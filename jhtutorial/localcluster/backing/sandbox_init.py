@@ -6,20 +6,27 @@ namespace and alone in fresh mount, UTS, network and IPC namespaces. It uses the
 standard library only and imports nothing of the project: the folders it hides may
 hold the very environment it was started from.
 
-The file system it builds: a staging tmpfs holds an overlay, the pod's root; the
-volumes' sources are bound into it while the machine's tree is still reachable,
-then it ``pivot_root``s into it and detaches the machine's tree before it looks
-at any path of the pod, so every such path is resolved inside the sandbox:
+The file system it builds: a staging tmpfs holds the pod's root, itself a tmpfs; the
+machine's top-level folders are bound into it, and the volumes' sources are bound
+beside it, while the machine's tree is still reachable; then it ``pivot_root``s into
+it and detaches the machine's tree before it looks at any path of the pod, so every
+such path is resolved inside the sandbox:
 
-- ``/``: an overlay whose lower layer is the machine's root file system and whose
-  upper layer is in the staging tmpfs, so mount points for volumes can be made
-  without touching the machine; remounted read-only, nosuid and nodev at the end.
+- ``/``: a tmpfs holding each of the machine's top-level folders bound read-only,
+  nosuid and nodev, with everything mounted below them (and its links as links);
+  remounted read-only at the end. Only binds and tmpfs: what root may do on the
+  machine and what root of a user namespace may do alike (an overlay over the
+  machine's ``/`` cannot be made in a user namespace, which may not take ``/``
+  apart from what is mounted below it).
 - ``/proc`` of the sandbox's PID namespace (its machine-wide knobs read-only);
   a ``/dev`` of its own (null, zero, full, random, urandom, tty, a new devpts
   instance, a tmpfs ``/dev/shm``); fresh tmpfs ``/tmp`` and ``/run``, as a
-  container's writable layer would give.
+  container's writable layer would give; an empty ``/sys``.
 - an empty read-only tmpfs over each hidden folder that exists;
-- each volume bound at its mount path (read-only when asked).
+- each volume bound at its mount path (read-only when asked). A mount point
+  the machine lacks is made without touching the machine: the nearest folder
+  above it that the machine has is replaced, inside only, by a tmpfs holding
+  binds of each of its entries, and the mount point is made there.
 
 Every mount is made with the C library's ``mount(2)``, never by running a
 program: once volumes are in place a program on PATH could be a pod's own.
@@ -34,10 +41,12 @@ processes when its init dies.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ctypes
 import json
 import os
 import select
+import stat
 import signal
 import socket
 import subprocess
@@ -48,11 +57,22 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
 PROC_MASKED = ("acpi", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi")
 OLD_ROOT = "/.old-root"
+# The machine's top-level folders a sandbox gets anew instead of bound
+FRESH = ("proc", "sys", "dev", "tmp", "run")
 VOLUMES = "/.volumes"  # each volume's source, bound here while the machine's tree is still reachable
 
 # mount(2) flags (linux/mount.h)
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
 MNT_DETACH = 2
+# mount_setattr(2) (linux/mount.h; the same system call number on every architecture)
+SYS_MOUNT_SETATTR, AT_FDCWD, AT_RECURSIVE = 442, -100, 0x8000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
+
 # Mounts are made with the C library's calls, never by running `mount`: once a pod's volumes are in place,
 # a program found on PATH could be the pod's own, and this process is root.
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -96,10 +116,14 @@ def build_root(stage: str, spec: dict) -> None:
     (``/var/run`` -> ``/run``) makes its folders in the sandbox's own layers.
     """
     mount("sandbox-stage", stage, "tmpfs", 0, "mode=700")
-    for name in ("upper", "work", "root"):
-        os.mkdir(os.path.join(stage, name), 0o755)
     root = os.path.join(stage, "root")
-    mount("sandbox-root", root, "overlay", 0, f"lowerdir=/,upperdir={stage}/upper,workdir={stage}/work")
+    os.mkdir(root, 0o755)
+    mount("sandbox-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    for name in sorted(os.listdir("/")):
+        if name in FRESH:
+            os.mkdir(os.path.join(root, name), 0o755)  # mounted anew below (/sys stays empty)
+        else:
+            bind_entry(os.path.join("/", name), os.path.join(root, name))
     os.mkdir(root + OLD_ROOT, 0o700)
     os.mkdir(root + VOLUMES, 0o700)
     mount("volumes", root + VOLUMES, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
@@ -124,16 +148,81 @@ def build_root(stage: str, spec: dict) -> None:
     for folder in hidden:
         mount("hidden", folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
 
-    for number, volume in enumerate(spec["volumes"]):
+    opened: list[str] = []
+    # a folder before what is mounted in it (as container runtimes order mounts): a volume bound at /usr
+    # (the Python installation, say) must not cover one bound at /usr/local/etc/jupyterhub
+    in_order = sorted(enumerate(spec["volumes"]), key=lambda item: item[1]["mount_path"].rstrip("/").count("/"))
+    for number, volume in in_order:
         staged = f"{VOLUMES}/{number}"
-        make_mount_point(volume["mount_path"], staged)
+        make_mount_point_inside(volume["mount_path"], staged, opened)
         bind(staged, volume["mount_path"], MS_NOSUID | MS_NODEV | (MS_RDONLY if volume["read_only"] else 0))
 
-    for folder in hidden:
-        mount("none", folder, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for folder in hidden + opened:
+        mount("none", folder, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | (MS_NOEXEC if folder in hidden else 0))
     detach(VOLUMES)
     os.rmdir(VOLUMES)
     mount("none", "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def bind_entry(source: str, target: str) -> None:
+    """``source`` (a folder of the machine, with what is mounted below it, or a file) at ``target``,
+    read-only, nosuid and nodev, made in a tmpfs of the sandbox; a link is made again as a link."""
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+    elif os.path.isdir(source):
+        os.mkdir(target, 0o755)
+        mount(source, target, None, MS_BIND | MS_REC)
+        read_only_below(target)
+    elif os.path.isfile(source):
+        open(target, "a").close()
+        mount(source, target, None, MS_BIND)
+        read_only_below(target)
+    # sockets, pipes and device files at the top of the machine's tree have no place in a pod
+
+
+def read_only_below(target: str) -> None:
+    """Make the mount at ``target`` and every mount below it read-only, nosuid and nodev (mount_setattr)."""
+    attr = MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+    if _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, target.encode(), AT_RECURSIVE, ctypes.byref(attr),
+                     ctypes.sizeof(attr)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"make {target} read-only: {os.strerror(error)} (mount_setattr needs Linux 5.12)")
+
+
+def make_mount_point_inside(mount_path: str, like: str, opened: list[str]) -> None:
+    """The mount point for a volume, made in the sandbox's own layers.
+
+    Where the folder it goes in belongs to the machine (a read-only bind), that folder is
+    opened first: replaced, inside only, by a tmpfs with binds of each of its entries,
+    remembered in ``opened`` to be made read-only once every mount point is made.
+    """
+    try:
+        make_mount_point(mount_path, like)
+        return
+    except OSError as error:
+        if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+    folder = os.path.dirname(os.path.realpath(mount_path))
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    open_folder(folder)
+    opened.append(folder)
+    make_mount_point(mount_path, like)
+
+
+def open_folder(folder: str) -> None:
+    """Put a tmpfs over ``folder`` that holds binds of all its entries, so that new ones can be made in it."""
+    if folder == "/":
+        raise OSError(errno.EROFS, "a mount point directly in / is made at the start only")
+    holder = "/.opening"
+    os.mkdir(holder, 0o700)
+    mount(folder, holder, None, MS_BIND | MS_REC)
+    info = os.stat(holder)
+    mount("opened", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={stat.S_IMODE(info.st_mode):o}")
+    for name in os.listdir(holder):
+        bind_entry(os.path.join(holder, name), os.path.join(folder, name))
+    detach(holder)
+    os.rmdir(holder)
 
 
 def protect_proc() -> None:
