@@ -19,11 +19,14 @@ the programs its record names, so restore only archives this machine made.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 from ..errors import LocalClusterError
+from .backing import user_namespace
 
 KEEP = 3  # the newest archives kept; older ones are removed as new ones are made
 VOLUMES = "volumes"  # where the volume folders sit inside an archive
@@ -35,6 +38,24 @@ def backups_dir(state_dir: Path) -> Path:
 
 def keep_copy(state_dir: Path, cluster_dir: Path, volume_folders: list[Path]) -> Path:
     """Pack the cluster folder, its configuration and its volume folders; returns the archive."""
+    if _in_user_namespace():
+        return Path(_run_inside("keep", str(state_dir), str(cluster_dir), *map(str, volume_folders)))
+    return _pack(state_dir, cluster_dir, volume_folders)
+
+
+def restore(archive: Path, state_dir: Path, volumes_root: Path) -> None:
+    """Unpack an archive made by `keep_copy` into the state folder it came from.
+
+    Refuses members that would land outside their folder (absolute paths, ``..``, links out): an archive is
+    a file anyone could hand over.
+    """
+    if _in_user_namespace():
+        _run_inside("restore", str(archive), str(state_dir), str(volumes_root))
+    else:
+        _unpack(archive, state_dir, volumes_root)
+
+
+def _pack(state_dir: Path, cluster_dir: Path, volume_folders: list[Path]) -> Path:
     folder = backups_dir(state_dir)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
@@ -68,12 +89,7 @@ def keep_copy(state_dir: Path, cluster_dir: Path, volume_folders: list[Path]) ->
     return archive
 
 
-def restore(archive: Path, state_dir: Path, volumes_root: Path) -> None:
-    """Unpack an archive made by `keep_copy` into the state folder it came from.
-
-    Refuses members that would land outside their folder (absolute paths, ``..``, links out): an archive is
-    a file anyone could hand over.
-    """
+def _unpack(archive: Path, state_dir: Path, volumes_root: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
@@ -88,3 +104,36 @@ def restore(archive: Path, state_dir: Path, volumes_root: Path) -> None:
         raise LocalClusterError(f"cannot restore {archive}: {err}",
                                 fix="name an archive that `jhtutorial cluster up --recreate` or "
                                 "`jhtutorial cluster down` made (they say where)") from None
+
+
+def _in_user_namespace() -> bool:
+    """Whether packing goes through the owner's user namespace: an owner who is not root, who has one."""
+    return user_namespace.needed() and not user_namespace.problems()
+
+
+def _run_inside(*arguments: str) -> str:
+    """This module's own command line, run as root of the owner's user namespace; what it printed."""
+    result = subprocess.run(user_namespace.wrap([sys.executable, "-m", __name__, *arguments]),
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise LocalClusterError(f"the cluster's copy could not be {'made' if arguments[0] == 'keep' else 'restored'}: "
+                                f"{lines[-1] if lines else 'it failed'}",
+                                fix="see the message; `jhtutorial cluster status` says whether sandboxes can be made")
+    return result.stdout.strip()
+
+
+def main(argv: list[str]) -> int:
+    """``keep STATE CLUSTER [VOLUME...]`` prints the archive; ``restore ARCHIVE STATE VOLUMES_ROOT``."""
+    command, *paths = argv
+    if command == "keep":
+        print(_pack(Path(paths[0]), Path(paths[1]), [Path(p) for p in paths[2:]]))
+    elif command == "restore":
+        _unpack(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

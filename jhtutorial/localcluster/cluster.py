@@ -21,11 +21,13 @@ From Python:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -44,6 +46,7 @@ from .backing import KWOK_STATUS_ANNOTATION
 from .backing.admission import policy_objects
 from .backing.apiserver_relay import KUBERNETES_CLUSTER_IP
 from .backing.control import SupervisorControl
+from .backing.user_namespace import remove_tree
 from .backups import backups_dir, keep_copy, restore
 from .build import Binaries, Progress, ensure_binaries, say
 from .components import Component, ControlPlane, wait_until_gone
@@ -143,6 +146,7 @@ class LocalCluster:
         self._check_kubeconfig_target()
         with self._lock():
             binaries = ensure_binaries(self.progress)
+            share_volume_root(HOSTPATH_ROOT)
             if self.cluster_dir.exists():
                 if recreate:
                     self._start_over(binaries)
@@ -560,7 +564,7 @@ class LocalCluster:
     def _stop_processes(self) -> None:
         # first the processes that back pods: nothing may outlive the cluster
         self.supervisor.stop()
-        shutil.rmtree(self.supervisor.folder / "pods", ignore_errors=True)
+        remove_tree(self.supervisor.folder / "pods")  # files of the pods' own users included
         # What follows is deleted or packed, so there is nothing to shut down
         # gracefully for (kube-apiserver alone takes seconds to drain).
         pids = [pid for pid in self.component_pids().values() if pid is not None]
@@ -708,11 +712,34 @@ def volume_folders_inside(paths: list[str], root: Path) -> list[Path]:
     return found
 
 
+def share_volume_root(root: Path) -> None:
+    """Make the hostPath provisioner's folder one that every account's local cluster can provision in.
+
+    kube-controller-manager's provisioner makes each volume's folder under this one fixed path, so on a
+    machine where several accounts run a local cluster the first would otherwise lock the others out.
+    Shared as /tmp is (everyone may add, only the owner may remove); each volume's folder is its
+    maker's (mode 0750).
+    """
+    shared = stat.S_ISVTX | 0o777
+    if not root.exists():
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another account's cluster
+            root.mkdir()
+            root.chmod(shared)
+    info = root.lstat()
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != shared and not root.is_symlink():
+        root.chmod(shared)  # made by an earlier version, for its owner only
+    elif not os.access(root, os.W_OK | os.X_OK):
+        raise LocalClusterError(
+            f"{root} belongs to another account (uid {info.st_uid}) and this one may not add volumes to it: "
+            "the cluster's PersistentVolumeClaims would never bind",
+            fix=f"as root: chmod 1777 {root} (shared like /tmp; each volume's folder stays its maker's)")
+
+
 def remove_volume_folders(paths: list[str], root: Path) -> list[Path]:
     """Delete the folders among ``paths`` that really lie inside ``root``; return them."""
     removed = volume_folders_inside(paths, root)
     for folder in removed:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)  # a pod's user made files there
     return removed
 
 

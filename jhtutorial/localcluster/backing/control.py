@@ -15,11 +15,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..paths import private_dir
-from . import PROCESSES_WARNING
+from . import PROCESSES_WARNING, user_namespace
+from .process_table import start_time
 
 STOP_SECONDS = 20.0
 START_SECONDS = 15.0
@@ -79,13 +81,18 @@ class SupervisorControl:
         self.stop_leftovers()
         private_dir(self.folder)
         self.status_file.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
+                   "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
+                   *(["--sandboxes"] if self.sandboxes else [])]
+        if self.sandboxes and user_namespace.needed() and not user_namespace.problems():
+            # an owner who is not root: root of a user namespace of their own (unshare execs the supervisor,
+            # so the pid is still its own); if that cannot be made, it starts as it is and says why
+            command = user_namespace.wrap(command)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
-                 "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
-                 *(["--sandboxes"] if self.sandboxes else [])],
+                command,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+                env=supervisor_environment(os.environ),
             )
         self.pid_file.write_text(f"{process.pid}\n")
         deadline = time.monotonic() + START_SECONDS
@@ -167,9 +174,14 @@ class SupervisorControl:
         return out
 
 
-def start_time(pid: int) -> int | None:
-    """When a process started (clock ticks since boot): with the pid, it names one process for good."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+# Where ip, nft, pivot_root and mount live; the PATH of an account that is not root lacks them on Debian.
+SYSTEM_FOLDERS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def supervisor_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The supervisor's environment: the caller's, without KUBECONFIG (it is given its own), with the
+    system folders on PATH."""
+    env = {k: v for k, v in environ.items() if k != "KUBECONFIG"}
+    path = [p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if p]
+    env["PATH"] = os.pathsep.join([*path, *(folder for folder in SYSTEM_FOLDERS if folder not in path)])
+    return env

@@ -6,7 +6,8 @@
 - configurable-http-proxy (the version of the pinned proxy image) from npm into the
   cache (``~/.cache/jhtutorial/chp-VERSION``), when Node.js and npm are installed;
 - Debian's nginx (``nginx-light``), only as root on a machine with apt-get;
-- the programs that make pod sandboxes and their networks (util-linux, iproute2, nftables), the same way.
+- the programs that make pod sandboxes and their networks (util-linux, iproute2, nftables, and uidmap for
+  an owner who is not root), the same way.
 
 What cannot be installed is said, with the command that would; the pods that need
 it then stay purely simulated (the notebooks say so and still pass).
@@ -22,6 +23,7 @@ import sys
 
 from .programs import CHP_VERSION, chp_command, chp_folder, install_hint, missing_programs
 from .sandbox import REQUIRED_PROGRAMS
+from .user_namespace import OWNER_PROGRAMS
 
 
 def install_chp() -> str | None:
@@ -46,7 +48,9 @@ def install_nginx() -> str | None:
 
 
 def install_sandbox_tools() -> str | None:
-    missing = sorted({package for program, package in REQUIRED_PROGRAMS.items() if shutil.which(program) is None})
+    """Also the tools that give the machine's other accounts sandboxes of their own (user_namespace.py)."""
+    wanted = {**REQUIRED_PROGRAMS, **OWNER_PROGRAMS}
+    missing = sorted({package for program, package in wanted.items() if shutil.which(program) is None})
     if not missing:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ...errors import SandboxError
+from . import user_namespace
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
 # Namespaces entered to run something inside, as nsenter's option names; their
@@ -90,7 +91,8 @@ SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # Where sandboxes keep their namespace files and staging folders: /run, which a reboot empties, as the
-# namespaces themselves are gone then.
+# namespaces themselves are gone then (for an owner who is not root, the /run of the supervisor's own mount
+# namespace, which ends with it).
 RUNTIME_ROOT = Path("/run/jhtutorial/sandboxes")
 
 
@@ -207,8 +209,12 @@ class Sandbox:
         return words
 
     def port_forward_command(self, port: int, user: RunAs) -> list[str]:
-        """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec."""
-        return [*self.enter_command(user), "python3", "-I", "-c", PORT_FORWARD_RELAY, str(int(port))]
+        """The ``command`` of a kwok PortForward for ``port``: a relay run inside, as ``user``, like an exec.
+
+        kwok runs it as the cluster's owner; where that is not root, it first enters the supervisor's user
+        namespace (:func:`.user_namespace.entry_words`), where the sandbox's namespace files are."""
+        return [*user_namespace.entry_words(), *self.enter_command(user),
+                "python3", "-I", "-c", PORT_FORWARD_RELAY, str(int(port))]
 
     def kwok_exec_envs(self, user: RunAs, env: Mapping[str, str] | None = None, *,
                        env_file: Path | None = None) -> list[dict[str, str]]:
@@ -216,7 +222,7 @@ class Sandbox:
         environment in ``env_file`` (kwok splits them on white space)."""
         envs = []
         for name, terminal in (("KWOK_EXEC_PREFIX", False), ("KWOK_EXEC_TTY_PREFIX", True)):
-            words = self.enter_command(user, env, env_file=env_file, terminal=terminal)
+            words = [*user_namespace.entry_words(), *self.enter_command(user, env, env_file=env_file, terminal=terminal)]
             spaced = [word for word in words if not word or any(c.isspace() for c in word)]
             if spaced:
                 raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix")
@@ -277,8 +283,8 @@ def create(spec: SandboxSpec) -> Sandbox:
         # resolved here, on the machine: inside, the machine's tree is reached under another root
         source = str(volume.source.resolve(strict=True))
         volumes.append({"source": source, "mount_path": mount_path, "read_only": volume.read_only})
-    # Binding the namespace files and running as the pod's uid need root on the machine; an owner who is not
-    # root would need a user namespace with a uid range of their own (newuidmap), which is not built.
+    # Binding the namespace files and running as the pod's uid need root: on the machine, or in the user
+    # namespace an owner who is not root runs the supervisor in (user_namespace.py)
     for reason in unavailable_reasons():
         raise SandboxError(f"{where}: {reason.problem}", fix=reason.fix)
 
@@ -444,13 +450,7 @@ def unavailable_reasons() -> list[SandboxError]:
     For ``cluster status`` and the lessons to say which setting is in the way, rather
     than a sandbox failing obscurely half-way through.
     """
-    reasons = []
-    if os.geteuid() != 0:
-        reasons.append(SandboxError(
-            f"pod sandboxes are made by root only (this process runs as uid {os.geteuid()})",
-            fix="start the local cluster as root (`sudo jhtutorial cluster up`); on a machine of your own, "
-                "`jhtutorial cluster up --no-sandboxes` runs backed pods as processes that every account on it can reach",
-        ))
+    reasons = list(user_namespace.problems())  # an owner who is not root makes them in a user namespace
     missing = sorted(name for name in REQUIRED_PROGRAMS if shutil.which(name) is None)
     if missing:
         packages = sorted({REQUIRED_PROGRAMS[name] for name in missing})
@@ -459,7 +459,7 @@ def unavailable_reasons() -> list[SandboxError]:
             fix=f"install them (Debian/Ubuntu: apt-get install {' '.join(packages)})",
         ))
     filesystems = Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else ""
-    for needed in ("overlay", "tmpfs", "devpts"):
+    for needed in ("tmpfs", "devpts"):
         if f"\t{needed}\n" not in filesystems:
             reasons.append(SandboxError(
                 f"the kernel offers no {needed} file system, which a sandbox's root needs",

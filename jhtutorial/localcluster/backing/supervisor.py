@@ -60,17 +60,18 @@ from ...kubeapi import NAMESPACES, PODS, SERVICES
 from ...watching import Reflector
 from ..paths import HOSTPATH_ROOT, private_dir
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
-from .control import start_time
 from .images import environment_problem
 from .kwok_objects import BACKING_ANNOTATIONS, withdraw
 from .pod import PodBacking
 from .policy import namespace_backed
+from .process_table import start_time
 from .pod_networks import PodNetworks, container_port, remove_recorded_routers, routes_for
 from .programs import missing_programs, program_for
 from .retry import Backoff
 from .sandbox import remove_all, unavailable_reasons
 from .sandboxed_pod import SandboxedPod, sandbox_prefix
 from .services import LocalServices
+from . import user_namespace
 
 Obj = dict[str, Any]
 RETRY_SECONDS = 1.0
@@ -125,6 +126,8 @@ class Supervisor:
             self.log(f"pod sandboxes cannot be made, so no pod is backed: {line}")
         if self.sandbox_problems:
             return
+        if user_namespace.inside():
+            user_namespace.take_own_run_folder()  # before anything is bound in /run (see user_namespace.py)
         self.key_prefix = sandbox_prefix(self.folder)
         for key in remove_all(self.key_prefix):
             self.log(f"removed sandbox {key}, left by a supervisor that was killed")

@@ -1,0 +1,187 @@
+"""A user namespace for a cluster owner who is not root: where that owner's pod sandboxes are made.
+
+Making a sandbox takes privileges: binding namespace files, building pod networks,
+running a container as its ``runAsUser``. Root has them on the machine. An owner who
+is not root gets them in a user namespace of their own, as rootless container
+engines do: the owner is root inside it, and the subordinate ids the machine grants
+them (``/etc/subuid`` and ``/etc/subgid``, written into the namespace by
+``newuidmap``/``newgidmap``) are the ids 1 to N inside. A pod's uid 1000 is then an
+id of the machine's that belongs to the owner's range (say 100999): never the
+owner's own, never root's, and nothing outside that range is theirs to touch.
+
+The supervisor runs inside (:func:`wrap` is its starting command), in a mount
+namespace of its own whose ``/run`` is a tmpfs of its own
+(:func:`take_own_run_folder`): the namespace files of its sandboxes and pod networks
+are bound there. kwok runs outside, as the owner; for ``kubectl exec`` and
+``kubectl port-forward`` it first enters the supervisor's namespaces with the words
+of :func:`entry_words`.
+
+    >>> wrap(["python", "-m", "jhtutorial.localcluster.backing.supervisor", "..."])   # doctest: +SKIP
+    ['unshare', '--user', '--map-root-user', '--map-users=100000,1,65536', ...]
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ...errors import SandboxError
+from .process_table import start_time
+
+# Ids a pod may run as: up to 65535 (KubeSpawner's 1000, nobody's 65534); a range of that size is what
+# useradd gives each new account by default.
+IDS_NEEDED = 65536
+SUBORDINATE_FILES = {"uid": Path("/etc/subuid"), "gid": Path("/etc/subgid")}
+APPARMOR_RESTRICTION = Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+MAX_USER_NAMESPACES = Path("/proc/sys/user/max_user_namespaces")
+# What writes the subordinate ids into a user namespace (setuid root), and the packages that carry it
+OWNER_PROGRAMS = {"newuidmap": "uidmap", "newgidmap": "uidmap", "unshare": "util-linux"}
+# Run by kwok, as the owner, in front of a sandbox's enter command: takes the supervisor's user and mount
+# namespaces (the sandboxes' namespace files are bound in the latter) and executes the rest of its
+# arguments there. The supervisor is named by its PID and its start time, checked after its namespace
+# files are open, so a PID reused by another process is refused. Kept readable here and handed to
+# python encoded, since kwok splits an exec prefix on white space.
+ENTER_SCRIPT = """\
+import ctypes, os, sys
+pid, started, command = sys.argv[1], sys.argv[2], sys.argv[3:]
+user = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
+mounts = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+with open(f"/proc/{pid}/stat") as stat:
+    if stat.read().rsplit(")", 1)[1].split()[19] != started:
+        sys.exit("the supervisor of this pod's sandbox is gone: run `jhtutorial cluster up`")
+libc = ctypes.CDLL(None, use_errno=True)
+for fd, kind in ((user, 0x10000000), (mounts, 0x00020000)):  # CLONE_NEWUSER, CLONE_NEWNS
+    if libc.setns(fd, kind) != 0:
+        sys.exit(f"cannot enter the pod's sandbox: {os.strerror(ctypes.get_errno())}")
+os.chdir("/")
+os.execvp(command[0], command)
+"""
+_ENTER_WORD = f"exec(__import__('base64').b64decode('{base64.b64encode(ENTER_SCRIPT.encode()).decode()}'))"
+MS_NOSUID, MS_NODEV = 2, 4
+
+
+def needed() -> bool:
+    """Whether sandboxes need a user namespace here: the owner is not root (and not already inside one)."""
+    return os.geteuid() != 0
+
+
+def inside() -> bool:
+    """Whether this process runs in a user namespace other than the machine's (its ids are mapped)."""
+    try:
+        first = Path("/proc/self/uid_map").read_text().split()
+    except OSError:
+        return False
+    return first[:3] != ["0", "0", "4294967295"]
+
+
+def subordinate_range(kind: str, user: str | None = None, uid: int | None = None) -> tuple[int, int] | None:
+    """The first range of subordinate ``kind`` ids ("uid" or "gid") granted to the user, as (start, count)."""
+    uid = os.getuid() if uid is None else uid
+    user = user or pwd.getpwuid(uid).pw_name
+    try:
+        lines = SUBORDINATE_FILES[kind].read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in (user, str(uid)) and fields[1].isdigit() and fields[2].isdigit():
+            return int(fields[1]), int(fields[2])
+    return None
+
+
+def wrap(argv: list[str]) -> list[str]:
+    """``argv`` run as root of a new user namespace with the owner's subordinate ids, in a mount namespace of its own."""
+    uids, gids = subordinate_range("uid"), subordinate_range("gid")
+    if uids is None or gids is None:
+        raise SandboxError("no subordinate id range for this account", fix=_range_fix())
+    count = min(uids[1], gids[1], IDS_NEEDED - 1)
+    return ["unshare", "--user", "--map-root-user", f"--map-users={uids[0]},1,{count}",
+            f"--map-groups={gids[0]},1,{count}", "--mount", "--propagation=private", "--", *argv]
+
+
+def problems() -> list[SandboxError]:
+    """Why an owner who is not root cannot have sandboxes here, each with its fix (empty when they can, or for root)."""
+    if not needed():
+        return []
+    found = []
+    missing = sorted(name for name in OWNER_PROGRAMS if shutil.which(name) is None)
+    if missing:
+        packages = " ".join(sorted({OWNER_PROGRAMS[name] for name in missing}))
+        found.append(SandboxError(f"pod sandboxes of an owner who is not root need {', '.join(missing)}",
+                                  fix=f"as root: apt-get install {packages} (Debian/Ubuntu)"))
+    for kind in ("uid", "gid"):
+        granted = subordinate_range(kind)
+        if granted is None or granted[1] < IDS_NEEDED - 1:
+            have = "none" if granted is None else f"{granted[1]} ids"
+            found.append(SandboxError(
+                f"pod sandboxes need {IDS_NEEDED - 1} subordinate {kind}s for this account in "
+                f"{SUBORDINATE_FILES[kind]} ({have})", fix=_range_fix()))
+    if _read_number(MAX_USER_NAMESPACES) == 0:
+        found.append(SandboxError("user namespaces are switched off (user.max_user_namespaces = 0)",
+                                  fix="as root: sysctl -w user.max_user_namespaces=15000"))
+    if _read_number(APPARMOR_RESTRICTION) == 1:
+        found.append(SandboxError(
+            "AppArmor keeps accounts that are not root from making user namespaces "
+            "(kernel.apparmor_restrict_unprivileged_userns = 1, Ubuntu's default since 24.04)",
+            fix="as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or start the cluster as root"))
+    if found:
+        return found
+    probe = subprocess.run(wrap(["true"]), capture_output=True, text=True, check=False, timeout=30)
+    if probe.returncode != 0:
+        found.append(SandboxError(f"a user namespace with this account's subordinate ids cannot be made: "
+                                  f"{probe.stderr.strip() or 'unshare failed'}",
+                                  fix="check that newuidmap and newgidmap are setuid root and that the ranges "
+                                      "in /etc/subuid and /etc/subgid are this account's"))
+    return found
+
+
+def take_own_run_folder() -> None:
+    """Mount a tmpfs of this namespace's own on /run (inside only): ``ip netns`` and the sandboxes bind there,
+    and the machine's /run belongs to root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"run", b"/run", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=755") != 0:
+        error = ctypes.get_errno()
+        raise SandboxError(f"cannot mount a /run of the supervisor's own: {os.strerror(error)}")
+
+
+def entry_words() -> list[str]:
+    """The words that make a command kwok runs (as the owner) continue in this process's namespaces;
+    none when this process is in the machine's own."""
+    if not inside():
+        return []
+    pid = os.getpid()
+    return [sys.executable, "-I", "-c", _ENTER_WORD, str(pid), str(start_time(pid))]
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything in it, files of the owner's subordinate ids included.
+
+    A pod's volumes hold files its containers made as their own users. An owner who is
+    not root cannot delete those on the machine; as root of a user namespace with the
+    same ids they can, and nothing more.
+    """
+    shutil.rmtree(path, ignore_errors=True)
+    if not path.exists() and not path.is_symlink():
+        return
+    if needed() and not problems():
+        subprocess.run(wrap(["rm", "-rf", "--one-file-system", "--", str(path)]),
+                       capture_output=True, check=False, timeout=120)
+
+
+def _range_fix() -> str:
+    user = pwd.getpwuid(os.getuid()).pw_name
+    return (f"as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user} "
+            "(pick a range no other account has), or start the cluster as root")
+
+
+def _read_number(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
