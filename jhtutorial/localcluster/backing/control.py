@@ -20,6 +20,7 @@ from typing import Any
 
 from ..paths import private_dir
 from . import PROCESSES_WARNING
+from .credentials import TokenLifetime
 
 STOP_SECONDS = 20.0
 START_SECONDS = 15.0
@@ -69,8 +70,9 @@ class SupervisorControl:
                 return None
         return pid
 
-    def ensure_running(self) -> tuple[int, bool]:
-        """Start the supervisor unless one runs; returns (pid, started_now)."""
+    def ensure_running(self, tokens: TokenLifetime | None = None) -> tuple[int, bool]:
+        """Start the supervisor unless one runs; returns (pid, started_now). ``tokens``: the lifetime of the pods'
+        ServiceAccount tokens, and when they are renewed, for a supervisor started now (default: the kubelet's)."""
         pid = self.pid()
         if pid is not None and bool(self.status().get("sandboxes")) == self.sandboxes:
             return pid, False
@@ -83,7 +85,8 @@ class SupervisorControl:
             process = subprocess.Popen(
                 [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
                  "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
-                 *(["--sandboxes"] if self.sandboxes else [])],
+                 *(["--sandboxes"] if self.sandboxes else []),
+                 *([f"--token-seconds={tokens.seconds}", f"--token-renew-after={tokens.renew_after}"] if tokens else [])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
             )
