@@ -37,6 +37,10 @@ RENEW_AGE_LIMIT = 24 * 3600.0  # ... or its age in seconds, whichever comes firs
 MINIMUM_TOKEN_SECONDS = 600  # the API server refuses a TokenRequest for less
 
 
+def service_account_name(pod: Obj) -> str:
+    return str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+
+
 @dataclass(frozen=True)
 class TokenLifetime:
     """How long a pod's token is asked for, and when the next one is (a fraction of its lifetime)."""
@@ -72,10 +76,6 @@ def pod_token(kube: KubeApi, pod: Obj, lifetime: TokenLifetime = TokenLifetime()
     except ValueError:
         expires = issued + lifetime.seconds
     return PodToken(token.value, lifetime.renewal(issued, expires))
-
-
-def service_account_name(pod: Obj) -> str:
-    return str((pod.get("spec") or {}).get("serviceAccountName") or "default")
 
 
 def service_account_folder(folder: Path, token: str, cluster: Obj, namespace: str) -> Path:
