@@ -1,7 +1,8 @@
 """A way in to the hub that outlives the notebook that opened it, until it is told to close.
 
 Notebook 07 opens the way in, the learner's browser keeps using it in another tab, and notebook 08 (another
-kernel), ``jhtutorial access close`` or ``jhtutorial down`` closes it. So it cannot be a thread or a child
+kernel), ``jhtutorial access close`` or ``jhtutorial down`` closes it (``jhtutorial cluster down`` closes every
+one to the local cluster it deletes: :mod:`.wayrecord`). So it cannot be a thread or a child
 that dies with 07's kernel: it is a ``kubectl port-forward`` in a session of its own (no terminal, no parent
 that a kernel's shutdown takes with it), listening on 127.0.0.1 only, and recorded in one small file per
 context and namespace, from which any process finds it again:
