@@ -79,8 +79,10 @@ def test_the_running_container_reads_the_renewed_token(short_lived: LocalCluster
         name=namespace, labels={TEST_LABEL: "true", BACKED_LABEL: "true", **POD_SECURITY_LABELS})))
 
     def kubectl_(*args: str, stdin: str | None = None) -> str:
-        return subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, *args], input=stdin,
-                              capture_output=True, text=True, check=True, timeout=60).stdout
+        done = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, *args], input=stdin,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
 
     try:
         kubectl_("apply", "-f", "-", stdin=POD)
@@ -97,6 +99,11 @@ def test_the_running_container_reads_the_renewed_token(short_lived: LocalCluster
                 [path] = (short_lived.supervisor.folder / "pods" / namespace).glob("reader-*/kubeconfig")
                 return yaml.safe_load(path.read_text())["users"][0]["user"]["token"], f"{path.stat().st_mode & 0o777:o}"
             mode = "600"
+        if short_lived.supervisor.sandboxes:
+            # kwok serves an exec once its cache holds the pod's Exec object, which may lag the pod's Ready by a moment
+            until("kubectl exec reaches the pod", lambda: subprocess.run(
+                [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "reader", "--", "true"],
+                capture_output=True, timeout=60).returncode == 0, timeout=30)
         first, first_mode = read()
         second, second_mode = until("a renewed token where the program reads it",
                                     lambda: (now := read())[0] != first and now, timeout=60)
