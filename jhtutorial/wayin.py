@@ -1,7 +1,8 @@
 """A way in to the hub that outlives the notebook that opened it, until it is told to close.
 
 Notebook 07 opens the way in, the learner's browser keeps using it in another tab, and notebook 08 (another
-kernel), ``jhtutorial access close`` or ``jhtutorial down`` closes it. So it cannot be a thread or a child
+kernel), ``jhtutorial access close`` or ``jhtutorial down`` closes it (``jhtutorial cluster down`` closes every
+one to the local cluster it deletes: :mod:`.wayrecord`). So it cannot be a thread or a child
 that dies with 07's kernel: it is a ``kubectl port-forward`` in a session of its own (no terminal, no parent
 that a kernel's shutdown takes with it), listening on 127.0.0.1 only, and recorded in one small file per
 context and namespace, from which any process finds it again:
@@ -17,15 +18,11 @@ Where the hub is reachable without any process (a NodePort this machine can reac
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .access import (SERVICE, Access, check_health, hub_access, kubectl_command, not_backed, port_forward_command,
@@ -35,28 +32,15 @@ from .errors import AccessError
 from .forwardkeeper import FORWARDING
 from .localcluster.paths import state_dir
 from .localcluster.ports import PortTaken, on_preferred_port, says_address_in_use
+from .wayrecord import WayIn, end_recorded, is_running_forward, log_path, read_record, records_folder, write_record
 
 PREFERRED_PORT = 8080  # the port notebook 05 and the docs type: kubectl port-forward svc/proxy-public 8080:80
-
-
-@dataclass(frozen=True)
-class WayIn:
-    """A recorded ``kubectl port-forward``: its process and where it listens."""
-
-    pid: int
-    port: int
-    namespace: str
-    context: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def record_path(conn: Connection) -> Path:
     """The file that records the way in of one context's namespace."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", conn.context or "default")
-    return state_dir() / "ways-in" / f"{safe}--{conn.namespace}.json"
+    return records_folder(state_dir()) / f"{safe}--{conn.namespace}.json"
 
 
 def reopen_command(conn: Connection) -> str:
@@ -69,16 +53,10 @@ def close_command(conn: Connection) -> str:
 
 def recorded(conn: Connection) -> WayIn | None:
     """The way in recorded for this namespace, if its process still runs as that port-forward."""
-    path = record_path(conn)
-    try:
-        way = WayIn(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    if not _is_our_forward(way):
-        # its process ended (a reboot, a kill): not open, but the record stays until closed, so that the next
-        # open takes the same port (see open_way_in)
-        return None
-    return way
+    way = read_record(record_path(conn))
+    # a process that ended (a reboot, a kill) is not open, but its record stays until closed, so that the next
+    # open takes the same port (see open_way_in)
+    return way if way is not None and is_running_forward(way) else None
 
 
 def open_way_in(conn: Connection, *, local_port: int | None = None, timeout: float = 30.0) -> Access:
@@ -87,9 +65,11 @@ def open_way_in(conn: Connection, *, local_port: int | None = None, timeout: flo
     on ``local_port`` (another free port, said in a note, when that one is taken). Without ``local_port``:
     the port of this namespace's last way in, so that a browser tab left open on it works again, else 8080."""
     how_to_close = f"it stays open after this notebook; `{close_command(conn)}` (or notebook 08) closes it"
+    last = read_record(record_path(conn))  # read once: its port, and whether its process still runs
     if local_port is None:
-        local_port = _last_port(conn) or PREFERRED_PORT
-    way = recorded(conn)
+        # the port of the last way in, whether or not its process still runs: a tab left open on it works again
+        local_port = last.port if last is not None else PREFERRED_PORT
+    way = last if last is not None and is_running_forward(last) else None
     if way is not None:
         access = _access(conn, way, [f"open since earlier (kubectl port-forward, pid {way.pid}); {how_to_close}"])
         if check_health(access, timeout) is None:
@@ -121,30 +101,9 @@ def open_way_in(conn: Connection, *, local_port: int | None = None, timeout: flo
     return access
 
 
-def _last_port(conn: Connection) -> int | None:
-    """The port this namespace's way in was last opened on, whether or not its process still runs."""
-    try:
-        return int(json.loads(record_path(conn).read_text())["port"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
 def close_way_in(conn: Connection) -> WayIn | None:
     """End the recorded way in of this namespace; returns the one it closed, or None when none was open."""
-    way = recorded(conn)
-    record_path(conn).unlink(missing_ok=True)
-    if way is None:
-        return None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(way.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while _running(way.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _running(way.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(way.pid, signal.SIGKILL)
-    _log_path(conn).unlink(missing_ok=True)
-    return way
+    return end_recorded(record_path(conn))
 
 
 def _access(conn: Connection, way: WayIn, notes: list[str]) -> Access:
@@ -174,9 +133,8 @@ def _start_detached(conn: Connection, local_port: int, timeout: float) -> WayIn:
         text = log.read_text(errors="replace")
         found = FORWARDING.search(text)
         if found:
-            way = WayIn(process.pid, int(found.group(1)), conn.namespace, conn.context or "")
-            record_path(conn).parent.mkdir(parents=True, exist_ok=True)
-            record_path(conn).write_text(json.dumps(way.__dict__))
+            way = WayIn(process.pid, int(found.group(1)), conn.namespace, conn.context or "", conn.server)
+            write_record(record_path(conn), way)
             return way
         if process.poll() is not None:
             log.unlink(missing_ok=True)  # nothing runs that it could tell about
@@ -191,23 +149,5 @@ def _start_detached(conn: Connection, local_port: int, timeout: float) -> WayIn:
 
 
 def _log_path(conn: Connection) -> Path:
-    return record_path(conn).with_suffix(".log")
+    return log_path(record_path(conn))
 
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie has ended; its parent has not reaped it yet
-
-
-def _is_our_forward(way: WayIn) -> bool:
-    if not _running(way.pid):
-        return False
-    try:
-        argv = Path(f"/proc/{way.pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    words = [a.decode(errors="replace") for a in argv]
-    return "port-forward" in words and way.namespace in words and f"svc/{SERVICE}" in words

@@ -23,7 +23,9 @@ from jhtutorial.enforcement import SETTINGS, enforcement
 from jhtutorial.kubeapi import NAMESPACES, PODS, PVCS, SERVICES
 from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, POD_SECURITY_LABELS, SANDBOXED_BY
 from jhtutorial.wayin import close_way_in, open_way_in, recorded, record_path
-from tests.kubehelpers import free_port
+from jhtutorial.wayrecord import end_recorded, running
+from tests.conftest import scratch_cluster
+from tests.kubehelpers import deploy_workbook, free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -176,6 +178,47 @@ def test_the_way_in_ends_and_frees_its_port_when_the_service_is_gone(conn: jhtut
 def _log_text(conn: jhtutorial.Connection) -> str:
     log = record_path(conn).with_suffix(".log")
     return log.read_text(errors="replace") if log.exists() else ""
+
+
+def test_cluster_down_closes_the_ways_in_to_that_cluster_and_no_other(
+    conn: jhtutorial.Connection, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`jhtutorial cluster down` ends the ways in to the hubs of the cluster it deletes (their keepers would start
+    kubectl again and again against a server that is gone, holding their ports); a way in to another cluster,
+    recorded in the same state folder, stays open."""
+    if os.geteuid() != 0:
+        pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
+    state = tmp_path_factory.mktemp("down-closes") / "state"
+    with scratch_cluster(state, sandboxes=True) as cluster:  # JHTUTORIAL_STATE names it meanwhile
+        other = open_way_in(conn, local_port=free_port())  # to the module's cluster, recorded in the scratch's state
+        try:
+            doomed = jhtutorial.connect(namespace="wayin-doomed", kubeconfig=cluster.kubeconfig)
+            nb.kube(doomed).call("PATCH", NAMESPACES.path(name=doomed.namespace),
+                                 content_type="application/merge-patch+json",
+                                 body={"metadata": {"labels": {BACKED_LABEL: "true", **POD_SECURITY_LABELS}}})
+            deploy_workbook(doomed)
+            access = open_way_in(doomed, local_port=free_port())
+            way = recorded(doomed)
+            assert way is not None and health(access.url) == 200 and record_path(doomed).parent == state / "ways-in"
+            kubectls = _forward_children(way.pid)
+            assert len(kubectls) == 1, kubectls
+            doomed.close()
+
+            down = subprocess.run([sys.executable, "-m", "jhtutorial.cli", "cluster", "down"], capture_output=True,
+                                  text=True, timeout=300, stdin=subprocess.DEVNULL)
+            said = down.stdout + down.stderr
+            assert down.returncode == 0, said
+            assert f"closed 1 way in to this cluster's hubs (kubectl port-forward: {doomed.namespace} on port " \
+                   f"{way.port})" in said, said
+            assert not [pid for pid in (way.pid, *kubectls) if running(pid)], "the keeper or its kubectl still runs"
+            assert not record_path(doomed).exists()
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", way.port))  # free again
+
+            assert recorded(conn) is not None and health(other.url) == 200  # the other cluster's way in: still open
+        finally:  # both recorded in the scratch state folder (closed here whatever failed above)
+            for record in (state / "ways-in").glob("*.json"):
+                end_recorded(record)
 
 
 def test_a_stale_record_is_never_signalled(conn: jhtutorial.Connection) -> None:

@@ -41,6 +41,7 @@ import yaml
 from ..errors import ClusterBusy, LocalClusterError, PortInUse
 from ..objects import default_storage_class, node_is_ready
 from ..readable import Readable
+from ..wayrecord import close_ways_in_to
 from . import paths, versions
 from .backing import KWOK_STATUS_ANNOTATION
 from .backing.admission import policy_objects
@@ -562,7 +563,10 @@ class LocalCluster:
         self._remove_exported_kubeconfig()
 
     def _stop_processes(self) -> None:
-        # first the processes that back pods: nothing may outlive the cluster
+        # first the ways in to its hubs (`jhtutorial access open`, a learner's login), whose keepers would
+        # otherwise start kubectl again and again against a server that is gone, holding their ports
+        self._close_ways_in()
+        # then the processes that back pods: nothing may outlive the cluster
         self.supervisor.stop()
         remove_tree(self.supervisor.folder / "pods")  # files of the pods' own users included
         # What follows is deleted or packed, so there is nothing to shut down
@@ -571,6 +575,18 @@ class LocalCluster:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         wait_until_gone(pids, timeout=15)
+
+    def _close_ways_in(self) -> None:
+        """End the ways in recorded in this cluster's state folder that reach its API server (any namespace,
+        any context: a classroom's learners have their own), and say how many."""
+        port = self._apiserver_port()
+        if port is None:
+            return
+        closed = close_ways_in_to(self.state_dir, f"https://127.0.0.1:{port}")
+        if closed:
+            listed = ", ".join(f"{way.namespace} on port {way.port}" for way in closed)
+            self.progress(f"closed {len(closed)} way{'s' if len(closed) > 1 else ''} in to this cluster's hubs "
+                          f"(kubectl port-forward: {listed}); their ports are free")
 
     def _volume_folders(self, binaries: Binaries) -> list[Path]:
         """The folders of this cluster's PersistentVolumes (asked of the API server, so only while it answers)."""

@@ -102,7 +102,13 @@ def hub_log(conn: Connection, *words: str, tail: int = 400, last: int | None = N
     traceback repeats the API server's answer; the first ``width`` characters say what it refused).
 
     A line reaches the log a moment after the hub writes it (a node's copy of a container's output lags a
-    little, and on a busy machine more): until every word has a line, it asks again for up to ``settle`` s."""
+    little, and on a busy machine more): until every word has a line, it asks again for up to ``settle`` s.
+    A caller that knows no such line can come (nobody logged in) passes ``settle=0``."""
+    # Why the whole settle when a word never comes: nothing seen from here tells "not written" from "written, not
+    # copied yet". A quiet log proves nothing (a starved copy stays quiet, then delivers in a burst), the hub's
+    # own timestamps only date what arrived, and a marker line the hub writes on request (so that every line
+    # before it is known to be in) would need a request to the hub, printed into the log the learner reads.
+    # What is known without asking: no hub pod runs (returned at once, below).
     deadline = time.monotonic() + settle
     while True:
         lines = _hub_log_lines(conn, words, tail, width)

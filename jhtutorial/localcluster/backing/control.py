@@ -21,6 +21,7 @@ from typing import Any
 
 from ..paths import private_dir
 from . import PROCESSES_WARNING, user_namespace
+from .credentials import TokenLifetime
 from .process_table import start_time
 
 STOP_SECONDS = 20.0
@@ -71,8 +72,9 @@ class SupervisorControl:
                 return None
         return pid
 
-    def ensure_running(self) -> tuple[int, bool]:
-        """Start the supervisor unless one runs; returns (pid, started_now)."""
+    def ensure_running(self, tokens: TokenLifetime | None = None) -> tuple[int, bool]:
+        """Start the supervisor unless one runs; returns (pid, started_now). ``tokens``: the lifetime of the pods'
+        ServiceAccount tokens, and when they are renewed, for a supervisor started now (default: the kubelet's)."""
         pid = self.pid()
         if pid is not None and bool(self.status().get("sandboxes")) == self.sandboxes:
             return pid, False
@@ -83,7 +85,8 @@ class SupervisorControl:
         self.status_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
                    "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
-                   *(["--sandboxes"] if self.sandboxes else [])]
+                   *(["--sandboxes"] if self.sandboxes else []),
+                   *([f"--token-seconds={tokens.seconds}", f"--token-renew-after={tokens.renew_after}"] if tokens else [])]
         if self.sandboxes and user_namespace.needed() and not user_namespace.problems():
             # an owner who is not root: root of a user namespace of their own (unshare execs the supervisor,
             # so the pid is still its own); if that cannot be made, it starts as it is and says why

@@ -218,6 +218,14 @@ def create_file(path: Path, mode: int, content: bytes) -> None:
         os.close(fd)
 
 
+def replace_file(path: Path, mode: int, content: bytes) -> None:
+    """Put a new file with ``mode`` at ``path`` in one step: a reader sees the old content or the new, never a
+    missing or half-written file (a new file beside it, made by :func:`create_file`, renamed over it)."""
+    beside = path.with_name(f".{path.name}.{os.getpid()}.new")
+    create_file(beside, mode, content)
+    os.replace(beside, path)
+
+
 def _copy_with_modes(source: Path, target: Path) -> None:
     """Copy a volume's staged file or folder to its mount path; each file created with its own mode."""
     if source.is_dir():

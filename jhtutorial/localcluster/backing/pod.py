@@ -14,6 +14,7 @@ What a kubelet does for a pod, done for the simulated one with local processes:
   port) and write the pod's ``Ready`` condition and container statuses; a
   program that exits is started again after a back-off (1, 2, 4 ... 16 s; the
   kubelet's goes up to 5 minutes) and its restart is counted;
+- renew the pod's ServiceAccount token as the kubelet does (:mod:`.credentials`);
 - keep going while the API server does not answer (a restart, an outage):
   what could not be written is written again, with a back-off, once it
   answers;
@@ -46,7 +47,7 @@ from ...errors import KubeApiError, TutorialError
 from ...kubeapi import PODS, KubeApi, Resource
 from ..ports import hold_port
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION, keeper
-from .credentials import kubeconfig_file, pod_token, service_account_name
+from .credentials import TokenLifetime, kubeconfig_file, pod_token, service_account_name
 from .kwok_objects import LOGS, PORT_FORWARDS, apply_kwok_objects, withdraw
 from .mounts import PodFiles, base_env, container_env, expand
 from .programs import Launch, PodContext, Program, program_for
@@ -57,6 +58,7 @@ Obj = dict[str, Any]
 BACKOFF_CAP = 16.0
 PROBE_UNTIL_READY = 0.5  # seconds between probes while a container is not ready yet
 STOP_GRACE = 10.0  # the keeper's own grace (keeper.GRACE_SECONDS) is shorter: it ends its tree itself
+TOKEN_RETRY_SECONDS = 10.0  # a renewal the API server did not answer is asked again after this long
 
 
 @dataclass
@@ -94,7 +96,7 @@ class PodBacking:
     """Runs one pod's containers as processes, and reports them to the API server."""
 
     def __init__(self, pod: Obj, folder: Path, kube: KubeApi, kubeconfig_cluster: Obj,
-                 service_address: Any, log: Any) -> None:
+                 service_address: Any, log: Any, *, tokens: TokenLifetime = TokenLifetime()) -> None:
         self.pod = pod
         self.uid = str(pod["metadata"]["uid"])
         self.namespace = str(pod["metadata"]["namespace"])
@@ -119,6 +121,9 @@ class PodBacking:
         self._unwritten: dict[str, str | None] = {}  # annotations the API server did not take yet
         self._api = Backoff()  # while the API server does not answer: wait longer between writes
         self._published = False  # the kwok objects and annotations that say where the pod runs
+        self.tokens = tokens
+        self._renew_token_at: float | None = None  # time.time() at which the token is renewed (None: none given)
+        self._token_failing = False
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -317,6 +322,7 @@ class PodBacking:
                     next_probe[container.name] = time.monotonic() + period
             if self._api.due():
                 self._write_to_api()
+            self._renew_token_when_due()
             self._wake.wait(0.25)
             self._wake.clear()
 
@@ -445,8 +451,36 @@ class PodBacking:
 
     def _kubeconfig(self) -> Path:
         """The pod's ServiceAccount token (bound to this pod, as the kubelet asks for) as a kubeconfig."""
-        return kubeconfig_file(self.folder, pod_token(self.kube, self.pod), self.kubeconfig_cluster, self.namespace,
+        return self._write_credentials(self._new_token())
+
+    def _new_token(self) -> str:
+        token = pod_token(self.kube, self.pod, self.tokens)
+        self._renew_token_at = token.renew_at
+        return token.value
+
+    def _write_credentials(self, token: str) -> Path:
+        """Put the token where the pod's programs read it (replacing the one before in one step)."""
+        return kubeconfig_file(self.folder, token, self.kubeconfig_cluster, self.namespace,
                                service_account_name(self.pod))
+
+    def _renew_token_when_due(self) -> None:
+        """A new token once the one given has lived the part of its life after which the kubelet renews it. The
+        old one stays valid until it expires, so an API server that does not answer now is simply asked again."""
+        if self._renew_token_at is None or time.time() < self._renew_token_at or self._stop.is_set():
+            return
+        try:
+            self._write_credentials(self._new_token())
+        except (TutorialError, OSError) as err:
+            self._renew_token_at = time.time() + TOKEN_RETRY_SECONDS
+            if not self._token_failing:  # said once per outage, not every 10 s
+                why = err.problem if isinstance(err, TutorialError) else str(err)
+                self.log(f"{self.namespace}/{self.name}: cannot renew the ServiceAccount token yet "
+                         f"({why.splitlines()[0]}); trying again every {TOKEN_RETRY_SECONDS:.0f} s")
+            self._token_failing = True
+        else:
+            self._token_failing = False
+            self.log(f"{self.namespace}/{self.name}: ServiceAccount token renewed; the next renewal in "
+                     f"{self._renew_token_at - time.time():.0f} s")
 
     def _publish(self) -> None:
         """PortForward and Logs objects for kwok, and the pod's annotations (where it runs here)."""

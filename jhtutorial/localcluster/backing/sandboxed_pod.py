@@ -35,7 +35,7 @@ from typing import Any
 from ...kubeapi import NODES, KubeApi
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, SANDBOXED_BY
 from .apiserver_relay import KUBERNETES_CLUSTER_IP, KUBERNETES_PORT, socket_in
-from .credentials import pod_token, service_account_folder
+from .credentials import TokenLifetime, service_account_folder
 from .hosts import hosts_file
 from .images import image_for
 from .mounts import apply_fs_group, container_env, create_file, expand
@@ -68,8 +68,9 @@ def run_as(pod: Obj, container: Obj) -> RunAs:
 
 class SandboxedPod(PodBacking):
     def __init__(self, pod: Obj, folder: Path, kube: KubeApi, kubeconfig_cluster: Obj, networks: PodNetworks,
-                 key_prefix: str, hidden: tuple[Path, ...], log: Any) -> None:
-        super().__init__(pod, folder, kube, kubeconfig_cluster, service_address=None, log=log)
+                 key_prefix: str, hidden: tuple[Path, ...], log: Any, *,
+                 tokens: TokenLifetime = TokenLifetime()) -> None:
+        super().__init__(pod, folder, kube, kubeconfig_cluster, service_address=None, log=log, tokens=tokens)
         self.networks = networks
         self.key = f"{key_prefix}.{self.namespace}.{self.name}"
         self.hidden = hidden
@@ -258,8 +259,11 @@ class SandboxedPod(PodBacking):
     def _service_account(self) -> Path:
         """The ServiceAccount's token (bound to this pod), the cluster's CA and the namespace, as the kubelet
         projects them."""
-        return service_account_folder(self.folder, pod_token(self.kube, self.pod), self.kubeconfig_cluster,
-                                      self.namespace)
+        return self._write_credentials(self._new_token())
+
+    def _write_credentials(self, token: str) -> Path:
+        # the folder is what the sandbox mounts: a file renamed into it is seen inside at once
+        return service_account_folder(self.folder, token, self.kubeconfig_cluster, self.namespace)
 
     def _publish(self) -> None:
         """PortForward, Logs and Exec objects that send kubectl into the sandbox, and what runs the pod."""

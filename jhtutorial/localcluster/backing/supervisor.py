@@ -60,6 +60,7 @@ from ...kubeapi import NAMESPACES, PODS, SERVICES
 from ...watching import Reflector
 from ..paths import HOSTPATH_ROOT, private_dir
 from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATION
+from .credentials import TokenLifetime
 from .images import environment_problem
 from .kwok_objects import BACKING_ANNOTATIONS, withdraw
 from .pod import PodBacking
@@ -80,7 +81,8 @@ SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class Supervisor:
-    def __init__(self, kubeconfig: Path, folder: Path, sandboxes: bool = False) -> None:
+    def __init__(self, kubeconfig: Path, folder: Path, sandboxes: bool = False,
+                 tokens: TokenLifetime = TokenLifetime()) -> None:
         from kubernetes import config as kube_config
         from kubernetes.client import ApiClient
 
@@ -107,6 +109,7 @@ class Supervisor:
         self._unannotated: dict[str, tuple[Obj, dict[str, str | None]]] = {}  # pod key -> annotations to write
         self.started = time.time()
         self.sandboxes = sandboxes
+        self.tokens = tokens  # how long each pod's ServiceAccount token lives, and when it is renewed
         self.sandbox_problems: list[str] = []
         self.networks: PodNetworks | None = None
         if sandboxes:
@@ -282,9 +285,10 @@ class Supervisor:
         backing: PodBacking
         if self.networks is not None:
             backing = SandboxedPod(pod, folder, self.kube, self.cluster_entry, self.networks, self.key_prefix,
-                                   self.hidden, self.log)
+                                   self.hidden, self.log, tokens=self.tokens)
         else:
-            backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log)
+            backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log,
+                                 tokens=self.tokens)
         self.backings[key] = backing
         backing.reserve()
         self._start_backing(backing)
@@ -490,9 +494,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--sandboxes", action="store_true", help="run each backed pod in a sandbox of its own")
+    parser.add_argument("--token-seconds", type=int, default=TokenLifetime.seconds,
+                        help="lifetime asked for each pod's ServiceAccount token (at least 600)")
+    parser.add_argument("--token-renew-after", type=float, default=TokenLifetime.renew_after,
+                        help="renew a pod's token once this fraction of its lifetime has passed (the kubelet's 0.8)")
     args = parser.parse_args(argv)
     private_dir(args.folder)
-    supervisor = Supervisor(args.kubeconfig, args.folder, sandboxes=args.sandboxes)
+    supervisor = Supervisor(args.kubeconfig, args.folder, sandboxes=args.sandboxes,
+                            tokens=TokenLifetime(args.token_seconds, args.token_renew_after))
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
     supervisor.log(f"supervisor started (pid {os.getpid()})")
