@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "new one (new port and certificates: every kubeconfig handed out stops working)")
     cluster_up.add_argument("--sandboxes", action=argparse.BooleanOptionalAction, default=None,
                             help="run backed pods in sandboxes of their own: own network with pod and Service IPs, "
-                                 "volumes at their mount paths, the pod's user (the default; needs root). "
+                                 "volumes at their mount paths, the pod's user (the default; root, or an account with subordinate ids). "
                                  "--no-sandboxes runs them as processes on the machine's loopback, which every "
                                  "account on the machine can reach: only for a machine of your own where sandboxes "
                                  "cannot be made (default: as chosen before, else sandboxes)")
