@@ -294,6 +294,7 @@ def create(spec: SandboxSpec) -> Sandbox:
     (folder / "ns").mkdir(parents=True, mode=0o700)
     (folder / "stage").mkdir(mode=0o700)
     init_spec = {
+        "cpus": sorted(os.sched_getaffinity(0)),  # made on one CPU (see on_creation_cpu), it then runs on these
         "hostname": spec.hostname,
         "stage": str(folder / "stage"),
         "hidden": [str(p) for p in spec.hidden],
@@ -304,7 +305,8 @@ def create(spec: SandboxSpec) -> Sandbox:
     lifeline, kept = os.pipe()  # both close-on-exec here: no other program this process starts inherits them
     try:
         process = subprocess.Popen(
-            [*unshare, "--", sys.executable, "-I", str(INIT_SCRIPT), json.dumps(init_spec)],
+            [*user_namespace.on_creation_cpu(), *unshare, "--", sys.executable, "-I", str(INIT_SCRIPT),
+             json.dumps(init_spec)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=lifeline, text=True,
             start_new_session=True,  # a terminal's Ctrl-C is not meant for the sandboxes
         )
@@ -325,8 +327,11 @@ def create(spec: SandboxSpec) -> Sandbox:
         for kind in NAMESPACES:
             target = box.namespace_file(kind)
             target.touch()
-            subprocess.run(["mount", "--bind", f"/proc/{init_pid}/ns/{kind}", str(target)],
-                           check=True, capture_output=True, text=True)
+            bound = subprocess.run(["mount", "--bind", f"/proc/{init_pid}/ns/{kind}", str(target)],
+                                   capture_output=True, text=True, check=False)
+            if bound.returncode != 0:
+                raise SandboxError(f"{where}: its {kind} namespace could not be bound: {bound.stderr.strip()}",
+                                   fix=_fix_for(bound.stderr))
         # what a later supervisor needs to adopt the sandbox (see existing())
         (folder / RECORD).write_text(json.dumps({"init_pid": init_pid, "key": spec.key, "hostname": spec.hostname}))
         return box

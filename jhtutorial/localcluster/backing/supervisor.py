@@ -129,8 +129,6 @@ class Supervisor:
             self.log(f"pod sandboxes cannot be made, so no pod is backed: {line}")
         if self.sandbox_problems:
             return
-        if user_namespace.inside():
-            user_namespace.take_own_run_folder()  # before anything is bound in /run (see user_namespace.py)
         self.key_prefix = sandbox_prefix(self.folder)
         for key in remove_all(self.key_prefix):
             self.log(f"removed sandbox {key}, left by a supervisor that was killed")
@@ -500,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="renew a pod's token once this fraction of its lifetime has passed (the kubelet's 0.8)")
     args = parser.parse_args(argv)
     private_dir(args.folder)
+    if args.sandboxes and user_namespace.inside():
+        user_namespace.settle_in()  # before any thread starts or anything is bound in /run (user_namespace.py)
     supervisor = Supervisor(args.kubeconfig, args.folder, sandboxes=args.sandboxes,
                             tokens=TokenLifetime(args.token_seconds, args.token_renew_after))
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())

@@ -11,7 +11,7 @@ owner's own, never root's, and nothing outside that range is theirs to touch.
 
 The supervisor runs inside (:func:`wrap` is its starting command), in a mount
 namespace of its own whose ``/run`` is a tmpfs of its own
-(:func:`take_own_run_folder`): the namespace files of its sandboxes and pod networks
+(:func:`settle_in`): the namespace files of its sandboxes and pod networks
 are bound there. kwok runs outside, as the owner; for ``kubectl exec`` and
 ``kubectl port-forward`` it first enters the supervisor's namespaces with the words
 of :func:`entry_words`.
@@ -41,7 +41,7 @@ SUBORDINATE_FILES = {"uid": Path("/etc/subuid"), "gid": Path("/etc/subgid")}
 APPARMOR_RESTRICTION = Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
 MAX_USER_NAMESPACES = Path("/proc/sys/user/max_user_namespaces")
 # What writes the subordinate ids into a user namespace (setuid root), and the packages that carry it
-OWNER_PROGRAMS = {"newuidmap": "uidmap", "newgidmap": "uidmap", "unshare": "util-linux"}
+OWNER_PROGRAMS = {"newuidmap": "uidmap", "newgidmap": "uidmap", "unshare": "util-linux", "taskset": "util-linux"}
 # Run by kwok, as the owner, in front of a sandbox's enter command: takes the supervisor's user and mount
 # namespaces (the sandboxes' namespace files are bound in the latter) and executes the rest of its
 # arguments there. The supervisor is named by its PID and its start time, checked after its namespace
@@ -64,6 +64,13 @@ os.execvp(command[0], command)
 """
 _ENTER_WORD = f"exec(__import__('base64').b64decode('{base64.b64encode(ENTER_SCRIPT.encode()).decode()}'))"
 MS_NOSUID, MS_NODEV = 2, 4
+# CREATION_CPU_WHY: a sandbox's mount namespace file is bound in the supervisor's mount namespace, and the kernel
+# refuses to bind the file of a mount namespace numbered below the binder's own (EINVAL: it could make a loop).
+# The kernel numbers mount namespaces from batches it hands to each CPU, so one made later on another CPU may
+# well get a lower number. Root of the machine binds from the machine's first mount namespace, numbered below
+# all; the supervisor of an owner who is not root binds from its own, so its mount namespace and every
+# sandbox's are made on one CPU, where each later number is higher.
+_creation_cpu: int | None = None
 
 
 def needed() -> bool:
@@ -96,12 +103,13 @@ def subordinate_range(kind: str, user: str | None = None, uid: int | None = None
 
 
 def wrap(argv: list[str]) -> list[str]:
-    """``argv`` run as root of a new user namespace with the owner's subordinate ids, in a mount namespace of its own."""
+    """``argv`` run as root of a new user namespace with the owner's subordinate ids, in a mount namespace of its
+    own, made on this process's first CPU (see CREATION_CPU_WHY; :func:`settle_in` lets the program use every CPU)."""
     uids, gids = subordinate_range("uid"), subordinate_range("gid")
     if uids is None or gids is None:
         raise SandboxError("no subordinate id range for this account", fix=_range_fix())
     count = min(uids[1], gids[1], IDS_NEEDED - 1)
-    return ["unshare", "--user", "--map-root-user", f"--map-users={uids[0]},1,{count}",
+    return ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0))), "unshare", "--user", "--map-root-user", f"--map-users={uids[0]},1,{count}",
             f"--map-groups={gids[0]},1,{count}", "--mount", "--propagation=private", "--", *argv]
 
 
@@ -141,13 +149,23 @@ def problems() -> list[SandboxError]:
     return found
 
 
-def take_own_run_folder() -> None:
-    """Mount a tmpfs of this namespace's own on /run (inside only): ``ip netns`` and the sandboxes bind there,
-    and the machine's /run belongs to root."""
+def settle_in() -> None:
+    """Called first by a supervisor started with :func:`wrap`: remember the CPU its mount namespace was made on,
+    run on every CPU again, and mount a tmpfs of its own on /run (inside only), where the sandboxes' and the
+    routers' namespace files are bound (the machine's /run belongs to root)."""
+    global _creation_cpu
+    _creation_cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))  # the kernel keeps only the CPUs this process may use
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"run", b"/run", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=755") != 0:
         error = ctypes.get_errno()
         raise SandboxError(f"cannot mount a /run of the supervisor's own: {os.strerror(error)}")
+
+
+def on_creation_cpu() -> list[str]:
+    """The words that run a program that makes a sandbox's mount namespace on the CPU the supervisor's was made
+    on (none outside a user namespace; see CREATION_CPU_WHY)."""
+    return [] if _creation_cpu is None else ["taskset", "--cpu-list", str(_creation_cpu)]
 
 
 def entry_words() -> list[str]:
