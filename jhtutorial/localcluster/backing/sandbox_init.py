@@ -279,7 +279,8 @@ def reap_while_held(lifeline: int) -> None:
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    os.sched_setaffinity(0, spec["cpus"])  # its namespaces are made (on one CPU): the pod runs on the supervisor's
+    if spec.get("cpus"):  # its namespaces are made (on one CPU): the pod runs on the supervisor's CPUs
+        os.sched_setaffinity(0, spec["cpus"])
     try:
         socket.sethostname(spec["hostname"])
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, text=True)
