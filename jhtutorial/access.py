@@ -25,9 +25,9 @@ node's address depends on the cluster, so the ways are tried in this order:
    running ``kubectl port-forward`` when that fails.
 
 On the local simulated cluster (kwok) the pods of a namespace made by the
-tutorial run their programs as local processes (see
-:mod:`jhtutorial.localcluster.backing`): kwok forwards ``kubectl port-forward`` to
-the local nginx, so the same port-forward is the way in there. Where the proxy
+tutorial run their programs in sandboxes of their own (see
+:mod:`jhtutorial.localcluster.backing`): kwok forwards ``kubectl port-forward`` into
+the proxy pod's sandbox, so the same port-forward is the way in there. Where the proxy
 pod is not backed (nginx not installed, a namespace not made by the tutorial),
 nothing answers, and the Access says why instead of inventing a URL.
 """
@@ -201,10 +201,9 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
     except Forbidden:
         namespace = {}
     labels = (namespace.get("metadata") or {}).get("labels") or {}
-    if CLASSROOM_LABEL in labels:
-        return (f"namespace {conn.namespace} belongs to a classroom: its pods run only in sandboxes (the default; "
-                "not `jhtutorial cluster up --no-sandboxes`), never as processes of this machine's user, and only when the instructor "
-                "did not keep the room purely simulated (`classroom up --simulated`)")
+    if CLASSROOM_LABEL in labels and labels.get(BACKED_LABEL) != "true":
+        return (f"namespace {conn.namespace} belongs to a classroom whose learners the instructor kept purely "
+                "simulated (`classroom up --simulated`): its pods run no program")
     if labels.get(BACKED_LABEL) != "true":
         return (f"namespace {conn.namespace} was not made by `jhtutorial up` or notebook 00, so its pods stay "
                 f"purely simulated; to run their programs here: kubectl label namespace {conn.namespace} "
@@ -216,10 +215,9 @@ def not_backed(conn: Connection, kube: KubeApi | None = None) -> str | None:
 
 
 def backing_report(conn: Connection) -> list[str]:
-    """On the local cluster: how each pod of the namespace runs its programs (in a sandbox of its own, or as
-    processes on the machine's loopback with what was mapped), and why the others do not
-    (``jhtutorial status``, notebook 07)."""
-    from .localcluster.backing import BACKED_BY_ANNOTATION, MAPPED_ANNOTATION, NOT_BACKED_ANNOTATION
+    """On the local cluster: how each pod of the namespace runs its programs (in a sandbox of its own), and why
+    the others do not (``jhtutorial status``, notebook 07)."""
+    from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION
 
     pods = KubeApi(conn.api).get(PODS.path(conn.namespace)).get("items", [])
     out = ["pods (local simulated cluster: no container runs; these run their real programs on this machine):"]
@@ -229,9 +227,6 @@ def backing_report(conn: Connection) -> list[str]:
             f"purely simulated: {annotations[NOT_BACKED_ANNOTATION]}" if NOT_BACKED_ANNOTATION in annotations
             else "purely simulated")
         out.append(f"  {pod['metadata']['name']}: {how}")
-        if annotations.get(MAPPED_ANNOTATION):  # programs run as processes: their addresses and paths were changed
-            out.append(f"    mapped to this machine (annotation {MAPPED_ANNOTATION}):")
-            out.extend(f"      {line}" for line in annotations[MAPPED_ANNOTATION].splitlines())
     if not pods:
         out.append("  (none)")
     elif not any(BACKED_BY_ANNOTATION in (p["metadata"].get("annotations") or {}) for p in pods):

@@ -65,8 +65,7 @@ PROGRESS_EVERY = 10.0  # seconds between "still waiting" lines
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
-    status = LocalCluster(args.kubeconfig).up(port=args.port, nodes=args.nodes, recreate=args.recreate,
-                                              sandboxes=args.sandboxes)
+    status = LocalCluster(args.kubeconfig).up(port=args.port, nodes=args.nodes, recreate=args.recreate)
     return 0 if status.state == "running" else 3
 
 
@@ -394,12 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_up.add_argument("--recreate", action="store_true",
                             help="start over: keep a copy of the cluster's data (it says where), delete it, create a "
                             "new one (new port and certificates: every kubeconfig handed out stops working)")
-    cluster_up.add_argument("--sandboxes", action=argparse.BooleanOptionalAction, default=None,
-                            help="run backed pods in sandboxes of their own: own network with pod and Service IPs, "
-                                 "volumes at their mount paths, the pod's user (the default; root, or an account with subordinate ids). "
-                                 "--no-sandboxes runs them as processes on the machine's loopback, which every "
-                                 "account on the machine can reach: only for a machine of your own where sandboxes "
-                                 "cannot be made (default: as chosen before, else sandboxes)")
     cluster_up.set_defaults(handler=_cluster_up)
 
     cluster_down = cluster_commands.add_parser(

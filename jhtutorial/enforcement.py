@@ -4,14 +4,12 @@ A pod spec declares its user, non-root, privilege escalation, capabilities, a re
 resource limits; only a container runtime (or a sandbox) makes them true for the program:
 
 - on a real cluster the container runtime enforces all of them;
-- on the local simulated cluster a backed pod's programs are processes of this machine's user (annotation
-  ``jhtutorial/backed-by``): every setting is declared, none enforced;
-- in a sandbox (the backing's sandbox mode: its pods run as their runAsUser with every capability dropped,
-  no_new_privs and no resource limits) the user, non-root, privilege escalation and capabilities are, the rest
-  is not;
-- a pod no process backs (purely simulated) runs no program: nothing is enforced, nothing runs either.
+- on the local simulated cluster a backed pod (annotation ``jhtutorial/backed-by``) runs in a sandbox, as its
+  runAsUser with every capability dropped, no_new_privs and no resource limits: the user, non-root, privilege
+  escalation and capabilities are enforced, the rest is not;
+- a pod nothing backs (purely simulated) runs no program: nothing is enforced, nothing runs either.
 
-    >>> enforcement("local", {"metadata": {"annotations": {"jhtutorial/backed-by": "local processes ..."}}}).enforced
+    >>> enforcement("local", {"metadata": {}}).enforced
     frozenset()
 """
 
@@ -58,6 +56,4 @@ def enforcement(cluster_kind: str, pod: Obj) -> Enforcement:
     backed_by = ((pod.get("metadata") or {}).get("annotations") or {}).get(BACKED_BY_ANNOTATION)
     if backed_by is None:
         return Enforcement("no program runs for this pod (simulated by kwok)", frozenset())
-    if backed_by.startswith(SANDBOXED_BY):
-        return Enforcement(SANDBOXED_BY, SANDBOXED)
-    return Enforcement("its programs run as processes of this machine's user", frozenset())
+    return Enforcement(SANDBOXED_BY, SANDBOXED)

@@ -47,7 +47,7 @@ from .connect import Connection, current_connection
 from .errors import TutorialError
 from .kubeapi import EVENTS, PODS, KubeApi
 from .objects import event_time, pod_restarts, pod_status, ready_containers
-from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION, PROCESSES_WARNING, SANDBOXED_BY
+from .localcluster.backing import BACKED_BY_ANNOTATION, NOT_BACKED_ANNOTATION
 from .tally import Observer, ignore
 from .watching import Reflector
 
@@ -58,8 +58,7 @@ DEFAULT_INTERVAL = 0.3
 #: Redraw this often while nothing changes, so ages move on (None: never).
 DEFAULT_AGE_REFRESH = 5.0
 SIMULATED_CAPTION = ("nodes and pods are simulated by kwok, no container runs; RUNS AS says which pods run "
-                     "their real programs here instead (sandbox: a sandbox of its own; process: on the machine's "
-                     "loopback, which every account on it can reach)")
+                     "their real programs here instead, each in a sandbox of its own")
 EVENT_WIDTH = 70  # characters of an event message shown in the live table
 JOIN_SECONDS = 10.0
 
@@ -80,7 +79,7 @@ class PodRow:
     node: str
     event_reason: str
     event_text: str
-    runs_as: str = ""  # on the local cluster: "sandbox", "process" (`cluster up --no-sandboxes`) or "simulated"
+    runs_as: str = ""  # on the local cluster: "sandbox" or "simulated"
     not_backed: str = ""  # on the local cluster: why a pod of a backed namespace stays purely simulated
 
 
@@ -423,8 +422,6 @@ class LiveView:
             out.append(SIMULATED_CAPTION)
             # what is in the way of running a pod (sandboxes that cannot be made here, a program not installed)
             out.extend(f"not run here: {why}" for why in sorted({r.not_backed for r in rows if r.not_backed}))
-            if any(r.runs_as == "process" for r in rows):
-                out.append(f"WARNING: {PROCESSES_WARNING}")
         if self._state.error:
             out.append(self._state.error)
         if self._state.events_error:
@@ -540,7 +537,5 @@ def _text_table(rows: list[PodRow], simulated: bool, error: str | None) -> str:
 
 
 def _runs_as(backed_by: str | None) -> str:
-    """The RUNS AS column: a pod's programs in a sandbox of its own, as processes on the loopback, or none."""
-    if backed_by is None:
-        return "simulated"
-    return "sandbox" if backed_by.startswith(SANDBOXED_BY) else "process"
+    """The RUNS AS column: a pod's programs in a sandbox of its own, or none."""
+    return "simulated" if backed_by is None else "sandbox"

@@ -89,8 +89,8 @@ class LoginResult(Readable):
     user: str
     namespace: str
     url: str | None = None  # where the login went
-    simulated: bool = False  # the local simulated cluster: programs run in sandboxes (or processes) there
-    sandboxed: bool = False  # ... each pod in a sandbox of its own (the default; not `cluster up --no-sandboxes`)
+    simulated: bool = False  # the local simulated cluster: programs run in sandboxes there
+    sandboxed: bool = False  # ... the user's pod runs in a sandbox of its own (else it is purely simulated)
     not_run: str | None = None  # why nothing could log in (the proxy pod is purely simulated)
     logged_in: bool = False
     pod: str | None = None
@@ -668,10 +668,6 @@ def _explain(result: LoginResult) -> None:
                                 "JupyterLab from this machine's Python as uid 1000 in its own network and process "
                                 f"namespaces, the machine's files read-only as its image, {claim}'s volume at "
                                 "/home/jovyan; no resource limits")
-        elif result.simulated:
-            result.notes.append("on the local simulated cluster it is a local process, not a container: "
-                                f"JupyterLab from this machine's Python, working in {claim}'s volume folder; "
-                                "no image, no isolation, no resource limits")
     if result.hub_failed:
         result.notes.append(f"JupyterHub gave up on the server: {result.hub_failed}")
 

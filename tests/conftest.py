@@ -59,24 +59,23 @@ def local_cluster() -> LocalCluster | None:
 
 
 @contextlib.contextmanager
-def scratch_cluster(state: Path, *, sandboxes: bool) -> Iterator[LocalCluster]:
-    """A local cluster of its own in the state folder ``state`` (the session's is left alone), made with
-    `cluster up --sandboxes` or `--no-sandboxes` explicitly, whatever the default; JHTUTORIAL_STATE names it
-    while it is in use, so that what the tests call finds it. Removed at the end."""
-    if sandboxes:
-        from jhtutorial.localcluster.backing.sandbox import unavailable_reasons
+def scratch_cluster(state: Path) -> Iterator[LocalCluster]:
+    """A local cluster of its own in the state folder ``state`` (the session's is left alone), whose backed pods
+    run in sandboxes; JHTUTORIAL_STATE names it while it is in use, so that what the tests call finds it.
+    Removed at the end."""
+    from jhtutorial.localcluster.backing.sandbox import unavailable_reasons
 
-        reasons = unavailable_reasons()
-        if reasons:
-            pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
+    reasons = unavailable_reasons()
+    if reasons:
+        pytest.fail("pod sandboxes cannot be made on this machine: " + "; ".join(str(r) for r in reasons))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JHTUTORIAL_STATE", str(state))
         patch.delenv("JHTUTORIAL_LOCAL_KUBECONFIG", raising=False)
         cluster = LocalCluster(progress=lambda _: None)
-        cluster.up(sandboxes=sandboxes)
+        cluster.up()
         try:
-            assert bool(cluster.supervisor.status().get("sandboxes")) == sandboxes, \
-                f"the supervisor did not start {'in' if sandboxes else 'without'} sandbox mode"
+            problems = cluster.supervisor.status().get("sandbox_problems")
+            assert not problems, f"the supervisor cannot make sandboxes: {problems}"
             yield cluster
         finally:
             cluster.down()
@@ -85,10 +84,10 @@ def scratch_cluster(state: Path, *, sandboxes: bool) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="module")
 def sandboxed_cluster(local_cluster: LocalCluster | None,
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A local cluster of the module's own whose backed pods run in sandboxes (`cluster up --sandboxes`)."""
+    """A local cluster of the module's own (its backed pods run in sandboxes, made by root here)."""
     if local_cluster is None or os.geteuid() != 0:
         pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
-    with scratch_cluster(tmp_path_factory.mktemp("sandboxed") / "state", sandboxes=True) as cluster:
+    with scratch_cluster(tmp_path_factory.mktemp("sandboxed") / "state") as cluster:
         yield cluster
 
 

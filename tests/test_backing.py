@@ -1,4 +1,4 @@
-"""Pods backed by local processes on the local cluster: the whole way in, through the real programs.
+"""Pods backed by their real programs, in sandboxes, on the local cluster: the whole way in.
 
 A namespace marked as the tutorial marks its own (label jhtutorial/backed=true)
 gets the steps applied; the cluster's supervisor then runs nginx, configurable-
@@ -11,7 +11,6 @@ its pods stay purely simulated.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import subprocess
 import time
@@ -27,8 +26,7 @@ from jhtutorial.access import PipeReader, hub_access, not_backed
 from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import LoginFailed
 from jhtutorial.localcluster import LocalCluster
-from jhtutorial.localcluster.backing import (BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL,
-                                            KWOK_STATUS_ANNOTATION, PORTS_ANNOTATION)
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL, KWOK_STATUS_ANNOTATION
 from jhtutorial.localcluster.backing.programs import program_for
 from jhtutorial.kubeapi import PODS, KubeApi
 from jhtutorial.login import login
@@ -55,7 +53,7 @@ def _make_namespace(api_client: client.ApiClient, name: str, labels: dict[str, s
 @pytest.fixture(scope="module")
 def supervisor(backing: LocalCluster | None) -> LocalCluster:
     if backing is None:
-        pytest.skip("pods are backed by local processes only on the local simulated cluster")
+        pytest.skip("pods are backed by their programs only on the local simulated cluster")
     return backing
 
 
@@ -102,11 +100,6 @@ class _PortForward:
         self.output.join()
 
 
-def _sandboxed(cluster: LocalCluster) -> bool:
-    """Whether the cluster's backed pods run in sandboxes (`jhtutorial cluster up --sandboxes`)."""
-    return bool(cluster.supervisor.status().get("sandboxes"))
-
-
 def _backing_pids(cluster: LocalCluster, namespace: str) -> list[int]:
     pods = cluster.supervisor.status().get("pods", {})
     return [c["pid"] for key, report in pods.items() if key.startswith(namespace + "/")
@@ -134,10 +127,8 @@ def test_a_namespace_without_the_mark_stays_purely_simulated(supervisor: LocalCl
                                                              kubeconfig: Path) -> None:
     names = [f"jht-unmarked-{int(time.time()) % 100000}", f"jht-classroom-{int(time.time()) % 100000}"]
     _make_namespace(api_client, names[0], {})
-    # a classroom's: never backed as processes (a learner's hub configuration would run as the cluster's owner); in
-    # sandboxes, not when the room is kept simulated (`classroom up --simulated`)
-    _make_namespace(api_client, names[1], {BACKED_LABEL: "false" if _sandboxed(supervisor) else "true",
-                                           CLASSROOM_LABEL: "learner-1"})
+    # a classroom's kept simulated (`classroom up --simulated`)
+    _make_namespace(api_client, names[1], {BACKED_LABEL: "false", CLASSROOM_LABEL: "learner-1"})
     try:
         for name in names:
             conn = connect(namespace=name, kubeconfig=kubeconfig)
@@ -198,12 +189,9 @@ def test_login_through_nginx_chp_and_the_hub_lands_in_jupyterlab(backed: Connect
     assert pod.metadata.labels["component"] == "singleuser-server"
     assert BACKED_BY_ANNOTATION in pod.metadata.annotations
     assert core.read_namespaced_persistent_volume_claim("claim-admin", ns).status.phase == "Bound"
-    # admin's server works in claim-admin's volume folder
-    volume = core.read_persistent_volume(core.read_namespaced_persistent_volume_claim("claim-admin", ns)
-                                         .spec.volume_name).spec.host_path.path
+    # admin's server works in claim-admin's volume, mounted at its mountPath
     logs = _kubectl(kubectl, kubeconfig, "logs", "-n", ns, "jupyter-admin")
-    # (in a sandbox, the volume is mounted at its mountPath)
-    assert f"Serving notebooks from local directory: {'/home/jovyan' if _sandboxed(supervisor) else volume}" in logs
+    assert "Serving notebooks from local directory: /home/jovyan" in logs
     # CHP's route table, asked on its API port with the Secret's token, holds admin's route
     token = base64.b64decode(core.read_namespaced_secret("hub-secret", ns).data["proxy.token"]).decode()
     with _PortForward(kubectl, kubeconfig, ns, "svc/proxy-api", 8001) as api:
@@ -211,12 +199,8 @@ def test_login_through_nginx_chp_and_the_hub_lands_in_jupyterlab(backed: Connect
         assert routes.status_code == 200 and "/user/admin" in routes.json(), routes.text  # CHP drops the last /
         refused = requests.get(f"{api.url}/api/routes", headers={"Authorization": "token wrong"}, timeout=10)
         assert refused.status_code == 403
-    if _sandboxed(supervisor):  # the pod IP, real in the pod network
-        assert routes.json()["/user/admin"]["target"] == f"http://{pod.status.pod_ip}:8888"
-        return
-    # the target is the user server's loopback port, never the pod IP
-    local = json.loads(pod.metadata.annotations[PORTS_ANNOTATION])["8888"]
-    assert routes.json()["/user/admin"]["target"] == f"http://127.0.0.1:{local}"
+    # the pod IP, real in the pod network
+    assert routes.json()["/user/admin"]["target"] == f"http://{pod.status.pod_ip}:8888"
 
 
 def test_follow_login_sees_what_a_browser_does(backed: Connection, kubectl: Path, kubeconfig: Path) -> None:
@@ -240,40 +224,32 @@ def test_follow_login_sees_what_a_browser_does(backed: Connection, kubectl: Path
         assert not [stage for stage in nobody.stages if not stage.ok], str(nobody)
 
 
-def test_every_backing_process_listens_on_loopback_only(backed: Connection, supervisor: LocalCluster) -> None:
+def test_no_backing_process_listens_in_the_machines_network(backed: Connection, supervisor: LocalCluster) -> None:
     pids = _backing_pids(supervisor, backed.namespace)
     assert len(pids) >= 3  # hub, nginx, chp (and admin's server when the login test ran)
-    addresses = _listening(pids)
-    if _sandboxed(supervisor):  # in the pods' own networks: nothing in the machine's (tests/test_sandboxed_backing.py)
-        assert not addresses
-        return
-    assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses
+    # in the pods' own networks: nothing in the machine's (more in tests/test_sandboxed_backing.py)
+    assert not _listening(pids)
 
 
-def test_the_live_view_and_status_say_which_pods_run_as_processes(backed: Connection, supervisor: LocalCluster) -> None:
+def test_the_live_view_and_status_say_which_pods_run_in_sandboxes(backed: Connection, supervisor: LocalCluster) -> None:
     from jhtutorial import LiveView
     from jhtutorial.access import backing_report
 
     with LiveView(backed) as view:  # started on entry, with the first lists in
         text = view.snapshot()
-    runs_as = "sandbox" if _sandboxed(supervisor) else "process"
-    assert "RUNS AS" in text and re.search(rf"hub-<hash>-<id> +Running +1/1 +\d+ +{runs_as}", text), text
+    assert "RUNS AS" in text and re.search(r"hub-<hash>-<id> +Running +1/1 +\d+ +sandbox", text), text
     report = "\n".join(backing_report(backed))
-    if _sandboxed(supervisor):
-        assert re.search(r"proxy-\S+: a sandbox on this machine \(pod IP 10\.244\.\d+\.\d+; nginx as uid 101, "
-                         r"chp as uid 65534\)", report), report
-        return
-    assert re.search(r"proxy-\S+: local processes on 127\.0\.0\.1, not containers \(nginx pid \d+, chp pid", report)
+    assert re.search(r"proxy-\S+: a sandbox on this machine \(pod IP 10\.244\.\d+\.\d+; nginx as uid 101, "
+                     r"chp as uid 65534\)", report), report
 
 
-def test_kubectl_logs_shows_the_hubs_real_output(backed: Connection, kubectl: Path, kubeconfig: Path,
-                                                supervisor: LocalCluster) -> None:
+def test_kubectl_logs_shows_the_hubs_real_output(backed: Connection, kubectl: Path, kubeconfig: Path) -> None:
     logs = _kubectl(kubectl, kubeconfig, "logs", "-n", backed.namespace, "deploy/hub")
     assert "JupyterHub is now running" in logs
     assert "Using Spawner: kubespawner.spawner.KubeSpawner-7.0.0" in logs
     chp = _kubectl(kubectl, kubeconfig, "logs", "-n", backed.namespace, "deploy/proxy", "-c", "chp")
-    # the hub Service's name, unchanged in a sandbox; else its local address
-    assert ("Adding route / -> http://hub:8081" if _sandboxed(supervisor) else "Adding route / -> http://127.0.0.1:") in chp
+    # the hub Service's name, unchanged in a sandbox
+    assert "Adding route / -> http://hub:8081" in chp
 
 
 # --- failures show as they would in a cluster --------------------------------------------------------

@@ -1,15 +1,13 @@
 """Faults the backing survives, on a local cluster of the test's own (its API server is restarted, its
-supervisor killed): never the shared one. Each runs once per way of backing pods, each made explicitly:
-processes on the machine's loopback (`cluster up --no-sandboxes`) and pods in sandboxes of their own
-(`cluster up --sandboxes`).
+supervisor killed): never the shared one. Its backed pods run in sandboxes of their own.
 
 - kube-apiserver stopped and started while backed pods run: what changed meanwhile shows in their status once
   it answers, and a new pod is backed; stopped and started during a login: the login completes or says why,
   and afterwards the hub, its pods' status and a second login agree;
 - the supervisor killed with SIGKILL: no process it started is left (kernels and terminals start their own
-  sessions, so this is more than a process group; a sandbox's PID namespace is empty); `cluster up` backs the
+  sessions, so this is more than a process group: the sandbox's PID namespace is empty); `cluster up` backs the
   pods again, and the hub still knows admin and admin's token (its database was kept);
-- a Service made after the pod that names it: reached, and (in a sandbox) its name resolves inside the pod;
+- a Service made after the pod that names it: reached, and its name resolves inside the pod;
 - the `jhtutorial/backed` label taken off: the pods are kwok's again;
 - Secret files created with their mode, never wider first; state folders 0700; a PV someone wrote by hand
   (any folder of the machine) is never linked into a pod.
@@ -18,11 +16,9 @@ processes on the machine's loopback (`cluster up --no-sandboxes`) and pods in sa
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,8 +37,7 @@ from jhtutorial.connect import Connection, connect
 from jhtutorial.errors import LoginFailed
 from jhtutorial.kubeapi import KubeApi
 from jhtutorial.localcluster import LocalCluster, ensure_binaries
-from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, KWOK_STATUS_ANNOTATION, PORTS_ANNOTATION
-from jhtutorial.localcluster.backing.control import PROCESSES, SANDBOXES
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, KWOK_STATUS_ANNOTATION
 from jhtutorial.localcluster.backing.mounts import PodFiles
 from jhtutorial.localcluster.backing.keeper import descendants
 from jhtutorial.localcluster.backing.sandbox import processes_in_namespace
@@ -57,24 +52,18 @@ MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 PROXY = "app.kubernetes.io/component=proxy"
 
 
-@pytest.fixture(scope="module", params=[PROCESSES, SANDBOXES])
-def own(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-        local_cluster: LocalCluster | None) -> Iterator[LocalCluster]:
-    """A local cluster in a state folder of its own (JHTUTORIAL_STATE), in one way of backing pods: these tests
-    stop its parts."""
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory, local_cluster: LocalCluster | None) -> Iterator[LocalCluster]:
+    """A local cluster in a state folder of its own (JHTUTORIAL_STATE): these tests stop its parts."""
     if local_cluster is None:
         pytest.skip("exercises the local cluster's supervisor")
-    if request.param == SANDBOXES and os.geteuid() != 0:
-        pytest.skip("pod sandboxes are made by root")
+    if os.geteuid() != 0:
+        pytest.skip("pod sandboxes are made by root here (tests/test_rootless.py: an owner who is not root)")
     ensure_binaries()
     explicit = os.environ.get("JHTUTORIAL_FAULTS_STATE")
-    state = Path(explicit) / request.param if explicit else tmp_path_factory.mktemp(f"faults-{request.param}") / "state"
-    with scratch_cluster(state, sandboxes=request.param == SANDBOXES) as cluster:
+    state = Path(explicit) if explicit else tmp_path_factory.mktemp("faults") / "state"
+    with scratch_cluster(state) as cluster:
         yield cluster
-
-
-def _sandboxed(own: LocalCluster) -> bool:
-    return bool(own.supervisor.status().get("sandboxes"))
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +118,9 @@ def _processes_of(own: LocalCluster, namespace: str) -> list[int]:
     return keepers + [pid for keeper in keepers for pid in descendants(keeper)]
 
 
-def _pod_processes(own: LocalCluster, key: str, keeper: int) -> list[int]:
-    """The processes of a backed pod (NAMESPACE/NAME): in a sandbox, all in its PID namespace (one orphaned
-    inside belongs to the sandbox's first process); else all below the container's keeper."""
-    if not _sandboxed(own):
-        return descendants(keeper)
+def _pod_processes(own: LocalCluster, key: str) -> list[int]:
+    """The processes of a backed pod (NAMESPACE/NAME): all in its sandbox's PID namespace (one orphaned inside
+    belongs to the sandbox's first process, no longer below the container's keeper)."""
     namespace, name = key.split("/")
     return sandbox_processes(own, namespace, name)[key]
 
@@ -203,7 +190,7 @@ def test_an_api_server_restart_ends_no_pod_worker(own: LocalCluster, core: clien
     proxy = _pod(core, ns, PROXY)
     supervisor = own.supervisor.pid()
     nginx_keeper = own.supervisor.status()["pods"][f"{ns}/{proxy.metadata.name}"]["containers"]["nginx"]["pid"]
-    # nginx's master: the first nginx below its keeper (in a sandbox, nsenter and the like come first)
+    # nginx's master: the first nginx below its keeper (nsenter and the like come first)
     nginx = next(pid for pid in descendants(nginx_keeper) if _program(pid) == "nginx")
     own.stop_component("kube-apiserver")
     try:
@@ -222,7 +209,7 @@ def test_an_api_server_restart_ends_no_pod_worker(own: LocalCluster, core: clien
     # port 8080) ended with it, as in a container whose first process ends; so it keeps running
     key = f"{ns}/{proxy.metadata.name}"
     report = own.supervisor.status()["pods"][key]["containers"]["nginx"]
-    running = [pid for pid in _pod_processes(own, key, report["pid"]) if _program(pid) == "nginx"]
+    running = [pid for pid in _pod_processes(own, key) if _program(pid) == "nginx"]
     assert running and {os.getsid(pid) for pid in running} == {report["pid"]}
     time.sleep(5)  # an nginx that cannot bind its port exits within 3 s of its start
     assert own.supervisor.status()["pods"][key]["containers"]["nginx"]["restarts"] == report["restarts"]
@@ -287,8 +274,7 @@ def test_a_login_during_an_api_server_restart_completes_or_says_why(own: LocalCl
         assert _ready(pod)
         routes = requests.get(f"{url}/hub/api/proxy", headers={"Authorization": f"token {token}"}, timeout=20).json()
         assert "/user/admin/" in routes, routes
-        if _sandboxed(own):  # processes on the machine are routed to a loopback port the backing chose instead
-            assert routes["/user/admin/"]["target"] == f"http://{pod.status.pod_ip}:8888"
+        assert routes["/user/admin/"]["target"] == f"http://{pod.status.pod_ip}:8888"
     finally:
         process.terminate()
         process.wait(10)
@@ -329,7 +315,7 @@ def test_a_supervisor_killed_leaves_no_process_and_cluster_up_restores(own: Loca
         keeper = (report["containers"].get("lab") or {}).get("pid")
         if not keeper:
             return []
-        return [pid for pid in _pod_processes(own, f"{ns}/sessions", keeper) if os.getsid(pid) != os.getsid(keeper)]
+        return [pid for pid in _pod_processes(own, f"{ns}/sessions") if os.getsid(pid) != os.getsid(keeper)]
 
     helpers = until("the sessions pod's two helpers run in sessions of their own", lambda: len(escaped()) >= 2 and
                     escaped())
@@ -341,7 +327,8 @@ def test_a_supervisor_killed_leaves_no_process_and_cluster_up_restores(own: Loca
         process.terminate()
         process.wait(10)
     pid_namespaces = [sandbox_pid_namespace(report) for key, report in own.supervisor.status()["pods"].items()
-                      if key.startswith(ns + "/")] if _sandboxed(own) else []
+                      if key.startswith(ns + "/")]
+    assert pid_namespaces
     supervisor = own.supervisor.pid()
     assert supervisor is not None
     started = descendants(supervisor)
@@ -378,13 +365,12 @@ def test_a_service_made_after_the_pod_that_names_it_is_reached(own: LocalCluster
         _kubectl(own, "apply", "-n", conn.namespace, "-f", str(MANIFESTS / "svc-hub.yaml"))
         page = _through_proxy(own, conn.namespace, "/hub/login")  # through nginx, CHP and the late Service
         assert "JupyterHub" in page.text and page.headers.get("Server") == "nginx"
-        if _sandboxed(own):
-            # inside the proxy's pod the late Service's names resolve to its ClusterIP (the pod's hosts file)
-            cluster_ip = core.read_namespaced_service("hub", conn.namespace).spec.cluster_ip
-            for name in ("hub", f"hub.{conn.namespace}", f"hub.{conn.namespace}.svc.cluster.local"):
-                found = _kubectl(own, "exec", "-n", conn.namespace, "deploy/proxy", "-c", "chp", "--",
-                                 "getent", "hosts", name)
-                assert found.split()[0] == cluster_ip, found
+        # inside the proxy's pod the late Service's names resolve to its ClusterIP (the pod's hosts file)
+        cluster_ip = core.read_namespaced_service("hub", conn.namespace).spec.cluster_ip
+        for name in ("hub", f"hub.{conn.namespace}", f"hub.{conn.namespace}.svc.cluster.local"):
+            found = _kubectl(own, "exec", "-n", conn.namespace, "deploy/proxy", "-c", "chp", "--",
+                             "getent", "hosts", name)
+            assert found.split()[0] == cluster_ip, found
 
         # --- the label taken off: the pods are kwok's again ---
         pids = _processes_of(own, conn.namespace)
@@ -393,7 +379,7 @@ def test_a_service_made_after_the_pod_that_names_it_is_reached(own: LocalCluster
         until("every process of the namespace ended", lambda: not [p for p in pids if _alive(p)], timeout=30)
         until("no pod carries the backing's annotations", lambda: not [
             p.metadata.name for p in core.list_namespaced_pod(conn.namespace).items
-            if {KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, PORTS_ANNOTATION} & set(p.metadata.annotations or {})])
+            if {KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION} & set(p.metadata.annotations or {})])
         kwok = KubeApi(conn.api)
         assert not kwok.get(f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{conn.namespace}/portforwards")["items"]
         # kwok simulates them again: a deletion completes (kwok's job now), the replacement is simulated
@@ -445,7 +431,7 @@ def test_secret_files_have_their_mode_from_creation_and_state_folders_are_privat
     finally:
         os.umask(old_umask)
         watching = False
-    token, key = files.host_path("/etc/secret/token"), files.host_path("/etc/secret/tls/key.pem")
+    token, key = files.mounts["/etc/secret"] / "token", files.mounts["/etc/secret"] / "tls" / "key.pem"
     assert Path(token).read_bytes() == b"s3cret"
     assert Path(token).stat().st_mode & 0o777 == 0o440 and Path(key).stat().st_mode & 0o777 == 0o400
     for path, modes in seen.items():
@@ -487,12 +473,6 @@ def test_a_handwritten_volume_of_any_folder_is_never_linked_into_a_pod(own: Loca
         assert "not a folder the hostPath provisioner made for this claim" in why
         assert not [c for c in own.supervisor.status()["pods"][f"{ns}/wants-etc"]["containers"].values()
                     if c.get("pid")]
-        if not _sandboxed(own):
-            # while the pod waits, the loopback port chosen for it is held: no other program may take it meanwhile
-            port = int(json.loads(core.read_namespaced_pod("wants-etc", ns).metadata.annotations[PORTS_ANNOTATION])[
-                "8888"])
-            with socket.socket() as other, pytest.raises(OSError):
-                other.bind(("127.0.0.1", port))
     finally:
         core.delete_namespaced_pod("wants-etc", ns, grace_period_seconds=0)
         core.delete_namespaced_persistent_volume_claim("etc", ns)

@@ -26,7 +26,7 @@ from jhtutorial.kubeapi import NAMESPACES, PODS, KubeApi
 from jhtutorial.localcluster import LocalCluster
 from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, CLASSROOM_LABEL
 from jhtutorial.localcluster.backing.admission import policy_objects
-from jhtutorial.localcluster.backing.policy import backed_labels, namespace_backed
+from jhtutorial.localcluster.backing.policy import backed_labels, namespace_backed, selector_matches
 from jhtutorial.localcluster.paths import HOSTPATH_ROOT
 from tests.test_classroom import jhtutorial
 
@@ -37,19 +37,16 @@ def _namespace(labels: dict[str, str]) -> dict:
     return {"metadata": {"name": "x", "labels": labels}}
 
 
-def test_a_classroom_is_backed_only_in_sandboxes_and_only_when_marked() -> None:
+def test_a_classroom_is_backed_only_when_marked() -> None:
     learner = _namespace({CLASSROOM_LABEL: "room", **backed_labels()})
     kept_simulated = _namespace({CLASSROOM_LABEL: "room", **backed_labels(False)})
     tutorial = _namespace(backed_labels())
-    assert namespace_backed(learner, sandboxes=True) and not namespace_backed(learner, sandboxes=False)
-    assert not namespace_backed(kept_simulated, sandboxes=True)
-    assert namespace_backed(tutorial, sandboxes=True) and namespace_backed(tutorial, sandboxes=False)
-    assert not namespace_backed(_namespace({}), sandboxes=True)
+    assert namespace_backed(learner) and namespace_backed(tutorial)
+    assert not namespace_backed(kept_simulated) and not namespace_backed(_namespace({}))
     # the API server's admission binding selects by the very same rule
-    for sandboxes in (True, False):
-        binding = policy_objects(sandboxes=sandboxes)[1]
-        selector = binding["spec"]["matchResources"]["namespaceSelector"]
-        assert ("matchExpressions" in selector) is not sandboxes  # processes: a classroom's never
+    selector = policy_objects()[1]["spec"]["matchResources"]["namespaceSelector"]
+    for namespace in (learner, kept_simulated, tutorial, _namespace({})):
+        assert selector_matches(selector, namespace["metadata"]["labels"]) == namespace_backed(namespace)
 
 
 # --- a backed room -----------------------------------------------------------------------------------------

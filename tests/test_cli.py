@@ -72,9 +72,8 @@ def test_the_tutorial_from_the_command_line(kubeconfig: Path, namespace: str, ap
     assert "a Jupyter server answered" in logged_in.stdout
 
     status = jhtutorial("status", *ns, kubeconfig=kubeconfig)
-    sandboxed = backing is not None and backing.supervisor.status().get("sandboxes")
-    backed_by = "a sandbox on this machine" if sandboxed else "local processes on 127.0.0.1, not containers"
-    assert f"jupyter-admin: {backed_by}" in status.stdout
+    if backing is not None:  # the local cluster
+        assert "jupyter-admin: a sandbox on this machine" in status.stdout
 
     foreign_user_server(api_client, namespace, "bob")  # another hub's user: down must leave it alone
     down = jhtutorial("down", *ns, kubeconfig=kubeconfig)

@@ -6,7 +6,7 @@ and listed, the proxy's routes (``/hub/api/proxy``), a server spawned through th
 API until it is ready, that server answering behind the proxy, the user deleted
 (its server stopped), and ``kubectl exec deploy/hub`` / ``kubectl logs
 deploy/hub``. The same checks, written for this tutorial, run here against its
-hub on a local cluster of the module's own made with ``cluster up --sandboxes``.
+hub on a local cluster of the module's own, its pods in sandboxes.
 
 Everything goes through the API server, as on a real cluster: the REST API through
 ``kubectl port-forward`` to proxy-public (nginx, then configurable-http-proxy, then

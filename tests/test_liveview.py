@@ -267,7 +267,7 @@ def test_representations_for_papermill_nbval_and_static_pages(view: LiveView) ->
     assert "widget" in " ".join(bundle)  # a live kernel renders the widget itself
 
 
-def test_the_view_says_what_keeps_pods_from_running_and_warns_of_processes(view: LiveView) -> None:
+def test_the_view_says_what_keeps_pods_from_running(view: LiveView) -> None:
     # what the supervisor writes on pods (jhtutorial/not-backed, jhtutorial/backed-by), drawn from the rows
     why = "pod sandboxes cannot be made on this machine: pod sandboxes are made by root only"
     rows = [PodRow(name="hub-1", stable_name="hub-<hash>-<id>", phase="Running", ready="1/1", restarts=0, age="1s",
@@ -276,13 +276,8 @@ def test_the_view_says_what_keeps_pods_from_running_and_warns_of_processes(view:
                    age="1s", node="n", event_reason="", event_text="", runs_as="simulated", not_backed=why)]
     drawn = view._html(rows, live=False)
     assert drawn.count(html.escape(f"not run here: {why}")) == 1  # once, however many pods it keeps
-    assert "WARNING" not in drawn
-    as_process = [dataclasses.replace(rows[0], runs_as="process", not_backed="")]
-    assert "WARNING: " + html.escape("backed pods run as processes on this machine's loopback") in view._html(
-        as_process, live=False)
     in_sandboxes = [dataclasses.replace(row, runs_as="sandbox", not_backed="") for row in rows]
     assert "not run here" not in view._html(in_sandboxes, live=False)
-    assert "WARNING" not in view._html(in_sandboxes, live=False)
 
 
 def test_the_widget_table_keeps_names_on_one_line_and_scrolls_when_narrow(view: LiveView) -> None:

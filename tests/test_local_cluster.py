@@ -310,10 +310,12 @@ def test_a_default_storage_class_marked_the_beta_way_is_the_default_everywhere(s
 
 
 @pytest.mark.cluster
+@pytest.mark.skipif(os.geteuid() != 0, reason="pod sandboxes made by root (tests/test_rootless.py: by another owner)")
 def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> None:
     """cluster up starts it (and a new one in place of a dead one), status reports it, and cluster down
     leaves no process it started: the process table before and after is compared."""
     from jhtutorial import connect
+    from jhtutorial.localcluster.backing.keeper import descendants
     from jhtutorial.steps import STEPS
     from jhtutorial.waits import wait_pods_ready
 
@@ -323,8 +325,7 @@ def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> 
 
     before = ours()
     cluster = _quiet()
-    # processes, whose process groups it records (tests/test_backing_faults.py kills it in both ways of backing)
-    status = cluster.up(sandboxes=False)
+    status = cluster.up()
     pid = cluster.supervisor.pid()
     assert pid is not None and any(f"supervisor:    running (pid {pid})" in line for line in status.lines())
     conn = connect(namespace="backed", kubeconfig=status.kubeconfig)  # made here, so marked for backing
@@ -337,8 +338,11 @@ def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> 
         wait_pods_ready("app.kubernetes.io/component=proxy", conn=conn, timeout=90)
     finally:
         conn.close()
-    groups = [g for g, _ in cluster.supervisor.status().get("process_groups", [])]
-    assert len(groups) >= 3  # hub, nginx, chp
+    keepers = [c["pid"] for report in cluster.supervisor.status()["pods"].values()
+               for c in report["containers"].values() if c.get("pid")]
+    assert len(keepers) >= 3  # hub, nginx, chp
+    started = descendants(pid)  # the sandboxes' processes too: their programs' environment names no state folder
+    assert set(keepers) <= set(started)
     os.kill(pid, signal.SIGKILL)  # a crash: its programs end with it (they are told to, by the kernel)
     again = cluster.up()
     assert cluster.supervisor.pid() not in (None, pid)
@@ -347,8 +351,7 @@ def test_the_supervisor_lives_and_dies_with_the_cluster(scratch_state: Path) -> 
                     timeout=90)
     assert cluster.down() is True
     assert cluster.supervisor.pid() is None
-    for group in groups:
-        assert not process_alive(group)
+    assert not [p for p in started if process_alive(p)]
     assert ours() - before == set()  # nothing started for this cluster is left running
 
 
@@ -360,10 +363,11 @@ def _cmdline(pid: int) -> bytes:
 
 
 @pytest.mark.cluster
+@pytest.mark.skipif(os.geteuid() != 0, reason="pod sandboxes made by root (tests/test_rootless.py: by another owner)")
 def test_without_node_the_proxy_pod_stays_simulated_and_says_what_to_install(
-        scratch_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        scratch_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine without Node.js: configurable-http-proxy cannot run, so the proxy pod is left to kwok (Running,
-    simulated) with the reason on it. The hub pod, which needs only Python, still runs as a process (and finds no
+    simulated) with the reason on it. The hub pod, which needs only Python, still runs in its sandbox (and finds no
     proxy to talk to, as a hub would in a cluster whose proxy pod never started: it is not Ready)."""
     from jhtutorial import apply, connect
     from jhtutorial.access import hub_access, not_backed
@@ -373,11 +377,21 @@ def test_without_node_the_proxy_pod_stays_simulated_and_says_what_to_install(
     from jhtutorial.waits import wait_pods_ready
 
     cluster = _quiet()
-    # processes: taking node's folder (/usr/bin) off PATH takes the programs that make sandboxes with it
-    status = cluster.up(sandboxes=False)
+    status = cluster.up()
     cluster.supervisor.stop()
-    no_node = [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "node").exists()]
-    monkeypatch.setenv("PATH", os.pathsep.join(no_node))
+    # node's folder (/usr/bin) holds the programs that make sandboxes too: those stay, through links
+    without = tmp_path / "bin-without-node"
+    without.mkdir()
+    folders = []
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if (Path(folder) / "node").exists():
+            for program in Path(folder).iterdir():
+                if program.name != "node" and not (without / program.name).exists():
+                    (without / program.name).symlink_to(program)
+        else:
+            folders.append(folder)
+    monkeypatch.setenv("PATH", os.pathsep.join([*folders, str(without)]))
+    assert shutil.which("node") is None and shutil.which("unshare") is not None
     cluster.supervisor.ensure_running()  # as `cluster up` would start it on such a machine
     conn = connect(namespace="no-node", kubeconfig=status.kubeconfig)
     try:

@@ -1,8 +1,8 @@
 """A backed pod's ServiceAccount token is renewed as the kubelet renews a projected token, and the running
-container reads the new one where it read the first (``/var/run/secrets/kubernetes.io/serviceaccount/token`` in a
-sandbox; the kubeconfig it is given when it runs as a process).
+container reads the new one where it read the first (``/var/run/secrets/kubernetes.io/serviceaccount/token`` in its
+sandbox).
 
-Real: a cluster of the module's own (in each mode) whose supervisor asks for tokens of the API server's shortest
+Real: a cluster of the module's own whose supervisor asks for tokens of the API server's shortest
 lifetime (10 minutes) and renews them after 2% of it (12 s) instead of the kubelet's 80%; the token is read inside
 the sandbox with ``kubectl exec``, and the API server itself says whose the new one is (a TokenReview).
 """
@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client, config
 
 from jhtutorial.connect import connect
 from jhtutorial.localcluster import LocalCluster
 from jhtutorial.localcluster.backing import BACKED_LABEL, POD_SECURITY_LABELS
-from jhtutorial.localcluster.backing.control import PROCESSES, SANDBOXES
 from jhtutorial.localcluster.backing.credentials import MINIMUM_TOKEN_SECONDS, TokenLifetime
 from jhtutorial.waits import wait_pods_ready
 from tests.conftest import TEST_LABEL, scratch_cluster
@@ -56,16 +54,15 @@ def test_a_token_is_renewed_after_four_fifths_of_its_life_or_after_a_day() -> No
         TokenLifetime(seconds=60)  # the API server would refuse the TokenRequest
 
 
-@pytest.fixture(scope="module", params=[SANDBOXES, PROCESSES])
-def short_lived(local_cluster: LocalCluster | None, tmp_path_factory: pytest.TempPathFactory,
-                request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
-    """A cluster of the module's own, in each mode, whose supervisor renews each pod's token every 12 s."""
+@pytest.fixture(scope="module")
+def short_lived(local_cluster: LocalCluster | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A cluster of the module's own whose supervisor renews each pod's token every 12 s."""
     if local_cluster is None:
         pytest.skip("pods are backed only on the local simulated cluster")
-    if request.param == SANDBOXES and os.geteuid() != 0:
+    if os.geteuid() != 0:
         pytest.skip("pod sandboxes exist on the local simulated cluster, made by root")
-    state = tmp_path_factory.mktemp(f"tokens-{request.param}") / "state"
-    with scratch_cluster(state, sandboxes=request.param == SANDBOXES) as cluster:
+    state = tmp_path_factory.mktemp("tokens") / "state"
+    with scratch_cluster(state) as cluster:
         cluster.supervisor.stop()
         cluster.supervisor.ensure_running(tokens=SHORT)
         yield cluster
@@ -89,25 +86,19 @@ def test_the_running_container_reads_the_renewed_token(short_lived: LocalCluster
         conn = connect(namespace=namespace, kubeconfig=kubeconfig, create_namespace=False)
         wait_pods_ready("app=reader", conn=conn, timeout=90)
         conn.close()
-        if short_lived.supervisor.sandboxes:
-            def read() -> tuple[str, str]:  # inside the sandbox, as the container's program reads it
-                token = kubectl_("exec", "reader", "--", "cat", TOKEN)
-                return token, kubectl_("exec", "reader", "--", "stat", "-c", "%a", TOKEN).strip()
-            mode = "644"
-        else:
-            def read() -> tuple[str, str]:  # the kubeconfig the program is given (KUBECONFIG)
-                [path] = (short_lived.supervisor.folder / "pods" / namespace).glob("reader-*/kubeconfig")
-                return yaml.safe_load(path.read_text())["users"][0]["user"]["token"], f"{path.stat().st_mode & 0o777:o}"
-            mode = "600"
-        if short_lived.supervisor.sandboxes:
-            # kwok serves an exec once its cache holds the pod's Exec object, which may lag the pod's Ready by a moment
-            until("kubectl exec reaches the pod", lambda: subprocess.run(
-                [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "reader", "--", "true"],
-                capture_output=True, timeout=60).returncode == 0, timeout=30)
+
+        def read() -> tuple[str, str]:  # inside the sandbox, as the container's program reads it
+            token = kubectl_("exec", "reader", "--", "cat", TOKEN)
+            return token, kubectl_("exec", "reader", "--", "stat", "-c", "%a", TOKEN).strip()
+
+        # kwok serves an exec once its cache holds the pod's Exec object, which may lag the pod's Ready by a moment
+        until("kubectl exec reaches the pod", lambda: subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", namespace, "exec", "reader", "--", "true"],
+            capture_output=True, timeout=60).returncode == 0, timeout=30)
         first, first_mode = read()
         second, second_mode = until("a renewed token where the program reads it",
                                     lambda: (now := read())[0] != first and now, timeout=60)
-        assert first_mode == second_mode == mode  # the new file has the old one's mode
+        assert first_mode == second_mode == "644"  # the new file has the old one's mode
 
         for token in (first, second):  # both valid (the first until it expires), both the pod's own
             review = client.AuthenticationV1Api(api).create_token_review(

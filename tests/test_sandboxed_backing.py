@@ -1,4 +1,4 @@
-"""The tutorial deployed on a local cluster whose backed pods run in sandboxes (`jhtutorial cluster up --sandboxes`).
+"""The tutorial deployed on a local cluster of the module's own, whose backed pods run in sandboxes.
 
 Real: the hub, the proxy and a user server run their programs inside sandboxes; the
 checks read the kernel's socket tables, enter the pods through the API server
@@ -26,7 +26,7 @@ from kubernetes import client, config
 from jhtutorial import STEPS, apply, clean_up
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster import LocalCluster
-from jhtutorial.localcluster.backing import BACKED_LABEL, MAPPED_ANNOTATION
+from jhtutorial.localcluster.backing import BACKED_LABEL
 from jhtutorial.localcluster.backing.control import SupervisorControl
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
@@ -257,8 +257,6 @@ def test_exec_runs_inside_the_hub_as_its_user(deployed: Connection, kubectl: Pat
     assert not Path("/usr/jhtutorial-was-here").exists()
     # the database's volume is the hub's to write, through the pod's fsGroup
     _kubectl(kubectl, kubeconfig, namespace, "exec", "deploy/hub", "--", "touch", "/srv/jupyterhub/written")
-    # no address of the pod was rewritten
-    assert MAPPED_ANNOTATION not in (hub.metadata.annotations or {})
     # the container's environment, the Secret's proxy token and the downward API's namespace included
     seen = _environment_matches_the_container(kubectl, kubeconfig, client.CoreV1Api(api_client), hub, "jupyterhub")
     assert {"CONFIGPROXY_AUTH_TOKEN", "POD_NAMESPACE", "PYTHONUNBUFFERED"} <= set(seen)
@@ -376,12 +374,14 @@ def test_an_edited_manifest_stays_in_its_sandbox(sandboxed_cluster: LocalCluster
     assert not escaped.exists()
 
 
-def test_sandboxes_are_the_default_and_processes_only_an_explicit_choice(tmp_path: Path) -> None:
-    # every account on the machine can reach pods run as processes: never chosen for the user
+def test_a_cluster_that_ran_pods_as_processes_is_told_they_now_run_in_sandboxes(tmp_path: Path) -> None:
+    # an earlier version recorded `cluster up --no-sandboxes` in the supervisor's folder: said once, then forgotten
     control = SupervisorControl(tmp_path, tmp_path / "kubeconfig.yaml")
-    assert control.sandboxes
-    control.choose_mode(False)
-    assert not control.sandboxes
-    assert SupervisorControl(tmp_path, tmp_path / "kubeconfig.yaml").sandboxes is False  # kept for later starts
-    control.choose_mode(True)
-    assert control.sandboxes
+    assert control.forget_former_mode() is None
+    (tmp_path / "backing").mkdir()
+    (tmp_path / "backing" / "mode").write_text("processes\n")
+    said = control.forget_former_mode()
+    assert said is not None and "backed pods now always run in sandboxes of their own" in said
+    assert not (tmp_path / "backing" / "mode").exists() and control.forget_former_mode() is None
+    (tmp_path / "backing" / "mode").write_text("sandboxes\n")
+    assert control.forget_former_mode() is None and not (tmp_path / "backing" / "mode").exists()

@@ -1,9 +1,9 @@
 """Whether the cluster a room is on runs its learners' hubs, proxies and user servers (backs them).
 
 On a cluster with containers every pod runs; on the local simulated cluster a pod runs its programs only in
-a namespace the backing's rule selects (:mod:`jhtutorial.localcluster.backing.policy`): a learner's only when
-the cluster runs backed pods in sandboxes (the default; not ``jhtutorial cluster up --no-sandboxes``) and the instructor did not
-keep the room purely simulated (``classroom up --simulated``, label ``jhtutorial/backed=false``).
+a namespace the backing's rule selects (:mod:`jhtutorial.localcluster.backing.policy`): a learner's when pod
+sandboxes can be made on this machine and the instructor did not keep the room purely simulated
+(``classroom up --simulated``, label ``jhtutorial/backed=false``).
 
     >>> backing = cluster_backing(conn)                # doctest: +SKIP
     >>> backing.backs(namespace_object)                # doctest: +SKIP
@@ -27,17 +27,16 @@ class ClusterBacking:
     """How the cluster a connection reaches treats learners' pods."""
 
     local: bool  # the local simulated cluster of this machine (else pods run in containers, or nowhere we know)
-    sandboxes: bool = False  # its backed pods run in sandboxes (else as processes on the machine's loopback)
     problems: tuple[str, ...] = ()  # why sandboxes cannot be made on this machine
 
     @property
     def backs_learners(self) -> bool:
         """The local cluster backs a learner's pods when the room asks for it."""
-        return self.local and self.sandboxes and not self.problems
+        return self.local and not self.problems
 
     def backs(self, namespace: Obj) -> bool:
         """Whether the pods of this learner namespace (a Namespace object) run their programs here."""
-        return self.backs_learners and namespace_backed(namespace, sandboxes=True)
+        return self.backs_learners and namespace_backed(namespace)
 
     def why_simulated(self, simulated_asked: bool) -> str | None:
         """Why the room's pods stay purely simulated on the local cluster (None: they are backed, or it is not
@@ -47,10 +46,6 @@ class ClusterBacking:
         if self.problems:
             return ("pod sandboxes cannot be made on this machine (" + "; ".join(self.problems) + "), so no "
                     "learner's pod runs: their hubs do not answer; every Kubernetes object and check is real")
-        if not self.sandboxes:
-            return ("this local cluster runs backed pods as processes of your user on the machine's loopback, where "
-                    "a learner's hub configuration (Python) would run as you: learners' pods stay purely simulated, "
-                    "their hubs do not answer; `jhtutorial cluster up --sandboxes` backs them in sandboxes")
         if simulated_asked:
             return ("learners' pods are kept purely simulated (--simulated): no process runs for them, their hubs "
                     "do not answer; every Kubernetes object and check is real")
@@ -58,14 +53,13 @@ class ClusterBacking:
 
 
 def cluster_backing(conn: Connection) -> ClusterBacking:
-    """What the local cluster's supervisor (its mode, recorded by `cluster up`) does with learners' pods."""
+    """What the local cluster's supervisor does with learners' pods (whether it can make sandboxes, as it says)."""
     if conn.cluster_kind != "local" or not is_local_server(conn.server):
         return ClusterBacking(local=conn.cluster_kind == "local")
     from ..localcluster import LocalCluster
 
     control = LocalCluster(progress=lambda _message: None).supervisor
-    return ClusterBacking(local=True, sandboxes=control.sandboxes,
-                          problems=tuple(control.status().get("sandbox_problems") or ()))
+    return ClusterBacking(local=True, problems=tuple(control.status().get("sandbox_problems") or ()))
 
 
 def room_simulated(backing: ClusterBacking, namespaces: Iterable[Obj]) -> bool:

@@ -18,10 +18,9 @@ even there, and ``admin`` may read but not change the quota, the LimitRange or t
 
 The label ``jhtutorial/classroom=<prefix>`` marks the room: ``down`` deletes exactly the namespaces that carry
 it. On the local simulated cluster each namespace is also marked for backing (``jhtutorial/backed=true``; with
-``--simulated``, ``false``): with pod sandboxes (the default; not ``cluster up --no-sandboxes``) every learner's hub, proxy and user
-servers then run in sandboxes of their own, as far as this machine's memory allows (``sizing``: `up` refuses
-more than fit); with pods as processes on the loopback a learner's pods stay purely simulated (the rule and why:
-:mod:`jhtutorial.localcluster.backing.policy`).
+``--simulated``, ``false``): every learner's hub, proxy and user servers then run in sandboxes of their own, as
+far as this machine's memory allows (``sizing``: `up` refuses more than fit); where sandboxes cannot be made a
+learner's pods stay purely simulated (the rule: :mod:`jhtutorial.localcluster.backing.policy`).
 
 Each token is bound to a Secret in the learner's namespace: renewing a learner's credentials replaces that
 Secret, which withdraws the old token at once; deleting the namespace withdraws it too.

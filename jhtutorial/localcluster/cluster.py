@@ -136,13 +136,12 @@ class LocalCluster:
 
     # --- public ---------------------------------------------------------------
 
-    def up(self, *, port: int | None = None, nodes: int = NODE_COUNT, recreate: bool = False,
-           sandboxes: bool | None = None) -> ClusterStatus:
+    def up(self, *, port: int | None = None, nodes: int = NODE_COUNT, recreate: bool = False) -> ClusterStatus:
         """Make sure the cluster runs: reuse it, repair it, or create it.
 
         A cluster that exists is never deleted here: what died is started again with the same data, port
         and certificates, and a repair that fails stops with the reason. Only ``recreate=True`` starts over,
-        after keeping a copy of the data. ``sandboxes`` chooses how backed pods run (None: as recorded before).
+        after keeping a copy of the data.
         """
         self._check_kubeconfig_target()
         with self._lock():
@@ -155,8 +154,9 @@ class LocalCluster:
                     self._reuse_or_repair(binaries)
             if not self.cluster_dir.exists():
                 self._create(binaries, port)
-            if sandboxes is not None:  # before the admission policy, which differs between the two modes
-                self.supervisor.choose_mode(sandboxes)
+            former = self.supervisor.forget_former_mode()
+            if former:
+                self.progress(former)
             # nodes first: kwok readies them while the apiserver finishes its
             # post-start hooks, so the two waits overlap
             self._configure(binaries, nodes)
@@ -404,7 +404,7 @@ class LocalCluster:
         """Fake nodes, a default StorageClass and the policy that hands backed pods to the supervisor;
         server-side apply, so re-runs converge."""
         manifest = json.dumps({"apiVersion": "v1", "kind": "List",
-                               "items": [*self._node_objects(nodes), _storage_class(), *policy_objects(sandboxes=self.supervisor.sandboxes)]})
+                               "items": [*self._node_objects(nodes), _storage_class(), *policy_objects()]})
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -23,8 +23,8 @@ from .programs import PROGRAMS, image_pattern
 POLICY = "jhtutorial-backed-pods"
 
 
-def policy_objects(*, sandboxes: bool) -> list[dict[str, Any]]:
-    """The policy and its binding, for a cluster whose backed pods run in sandboxes (or as processes)."""
+def policy_objects() -> list[dict[str, Any]]:
+    """The policy and its binding."""
     # the supervisor's own matcher (Program.matches), as a CEL raw string
     known = f"c.image.matches(r'{image_pattern(sorted({i for program in PROGRAMS for i in program.images}))}')"
     return [
@@ -50,7 +50,7 @@ def policy_objects(*, sandboxes: bool) -> list[dict[str, Any]]:
             "metadata": {"name": POLICY},
             "spec": {
                 "policyName": POLICY,
-                "matchResources": {"namespaceSelector": backed_namespaces(sandboxes=sandboxes)},
+                "matchResources": {"namespaceSelector": backed_namespaces()},
             },
         },
     ]

@@ -3,7 +3,7 @@
     >>> control = SupervisorControl(state_dir, kubeconfig)     # doctest: +SKIP
     >>> control.ensure_running()                               # started, or the live one kept
     >>> print("\\n".join(control.lines()))
-    supervisor:    running (pid 4242), 3 pods backed by local processes
+    supervisor:    running (pid 4242), 3 pods backed in sandboxes of their own (namespaces, pod IPs, the pod's user)
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import private_dir
-from . import PROCESSES_WARNING, user_namespace
+from . import user_namespace
 from .credentials import TokenLifetime
-from .process_table import start_time
 
 STOP_SECONDS = 20.0
 START_SECONDS = 15.0
-LEFTOVER_SECONDS = 12.0  # a keeper ends its program's tree within its grace (keeper.GRACE_SECONDS + 2 s)
-# In the supervisor's folder: how backed pods run when it is not the default (sandboxes), chosen when the
-# cluster is made or repaired (`jhtutorial cluster up --no-sandboxes` / `--sandboxes`), so every later start keeps it.
-MODE_FILE = "mode"
-SANDBOXES, PROCESSES = "sandboxes", "processes"
+# In the supervisor's folder of a cluster made by an earlier version: "processes" when its backed pods ran as
+# processes on the machine's loopback (`cluster up --no-sandboxes`, now gone). Only read to say so, then removed.
+FORMER_MODE_FILE = "mode"
 
 class SupervisorControl:
     def __init__(self, state_dir: Path, kubeconfig: Path) -> None:
@@ -39,23 +36,20 @@ class SupervisorControl:
         self.pid_file = self.folder / "supervisor.pid"
         self.log_file = self.folder / "supervisor.log"
         self.status_file = self.folder / "status.json"
-        self.mode_file = self.folder / MODE_FILE
 
-    @property
-    def sandboxes(self) -> bool:
-        """Whether backed pods run in sandboxes of their own: yes unless ``--no-sandboxes`` was chosen.
-
-        The other way (processes on the machine's loopback) lets every account on the machine reach the hub,
-        so it is never the default, only an explicit choice."""
+    def forget_former_mode(self) -> str | None:
+        """Remove what an earlier version recorded about running pods as processes; returns what to tell the
+        owner when it did (None otherwise)."""
+        former = self.folder / FORMER_MODE_FILE
         try:
-            return self.mode_file.read_text().strip() != PROCESSES
+            chosen = former.read_text().strip()
         except OSError:
-            return True
-
-    def choose_mode(self, sandboxes: bool) -> None:
-        """Record how backed pods run; a supervisor running the other way is restarted by ensure_running."""
-        private_dir(self.folder)
-        self.mode_file.write_text(f"{SANDBOXES if sandboxes else PROCESSES}\n")
+            return None
+        former.unlink(missing_ok=True)
+        if chosen != "processes":
+            return None
+        return ("this cluster's pods ran as processes on the machine's loopback (`--no-sandboxes`, chosen earlier): "
+                "that way is gone, backed pods now always run in sandboxes of their own")
 
     def pid(self) -> int | None:
         """The running supervisor's process id, or None (no pid file, or its process is gone or another one)."""
@@ -76,18 +70,17 @@ class SupervisorControl:
         """Start the supervisor unless one runs; returns (pid, started_now). ``tokens``: the lifetime of the pods'
         ServiceAccount tokens, and when they are renewed, for a supervisor started now (default: the kubelet's)."""
         pid = self.pid()
-        if pid is not None and bool(self.status().get("sandboxes")) == self.sandboxes:
+        if pid is not None and self.status().get("sandboxes") is not False:
             return pid, False
         if pid is not None:
-            self.stop()  # it runs pods the other way than the mode now recorded
+            self.stop()  # an earlier version's, running pods as processes on the machine's loopback
         self.stop_leftovers()
         private_dir(self.folder)
         self.status_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
                    "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
-                   *(["--sandboxes"] if self.sandboxes else []),
                    *([f"--token-seconds={tokens.seconds}", f"--token-renew-after={tokens.renew_after}"] if tokens else [])]
-        if self.sandboxes and user_namespace.needed() and not user_namespace.problems():
+        if user_namespace.needed() and not user_namespace.problems():
             # an owner who is not root: root of a user namespace of their own (unshare execs the supervisor,
             # so the pid is still its own); if that cannot be made, it starts as it is and says why
             command = user_namespace.wrap(command)
@@ -109,8 +102,8 @@ class SupervisorControl:
         except (OSError, ValueError):
             return {}
 
-    def stop(self) -> list[int]:
-        """Stop the supervisor (it stops every process it started); returns the process groups left, killed."""
+    def stop(self) -> None:
+        """Stop the supervisor (it stops every process it started)."""
         pid = self.pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -121,37 +114,23 @@ class SupervisorControl:
             if self.pid() is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        killed = self.stop_leftovers()
+        self.stop_leftovers()
         self.pid_file.unlink(missing_ok=True)
-        return killed
 
-    def stop_leftovers(self) -> list[int]:
-        """End the process groups a dead supervisor left behind (recorded in its status file).
+    def stop_leftovers(self) -> None:
+        """Remove what a supervisor killed with SIGKILL left of its sandboxes.
 
-        Each group is led by a keeper (keeper.py), which normally ended its tree when the supervisor died.
-        One still there gets SIGTERM first, so that it ends the processes that left its group too; SIGKILL
-        only for what is left after its grace period."""
-        recorded = self.status().get("process_groups", [])
-        left = [group for group, started in recorded if start_time(group) == started]  # else gone, or reused
-        for group in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + LEFTOVER_SECONDS
-        while any(start_time(group) == started for group, started in recorded) and time.monotonic() < deadline:
-            time.sleep(0.1)  # process exit has no event to wait on
-        for group in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-        if self.sandboxes and os.geteuid() == 0:
-            # a supervisor killed with SIGKILL ends its sandboxes' processes (their first process reads a pipe only
-            # it held), but their folders, namespace files and pod networks stay: this cluster's go now
+        Their processes ended with it (each container's keeper has the kernel tell it when the supervisor dies,
+        and a sandbox's first process reads a pipe only the supervisor held)."""
+        if os.geteuid() == 0:
+            # their folders, namespace files and pod networks stay: this cluster's go now (an owner who is not root:
+            # the next supervisor removes them, inside the user namespace they were made in)
             from .pod_networks import remove_recorded_routers
             from .sandbox import remove_all
             from .sandboxed_pod import sandbox_prefix
 
             remove_all(sandbox_prefix(self.folder))
             remove_recorded_routers(self.folder)
-        return left
 
     def lines(self) -> list[str]:
         pid = self.pid()
@@ -159,11 +138,8 @@ class SupervisorControl:
             return ["  supervisor:    not running (pods are purely simulated; `jhtutorial cluster up` starts it)"]
         status = self.status()
         pods = status.get("pods", {})
-        how = ("backed in sandboxes of their own (namespaces, pod IPs, the pod's user)" if status.get("sandboxes") else
-               "backed by local processes on the machine's loopback, not containers")
+        how = "backed in sandboxes of their own (namespaces, pod IPs, the pod's user)"
         out = [f"  supervisor:    running (pid {pid}), {len(pods)} pod{'s' if len(pods) != 1 else ''} {how}"]
-        if not status.get("sandboxes"):
-            out.append(f"  WARNING:       {PROCESSES_WARNING}")
         for key, report in sorted(pods.items()):
             ready = all(c.get("ready") for c in report.get("containers", {}).values())
             programs = ", ".join(f"{name}={c.get('program')}" for name, c in report.get("containers", {}).items())

@@ -2,7 +2,7 @@
 
 One token per pod, asked for as the kubelet asks (a TokenRequest bound to the pod, so it dies with it), then
 written the way the pod's programs read it: a projected folder (``token``, ``ca.crt``, ``namespace``) mounted at
-``/var/run/secrets/kubernetes.io/serviceaccount`` in a sandbox, or a kubeconfig for programs run as processes.
+``/var/run/secrets/kubernetes.io/serviceaccount`` in the pod's sandbox.
 
 Renewed as the kubelet renews a projected token: once 80% of its lifetime has passed, or once it is 24 hours
 old, whichever comes first. Each file is replaced in one step (a new file, made with its mode, renamed over the
@@ -23,8 +23,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ...kubeapi import KubeApi
 from ...tokens import request_token
@@ -89,16 +87,3 @@ def service_account_folder(folder: Path, token: str, cluster: Obj, namespace: st
         replace_file(projected / name, 0o644, content)  # made anew with its mode, never widened after
     return projected
 
-
-def kubeconfig_file(folder: Path, token: str, cluster: Obj, namespace: str, account: str) -> Path:
-    """``folder``/kubeconfig (mode 0600) for a program run as a process of this machine: the same token. Replaced
-    in one step when the token is renewed (a program that loads its kubeconfig once keeps the token it read)."""
-    path = folder / "kubeconfig"
-    replace_file(path, 0o600, yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "cluster", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": account, "namespace": namespace}}],
-        "current-context": "pod",
-    }).encode())
-    return path

@@ -83,10 +83,8 @@ def environment_problem(hidden: tuple[Path, ...]) -> str | None:
             if not above.stat().st_mode & stat.S_IXOTH:
                 return (f"{above} cannot be entered by other users (mode {stat.filemode(above.stat().st_mode)}), "
                         f"so the pods' users (uid 1000) cannot run the Python in {folder}: `chmod o+x {above}`, "
-                        "or put the project in a folder everyone may enter (on a machine of your own only: "
-                        "`jhtutorial cluster up --no-sandboxes`, pods as processes every account can reach)")
+                        "or put the project in a folder everyone may enter")
         if not folder.stat().st_mode & stat.S_IROTH:
             return (f"{folder} cannot be read by other users, so the pods' users (uid 1000) cannot run the Python "
-                    f"in it: `chmod -R o+rX {folder}` (on a machine of your own only: `jhtutorial cluster up "
-                    "--no-sandboxes`, pods as processes every account can reach)")
+                    f"in it: `chmod -R o+rX {folder}`")
     return None

@@ -4,12 +4,13 @@
 
 In a cluster, a container's processes end with it, whatever they did: the
 runtime kills everything in the container's PID namespace and cgroup. A backed
-pod's programs are plain processes, and the programs do start helpers that
-leave their process group and session (JupyterLab starts kernels and terminals
-with ``setsid``; a daemon forks twice), so killing a process group misses them,
-and a supervisor killed with SIGKILL kills nothing at all.
+pod's sandbox has a PID namespace, but it is the pod's, shared by its
+containers; and the programs start helpers that leave their process group and
+session (JupyterLab starts kernels and terminals with ``setsid``; a daemon
+forks twice), so killing a process group misses them, and a supervisor killed
+with SIGKILL kills nothing at all.
 
-This keeper closes both gaps without privileges, the way ``tini -s`` does in
+This keeper, outside the sandbox, closes both gaps the way ``tini -s`` does in
 the images:
 
 - it is a *child subreaper* (``PR_SET_CHILD_SUBREAPER``): a descendant whose

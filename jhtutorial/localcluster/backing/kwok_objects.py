@@ -1,8 +1,8 @@
 """The kwok objects that let kubectl reach a backed pod through the API server, as a kubelet's server does.
 
 kwok serves ``kubectl port-forward``, ``kubectl logs`` and ``kubectl exec`` for its simulated pods from three
-custom resources named like the pod: ``PortForward`` (where a container port leads: a loopback port, or a command
-that enters the pod's network namespace), ``Logs`` (the file a container's output goes to) and ``Exec`` (how a
+custom resources named like the pod: ``PortForward`` (where a container port leads: a command that enters the
+pod's network namespace), ``Logs`` (the file a container's output goes to) and ``Exec`` (how a
 command runs in the container). The backing writes them when a pod starts and removes them when it hands the pod
 back to kwok; each names the pod as its owner, so the garbage collector removes them with the pod.
 
@@ -15,14 +15,16 @@ from typing import Any
 
 from ...errors import KubeApiError
 from ...kubeapi import PODS, KubeApi, Resource
-from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION
+from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION
 
 Obj = dict[str, Any]
 PORT_FORWARDS = Resource("kwok.x-k8s.io/v1alpha1", "PortForward", "portforwards")
 LOGS = Resource("kwok.x-k8s.io/v1alpha1", "Logs", "logs")
 EXECS = Resource("kwok.x-k8s.io/v1alpha1", "Exec", "execs")
+# what earlier versions wrote on a pod they ran as processes (its loopback ports, what was mapped): removed
+FORMER_ANNOTATIONS = ("jhtutorial/local-ports", "jhtutorial/mapped")
 # what the backing writes on a pod; without them, kwok simulates the pod as any other
-BACKING_ANNOTATIONS = (KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, PORTS_ANNOTATION, MAPPED_ANNOTATION)
+BACKING_ANNOTATIONS = (KWOK_STATUS_ANNOTATION, BACKED_BY_ANNOTATION, *FORMER_ANNOTATIONS)
 
 
 def apply_kwok_objects(kube: KubeApi, pod: Obj, specs: list[tuple[Resource, Obj]]) -> list[str]:

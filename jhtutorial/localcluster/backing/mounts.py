@@ -1,7 +1,8 @@
 """A pod's volumes and environment, as a container would see them, under one folder on this machine.
 
-Every backed pod gets a folder ``root/`` that stands for the container's file
-system at the places the pod mounts something:
+Every backed pod gets a folder ``root/`` holding what the pod mounts, at the
+same paths; each is bound into the pod's sandbox at its ``mountPath``
+(:mod:`.sandboxed_pod`):
 
 - a ConfigMap or Secret volume becomes files at ``root/MOUNTPATH/KEY`` (a
   ``subPath`` mount: the one file at ``root/MOUNTPATH``), written from the
@@ -18,12 +19,9 @@ volume is not mounted (Pod Security ``restricted`` refuses such pods in the
 tutorial's namespaces anyway), and a PVC's folder only when the volume is the
 one the provisioner made for exactly that claim, under its folder.
 
-Paths a program is given (arguments, configuration values) that point into a
-mount are mapped with :meth:`PodFiles.host_path`; other paths stay as they are.
-
     >>> files = PodFiles(pod, folder, kube)          # doctest: +SKIP
     >>> files.write()
-    >>> files.host_path("/etc/nginx/nginx.conf")
+    >>> files.mounts["/etc/nginx/nginx.conf"]
     PosixPath('/root/.local/state/jhtutorial/backing/pods/ns/proxy-.../root/etc/nginx/nginx.conf')
 
 The environment (:func:`container_env`) follows the same rules as the kubelet:
@@ -39,7 +37,6 @@ import os
 import re
 import shutil
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +62,6 @@ class PodFiles:
     folder: Path
     kube: KubeApi
     mounts: dict[str, Path] = field(default_factory=dict)  # container path -> path on this machine
-    notes: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -103,22 +99,6 @@ class PodFiles:
                 else:
                     _copy_with_modes(source, target)
                 self.mounts[inside] = target
-
-    def host_path(self, inside: str) -> str:
-        """Where a container path lives on this machine: under root/ if a mount holds it, else unchanged."""
-        best = max((m for m in self.mounts if inside == m or inside.startswith(m.rstrip("/") + "/")),
-                   key=len, default=None)
-        if best is None:
-            return inside
-        return str(self.mounts[best]) + inside[len(best):]
-
-    def add_image_file(self, inside: str, source: Path) -> None:
-        """A file the image would bring (e.g. nginx's mime.types), copied from this machine's package."""
-        target = self.root / inside.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            shutil.copy2(source, target)
-        self.mounts.setdefault(inside, target)
 
     # --- volumes ------------------------------------------------------------------------
 
@@ -173,7 +153,6 @@ class PodFiles:
                 raise NotReadyYet(f"volume {volume_name} of PVC {claim} is not a folder the hostPath provisioner made "
                                   f"for this claim under {HOSTPATH_ROOT}: no other folder of this machine is mounted")
             folder.mkdir(exist_ok=True)
-            self.notes.append(f"volume {name}: PVC {claim} is the folder {folder}")
             return folder
         return None  # projected tokens, hostPath, ...: not needed by the tutorial's pods
 
@@ -253,8 +232,9 @@ def apply_fs_group(folder: Path, gid: int, *, writable: bool = True) -> None:
         path.chmod(mode | (folder_bits if path.is_dir() else file_bits))
 
 
-def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:
-    """The container's environment as the kubelet builds it (Secrets and the downward API resolved)."""
+def container_env(pod: Obj, container: Obj, kube: KubeApi, *, pod_ip: str) -> dict[str, str]:
+    """The container's environment as the kubelet builds it (Secrets and the downward API resolved; ``pod_ip``:
+    the pod's IP, which its status may not carry yet)."""
     namespace = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
@@ -269,7 +249,7 @@ def container_env(pod: Obj, container: Obj, kube: KubeApi) -> dict[str, str]:
             env[item["name"]] = expand(item.get("value", ""), env)
             continue
         if "fieldRef" in ref:
-            env[item["name"]] = _field(pod, ref["fieldRef"]["fieldPath"])
+            env[item["name"]] = _field(pod, ref["fieldRef"]["fieldPath"], pod_ip)
         elif "secretKeyRef" in ref or "configMapKeyRef" in ref:
             key_ref = ref.get("secretKeyRef") or ref.get("configMapKeyRef")
             data = _object_data(kube, namespace, {("secretRef" if "secretKeyRef" in ref else "configMapRef"): key_ref})
@@ -300,8 +280,8 @@ def _object_data(kube: KubeApi, namespace: str, source: Obj) -> dict[str, str]:
     return dict(data)
 
 
-def _field(pod: Obj, path: str) -> str:
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+def _field(pod: Obj, path: str, pod_ip: str) -> str:
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     labels = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     if labels:
         return str((meta.get(labels.group(1)) or {}).get(labels.group(2), ""))
@@ -311,17 +291,8 @@ def _field(pod: Obj, path: str) -> str:
         "metadata.uid": meta.get("uid"),
         "spec.nodeName": spec.get("nodeName"),
         "spec.serviceAccountName": spec.get("serviceAccountName"),
-        # the program listens on this machine's loopback, not on the simulated pod IP
-        "status.podIP": "127.0.0.1",
-        "status.hostIP": "127.0.0.1",
+        "status.podIP": pod_ip,
+        "status.hostIP": status.get("hostIP"),
     }
     return str(values.get(path) or "")
 
-
-def base_env() -> dict[str, str]:
-    """What a container gets from its image: a PATH and a locale. Nothing of this process's own
-    environment comes along (above all not the cluster admin's KUBECONFIG)."""
-    venv_bin = str(Path(sys.executable).parent)
-    return {"PATH": os.pathsep.join([venv_bin, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
-                                     "/sbin", "/bin"]),
-            "LANG": os.environ.get("LANG", "C.UTF-8")}

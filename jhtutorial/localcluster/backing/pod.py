@@ -1,27 +1,24 @@
-"""One backed pod: its containers' programs as processes, their logs, probes and the pod's status.
+"""What a kubelet does for a pod's containers, whatever runs them: processes, logs, restarts, probes, status.
 
-What a kubelet does for a pod, done for the simulated one with local processes:
+The runtime that every backed pod shares (:class:`PodRuntime`); where the
+containers run, and how they are reached, is its subclass's
+(:class:`.sandboxed_pod.SandboxedPod`: a sandbox of the pod's own). It
 
-- start each container's program (:mod:`.programs`) under a keeper
-  (:mod:`.keeper`) that ends every process the program started when the
-  program or the supervisor ends, listening on 127.0.0.1 only, on ports held
-  for the pod from the moment it is created (:func:`..ports.hold_port`);
-- write each program's output to a file in the CRI log format
+- starts each container's command under a keeper (:mod:`.keeper`) that ends
+  every process the program started when the program or the supervisor ends;
+- writes each program's output to a file in the CRI log format
   (``<RFC3339 time> stdout F <line>``) that kwok's ``Logs`` object points at, so
-  ``kubectl logs`` shows it; a ``PortForward`` object sends
-  ``kubectl port-forward`` to the program's loopback port;
-- ask each container's readiness probe (httpGet or tcpSocket, at the mapped
-  port) and write the pod's ``Ready`` condition and container statuses; a
-  program that exits is started again after a back-off (1, 2, 4 ... 16 s; the
+  ``kubectl logs`` shows it;
+- asks each container's readiness probe (httpGet or tcpSocket) and writes the
+  pod's ``Ready`` condition and container statuses (:mod:`.status`); a program
+  that exits is started again after a back-off (1, 2, 4 ... 16 s; the
   kubelet's goes up to 5 minutes) and its restart is counted;
-- renew the pod's ServiceAccount token as the kubelet does (:mod:`.credentials`);
-- keep going while the API server does not answer (a restart, an outage):
+- renews the pod's ServiceAccount token as the kubelet does (:mod:`.credentials`);
+- keeps going while the API server does not answer (a restart, an outage):
   what could not be written is written again, with a back-off, once it
-  answers;
-- stop everything when the pod goes.
+  answers.
 
-No image, no isolation, no resource limits: the processes run as the user who
-started the cluster. Both kwok objects name the pod as their owner, so the
+The kwok objects (:mod:`.kwok_objects`) name the pod as their owner, so the
 garbage collector removes them with the pod.
 """
 
@@ -30,10 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.client
-import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -45,12 +39,11 @@ from typing import IO, Any
 
 from ...errors import KubeApiError, TutorialError
 from ...kubeapi import PODS, KubeApi, Resource
-from ..ports import hold_port
-from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, MAPPED_ANNOTATION, PORTS_ANNOTATION, keeper
-from .credentials import TokenLifetime, kubeconfig_file, pod_token, service_account_name
-from .kwok_objects import LOGS, PORT_FORWARDS, apply_kwok_objects, withdraw
-from .mounts import PodFiles, base_env, container_env, expand
-from .programs import Launch, PodContext, Program, program_for
+from . import keeper
+from .credentials import TokenLifetime, pod_token
+from .kwok_objects import apply_kwok_objects, withdraw
+from .mounts import PodFiles
+from .programs import Program
 from .retry import Backoff
 from .status import ContainerState, now, readiness_matches, status_patch
 
@@ -59,6 +52,15 @@ BACKOFF_CAP = 16.0
 PROBE_UNTIL_READY = 0.5  # seconds between probes while a container is not ready yet
 STOP_GRACE = 10.0  # the keeper's own grace (keeper.GRACE_SECONDS) is shorter: it ends its tree itself
 TOKEN_RETRY_SECONDS = 10.0  # a renewal the API server did not answer is asked again after this long
+
+
+@dataclass
+class Launch:
+    """How to start one container's program: the command line, its environment and working folder (in the pod)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
 
 
 @dataclass
@@ -92,11 +94,14 @@ class Container:
                               self.last_exit)
 
 
-class PodBacking:
-    """Runs one pod's containers as processes, and reports them to the API server."""
+class PodRuntime:
+    """Runs one pod's containers and reports them to the API server; a subclass says where they run:
+    :meth:`prepare` (each container's :class:`Launch`), :meth:`stop`, :meth:`_command` (the command line that
+    starts a launch there), :meth:`_connect` (a probe's connection), :meth:`_publish` (kwok's objects),
+    :meth:`_write_credentials` and :meth:`_pod_ip`."""
 
-    def __init__(self, pod: Obj, folder: Path, kube: KubeApi, kubeconfig_cluster: Obj,
-                 service_address: Any, log: Any, *, tokens: TokenLifetime = TokenLifetime()) -> None:
+    def __init__(self, pod: Obj, folder: Path, kube: KubeApi, kubeconfig_cluster: Obj, log: Any, *,
+                 tokens: TokenLifetime = TokenLifetime()) -> None:
         self.pod = pod
         self.uid = str(pod["metadata"]["uid"])
         self.namespace = str(pod["metadata"]["namespace"])
@@ -106,12 +111,8 @@ class PodBacking:
         self.kubeconfig_cluster = kubeconfig_cluster
         self.log = log
         self.files = PodFiles(pod, folder, kube)
-        self.ports: dict[int, int] = {}
-        self._held: list[socket.socket] = []  # one per port in self.ports, until the pod goes
         self.containers: list[Container] = []
-        self.mapped: list[str] = []
         self.problems: list[str] = []
-        self._service_address = service_address
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -127,49 +128,13 @@ class PodBacking:
 
     # --- life cycle -----------------------------------------------------------------------
 
-    def reserve(self) -> None:
-        """Pick the loopback ports and write them on the pod at once, as soon as it is created: the hub reads
-        them to find a user's server, and must see them before the pod first looks Ready (kwok marks a
-        scheduled pod Ready immediately; this supervisor then corrects that to the program's readiness)."""
-        for container in (self.pod.get("spec") or {}).get("containers") or []:
-            for port in container.get("ports") or []:
-                if int(port["containerPort"]) not in self.ports:
-                    # held (bound, not listening) until the pod goes: no other program is handed the port meanwhile,
-                    # and the pod's program, which binds with SO_REUSEADDR as all four do, still may
-                    held = hold_port()
-                    self._held.append(held)
-                    self.ports[int(port["containerPort"])] = held.getsockname()[1]
-        self._annotate({PORTS_ANNOTATION: json.dumps({str(k): v for k, v in sorted(self.ports.items())}),
-                        # from now on kwok leaves this pod's status to us (see cluster._kwok_config)
-                        KWOK_STATUS_ANNOTATION: "custom"})
-
     @property
     def started(self) -> bool:
         return self._thread is not None
 
     def prepare(self) -> None:
-        """Write the mounts, build each command line (raises NotReadyYet to try later)."""
-        spec = self.pod.get("spec") or {}
-        self.mapped = []
-        self._flush_annotations()  # raises ClusterUnreachable while the API server does not answer: tried again
-        self.files.write()
-        kubeconfig = self._kubeconfig() if spec.get("automountServiceAccountToken", True) else None
-        ctx = PodContext(self.pod, self.files, self.ports,
-                         lambda name, port: self._service_address(self.namespace, name, port), kubeconfig)
-        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
-        self.containers = []
-        for spec_container in spec.get("containers") or []:
-            program = program_for(spec_container.get("image", ""))
-            assert program is not None  # the supervisor only backs pods whose images all have a program
-            env = {**base_env(), **container_env(self.pod, spec_container, self.kube)}
-            launch = program.launch(ctx, spec_container, env)
-            launch.argv = [expand(word, env) for word in launch.argv]
-            container = Container(spec_container, program, self.folder / "logs" / f"{spec_container['name']}.log",
-                                  launch)
-            self.containers.append(container)
-            self.mapped += [f"{container.name}: {line}" for line in launch.mapped]
-        self.mapped += self.files.notes
-        (self.folder / "mapping.txt").write_text("\n".join(self.mapped) + "\n")
+        """Make what the pod runs in and each container's launch (raises NotReadyYet to try later)."""
+        raise NotImplementedError
 
     def start(self) -> None:
         for container in self.containers:
@@ -184,29 +149,8 @@ class PodBacking:
         self._wake.set()  # a status someone else wrote (kwok, before our annotation reached it) is corrected now
 
     def stop(self) -> None:
-        """SIGTERM every program's process group, SIGKILL after the grace period; remove the pod's folder."""
-        self._stop.set()
-        self._wake.set()
-        for container in self.containers:
-            _terminate(container.process)
-        deadline = time.monotonic() + STOP_GRACE
-        for container in self.containers:
-            if container.process is not None:
-                try:
-                    container.process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    _kill_group(container.process)
-                    container.process.wait()
-        for container in self.containers:
-            for reader in container.readers:
-                reader.join(2)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
-        for held in self._held:
-            held.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.folder.parent.rmdir()  # the namespace's folder, once its last pod is gone
+        """End every program of the pod and remove what was made for it."""
+        raise NotImplementedError
 
     def report(self) -> Obj:
         return {
@@ -215,20 +159,12 @@ class PodBacking:
                                     "ready": c.ready, "restarts": c.restarts,
                                     "argv": c.launch.argv if c.launch else []}
                            for c in self.containers},
-            "ports": {str(k): v for k, v in self.ports.items()},
-            "mapped": self.mapped,
             "problems": self.problems,
         }
-
-    def process_groups(self) -> list[int]:
-        return [c.process.pid for c in self.containers if c.alive and c.process is not None]
 
     @property
     def ready(self) -> bool:
         return bool(self.containers) and all(c.ready for c in self.containers)
-
-    def local_port(self, container_port: int) -> int | None:
-        return self.ports.get(container_port)
 
     # --- processes ----------------------------------------------------------------------
 
@@ -281,11 +217,7 @@ class PodBacking:
 
     def _command(self, container: Container, launch: Launch) -> tuple[list[str], dict[str, str], Path]:
         """The command line, environment and (machine's) working folder that start a container's program."""
-        if launch.cwd.is_relative_to(self.folder):
-            launch.cwd.mkdir(parents=True, exist_ok=True)
-        elif not launch.cwd.is_dir():
-            launch.cwd = self.files.root  # a working folder no volume holds: never made on the machine itself
-        return launch.argv, launch.env, launch.cwd
+        raise NotImplementedError
 
     def _stdio_owner(self, container: Container) -> int | None:
         """The user the program's output pipes belong to (None: this process's)."""
@@ -403,9 +335,8 @@ class PodBacking:
             return False
 
     def _connect(self, port: int, timeout: float) -> socket.socket | None:
-        """A connection to the container port as a probe makes it (None: the pod has no such port)."""
-        local = self.ports.get(port)
-        return socket.create_connection(("127.0.0.1", local), timeout=timeout) if local is not None else None
+        """A connection to the container port as a probe makes it (None: there is nothing to connect to yet)."""
+        raise NotImplementedError
 
     @staticmethod
     def _port_number(port: Any, container: Container) -> int | None:
@@ -434,24 +365,13 @@ class PodBacking:
 
     def _address_to_write(self, status: Obj) -> bool:
         """Whether the status written now carries phase, start time and pod IP too."""
-        return status.get("phase") != "Running"
+        return status.get("phase") != "Running" or status.get("podIP") != self._pod_ip()
 
     def _pod_ip(self) -> str:
-        """A pod IP from the node's pod range, as kwok would give one. Only shown: nothing connects to it.
-        kwok hands out addresses from the bottom of the range; these come from the top, one per pod."""
-        from ...kubeapi import NODES
-
-        node = (self.pod.get("spec") or {}).get("nodeName")
-        cidr = (((self.kube.get_or_none(NODES.path(name=node)) or {}).get("spec") or {}).get("podCIDR")
-                if node else None) or "10.244.0.0/24"
-        base = cidr.split("/")[0].rsplit(".", 1)[0]
-        return f"{base}.{200 + int(self.uid.replace('-', '')[:8], 16) % 54}"
+        """The pod's IP, as its status says it."""
+        raise NotImplementedError
 
     # --- the API side: token, kwok objects, annotations -----------------------------------------
-
-    def _kubeconfig(self) -> Path:
-        """The pod's ServiceAccount token (bound to this pod, as the kubelet asks for) as a kubeconfig."""
-        return self._write_credentials(self._new_token())
 
     def _new_token(self) -> str:
         token = pod_token(self.kube, self.pod, self.tokens)
@@ -460,8 +380,7 @@ class PodBacking:
 
     def _write_credentials(self, token: str) -> Path:
         """Put the token where the pod's programs read it (replacing the one before in one step)."""
-        return kubeconfig_file(self.folder, token, self.kubeconfig_cluster, self.namespace,
-                               service_account_name(self.pod))
+        raise NotImplementedError
 
     def _renew_token_when_due(self) -> None:
         """A new token once the one given has lived the part of its life after which the kubelet renews it. The
@@ -483,14 +402,8 @@ class PodBacking:
                      f"{self._renew_token_at - time.time():.0f} s")
 
     def _publish(self) -> None:
-        """PortForward and Logs objects for kwok, and the pod's annotations (where it runs here)."""
-        forwards = [{"ports": [container_port], "target": {"address": "127.0.0.1", "port": local}}
-                     for container_port, local in sorted(self.ports.items())]
-        logs = [{"containers": [c.name], "logsFile": str(c.log_path), "follow": True} for c in self.containers]
-        self._apply_kwok_objects([(PORT_FORWARDS, {"forwards": forwards}), (LOGS, {"logs": logs})])
-        pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in self.containers if c.process)
-        self._annotate({BACKED_BY_ANNOTATION: f"local processes on 127.0.0.1, not containers ({pids})",
-                        MAPPED_ANNOTATION: "\n".join(self.mapped)})
+        """kwok's objects that let kubectl reach the pod, and the annotations that say where it runs."""
+        raise NotImplementedError
 
     def _apply_kwok_objects(self, specs: list[tuple[Resource, Obj]]) -> None:
         for problem in apply_kwok_objects(self.kube, self.pod, specs):
@@ -522,15 +435,4 @@ class PodBacking:
         """Hand the stopped pod back to kwok (raises ClusterUnreachable while the API server does not answer)."""
         self._unwritten.clear()
         withdraw(self.kube, self.namespace, self.name)
-
-
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
 

@@ -7,38 +7,33 @@ new pods to the supervisor. Written once here, the two cannot disagree.
 - A namespace is backed when it carries ``jhtutorial/backed=true``: ``jhtutorial up`` and notebook 00 set it on
   the namespaces they make, ``jhtutorial classroom up`` on a learner's (``jhtutorial/backed=false`` with
   ``--simulated``), and only a cluster admin can set it by hand. Learners may not change their namespace's labels.
-- With pods as processes on the machine's loopback (``cluster up --no-sandboxes``), never a classroom's
-  (``jhtutorial/classroom``): a learner may edit their hub's configuration, which is Python, and it would run as
-  the user who started the cluster, with every other learner's hub on the same loopback. In sandboxes each pod
-  runs as its ``runAsUser``, in a network of its namespace's own, and is reached only through the API server
-  (checked by RBAC), so a learner's hub is theirs alone.
+- A classroom learner's namespace (``jhtutorial/classroom``) is backed like the tutorial's: a learner may edit
+  their hub's configuration, which is Python, but each pod runs in a sandbox of its own as its ``runAsUser``, in a
+  network of its namespace's own, and is reached only through the API server (checked by RBAC), so a learner's
+  hub is theirs alone.
 
-    >>> namespace_backed({"metadata": {"labels": {"jhtutorial/backed": "true", "jhtutorial/classroom": "room"}}},
-    ...                  sandboxes=False)
-    False
+    >>> namespace_backed({"metadata": {"labels": {"jhtutorial/backed": "true", "jhtutorial/classroom": "room"}}})
+    True
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import BACKED_LABEL, CLASSROOM_LABEL, POD_SECURITY_LABELS
+from . import BACKED_LABEL, POD_SECURITY_LABELS
 
 Obj = dict[str, Any]
 
 
-def backed_namespaces(*, sandboxes: bool) -> Obj:
+def backed_namespaces() -> Obj:
     """The label selector (as in a binding's ``namespaceSelector``) of the namespaces whose pods are backed."""
-    selector: Obj = {"matchLabels": {BACKED_LABEL: "true"}}
-    if not sandboxes:
-        selector["matchExpressions"] = [{"key": CLASSROOM_LABEL, "operator": "DoesNotExist"}]
-    return selector
+    return {"matchLabels": {BACKED_LABEL: "true"}}
 
 
-def namespace_backed(namespace: Obj | None, *, sandboxes: bool) -> bool:
+def namespace_backed(namespace: Obj | None) -> bool:
     """Whether the supervisor backs the pods of ``namespace`` (a Namespace object): the selector, evaluated."""
     labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
-    return selector_matches(backed_namespaces(sandboxes=sandboxes), labels)
+    return selector_matches(backed_namespaces(), labels)
 
 
 def backed_labels(backed: bool = True) -> dict[str, str]:

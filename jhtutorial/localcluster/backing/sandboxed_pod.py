@@ -1,6 +1,4 @@
-"""One backed pod in a sandbox of its own: its containers' commands unchanged, as their users.
-
-What differs from :class:`.pod.PodBacking` (processes on the machine's loopback):
+"""One backed pod in a sandbox of its own: the pod runtime (:mod:`.pod`) with what a container runtime gives.
 
 - the pod gets a sandbox (:mod:`.sandbox`) with its name as hostname, joined to
   its namespace's pod network with its ``status.podIP`` (:mod:`.pod_networks`);
@@ -39,10 +37,10 @@ from .credentials import TokenLifetime, service_account_folder
 from .hosts import hosts_file
 from .images import image_for
 from .mounts import apply_fs_group, container_env, create_file, expand
-from .kwok_objects import EXECS, LOGS, PORT_FORWARDS
-from .pod import STOP_GRACE, Container, PodBacking
+from .kwok_objects import EXECS, FORMER_ANNOTATIONS, LOGS, PORT_FORWARDS
+from .pod import STOP_GRACE, Container, Launch, PodRuntime
 from .pod_networks import PodNetworks
-from .programs import Launch, program_for
+from .programs import program_for
 from .sandbox import RunAs, Sandbox, SandboxSpec, Volume, create
 
 Obj = dict[str, Any]
@@ -66,11 +64,11 @@ def run_as(pod: Obj, container: Obj) -> RunAs:
     return RunAs(uid, gid, tuple(dict.fromkeys(groups)))
 
 
-class SandboxedPod(PodBacking):
+class SandboxedPod(PodRuntime):
     def __init__(self, pod: Obj, folder: Path, kube: KubeApi, kubeconfig_cluster: Obj, networks: PodNetworks,
                  key_prefix: str, hidden: tuple[Path, ...], log: Any, *,
                  tokens: TokenLifetime = TokenLifetime()) -> None:
-        super().__init__(pod, folder, kube, kubeconfig_cluster, service_address=None, log=log, tokens=tokens)
+        super().__init__(pod, folder, kube, kubeconfig_cluster, log, tokens=tokens)
         self.networks = networks
         self.key = f"{key_prefix}.{self.namespace}.{self.name}"
         self.hidden = hidden
@@ -83,7 +81,7 @@ class SandboxedPod(PodBacking):
 
     def reserve(self) -> None:
         # from now on kwok leaves this pod's status to the supervisor (see cluster._kwok_config)
-        self._annotate({KWOK_STATUS_ANNOTATION: "custom"})
+        self._annotate({KWOK_STATUS_ANNOTATION: "custom", **dict.fromkeys(FORMER_ANNOTATIONS)})
 
     def prepare(self) -> None:
         """Make the sandbox (once) and each container's command (raises NotReadyYet to try later)."""
@@ -100,7 +98,7 @@ class SandboxedPod(PodBacking):
             env = {"PATH": image.path, "HOME": image.home, "HOSTNAME": self.name, "LANG": "C.UTF-8",
                    "KUBERNETES_SERVICE_HOST": KUBERNETES_CLUSTER_IP, "KUBERNETES_SERVICE_PORT": str(KUBERNETES_PORT),
                    "KUBERNETES_SERVICE_PORT_HTTPS": str(KUBERNETES_PORT),
-                   **container_env(self.pod, spec_container, self.kube)}
+                   **container_env(self.pod, spec_container, self.kube, pod_ip=self.pod_ip)}
             command = [*(spec_container.get("command") or []), *(spec_container.get("args") or [])]
             argv = [expand(word, env) for word in command or image.command]
             workdir = spec_container.get("workingDir") or image.workdir
@@ -183,9 +181,6 @@ class SandboxedPod(PodBacking):
         return {**super().report(), "sandbox": self.key, "podIP": self.pod_ip,
                 "users": {name: [user.uid, user.gid, list(user.groups)] for name, user in self.users.items()}}
 
-    def process_groups(self) -> list[int]:
-        return []  # everything of the pod is in its sandbox, which ends them all
-
     # --- processes and probes -------------------------------------------------------------
 
     def _environment_file(self, container: str) -> Path:
@@ -238,9 +233,6 @@ class SandboxedPod(PodBacking):
             sock.close()
             raise
         return sock
-
-    def _address_to_write(self, status: Obj) -> bool:
-        return status.get("phase") != "Running" or status.get("podIP") != self.pod_ip
 
     def _pod_ip(self) -> str:
         return self.pod_ip

@@ -8,8 +8,8 @@ each pod that
 
 - is scheduled on one of the simulated nodes,
 - lives in a namespace marked for backing (label ``jhtutorial/backed=true``, set
-  by ``jhtutorial up``, notebook 00 and ``jhtutorial classroom up``); a
-  classroom's only with sandboxes (the rule and why: :mod:`.policy`),
+  by ``jhtutorial up``, notebook 00 and ``jhtutorial classroom up``; the rule:
+  :mod:`.policy`),
 - has only containers whose images have a program here (:mod:`.programs`),
 
 runs it in a sandbox of its own (:mod:`.sandboxed_pod`): its own network
@@ -17,20 +17,18 @@ with its pod IP and the Services' ClusterIPs (:mod:`.pod_networks`), its
 volumes at their mount paths, its containers' commands unchanged, as their
 users. Every other pod stays purely simulated. When a namespace loses the
 mark, its pods are handed back to kwok. Where sandboxes cannot be made it says
-why and backs no pod: it never falls back to processes on the shared loopback.
+why (in its status, which ``cluster status`` and the live view show) and backs
+no pod: they stay purely simulated.
 
 An API server that stops answering (a restart, an outage) ends nothing: the
 watches resume, what could not be done is tried again with a back-off, and the
 programs keep running.
 
-    $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F --sandboxes
+    $ python -m jhtutorial.localcluster.backing.supervisor --kubeconfig K --folder F
 
-Without ``--sandboxes`` (chosen with ``jhtutorial cluster up --no-sandboxes``,
-for a machine of one's own) each backed pod's programs run as local processes
-on the machine's loopback instead (:class:`~.pod.PodBacking`), with addresses
-and paths mapped; every account on the machine can reach them. Every program
-runs under a keeper (:mod:`.keeper`), so nothing it started outlives the
-supervisor, even one killed with SIGKILL.
+Every program runs under a keeper (:mod:`.keeper`) and in a sandbox whose
+processes end with it, so nothing it started outlives the supervisor, even one
+killed with SIGKILL.
 
 It writes what it does to ``F/supervisor.log`` (via its starter) and its
 current state to ``F/status.json``; each backed pod has a folder under
@@ -43,7 +41,6 @@ import argparse
 import json
 import os
 import queue
-import re
 import signal
 import sys
 import threading
@@ -63,26 +60,20 @@ from . import BACKED_BY_ANNOTATION, KWOK_STATUS_ANNOTATION, NOT_BACKED_ANNOTATIO
 from .credentials import TokenLifetime
 from .images import environment_problem
 from .kwok_objects import BACKING_ANNOTATIONS, withdraw
-from .pod import PodBacking
 from .policy import namespace_backed
-from .process_table import start_time
-from .pod_networks import PodNetworks, container_port, remove_recorded_routers, routes_for
+from .pod_networks import PodNetworks, remove_recorded_routers, routes_for
 from .programs import missing_programs, program_for
 from .retry import Backoff
 from .sandbox import remove_all, unavailable_reasons
 from .sandboxed_pod import SandboxedPod, sandbox_prefix
-from .services import LocalServices
 from . import user_namespace
 
 Obj = dict[str, Any]
 RETRY_SECONDS = 1.0
-# a Service's name as the API server accepts it (DNS-1035 label): what a program may name as SERVICE:PORT
-SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class Supervisor:
-    def __init__(self, kubeconfig: Path, folder: Path, sandboxes: bool = False,
-                 tokens: TokenLifetime = TokenLifetime()) -> None:
+    def __init__(self, kubeconfig: Path, folder: Path, tokens: TokenLifetime = TokenLifetime()) -> None:
         from kubernetes import config as kube_config
         from kubernetes.client import ApiClient
 
@@ -96,24 +87,21 @@ class Supervisor:
         self.namespaces: dict[str, Obj] = {}
         self.services: dict[str, Obj] = {}
         self.pods: dict[str, Obj] = {}
-        self.backings: dict[str, PodBacking] = {}
+        self.backings: dict[str, SandboxedPod] = {}
         self.waiting: dict[str, str] = {}  # pod key -> why it is not started yet
         self.skipped: dict[str, str] = {}  # pod key -> why it stays purely simulated
         self.missing = missing_programs()
         self.events: queue.Queue[tuple[str, str, Obj]] = queue.Queue()
-        self.local_services = LocalServices(self._resolve_service)
         self._stop = threading.Event()
         self._reflectors = [Reflector(self.api, NAMESPACES), Reflector(self.api, SERVICES), Reflector(self.api, PODS)]
         self._stopping: list[threading.Thread] = []
         self._api = Backoff()  # while the API server does not answer, retries come less and less often
         self._unannotated: dict[str, tuple[Obj, dict[str, str | None]]] = {}  # pod key -> annotations to write
         self.started = time.time()
-        self.sandboxes = sandboxes
         self.tokens = tokens  # how long each pod's ServiceAccount token lives, and when it is renewed
         self.sandbox_problems: list[str] = []
-        self.networks: PodNetworks | None = None
-        if sandboxes:
-            self._prepare_sandboxes()
+        self.networks: PodNetworks | None = None  # None: sandboxes cannot be made here (sandbox_problems says why)
+        self._prepare_sandboxes()
 
     def _prepare_sandboxes(self) -> None:
         """Check that sandboxes can be made here (else say why and back nothing); remove what a killed
@@ -156,8 +144,8 @@ class Supervisor:
             self._write_status()
             self._stop.wait()
             return
-        # Namespaces and Services first: a pod's program is told the local addresses of the Services it
-        # names when it starts, so they must be known before the first pod is looked at.
+        # Namespaces and Services first: a pod's /etc/hosts names the Services of its namespace when its sandbox
+        # is made, and whether it is backed depends on its namespace.
         for reflector in self._reflectors:
             synced = threading.Event()
             threading.Thread(target=self._follow, args=(reflector, synced), daemon=True,
@@ -217,15 +205,13 @@ class Supervisor:
                 self.namespaces.pop(name, None)
             else:
                 self.namespaces[name] = obj
-            if not namespace_backed(self.namespaces.get(name), sandboxes=self.sandboxes):
+            if not namespace_backed(self.namespaces.get(name)):
                 for pod_key in [k for k in self.backings if k.startswith(name + "/")]:
                     self.waiting.pop(pod_key, None)
                     backing = self.backings[pod_key]
                     # kwok simulates the pod again once our annotations and kwok objects are gone
                     self._stop_backing(pod_key, "its namespace is no longer marked for backing",
                                        then=backing.withdraw if event_type != "DELETED" else None)
-                if event_type == "DELETED":
-                    self.local_services.forget_namespace(name)
             else:
                 for pod in [p for k, p in self.pods.items() if k.startswith(name + "/")]:
                     self._reconcile(pod)
@@ -259,7 +245,7 @@ class Supervisor:
             if not backing.started:
                 self._start_backing(backing)
             return
-        if not namespace_backed(self.namespaces.get(meta["namespace"]), sandboxes=self.sandboxes):
+        if not namespace_backed(self.namespaces.get(meta["namespace"])):
             self._leave_to_kwok(pod)  # marked by a supervisor before the namespace lost its mark
             return  # not a namespace of this machine's user: purely simulated
         images = [c.get("image", "") for c in spec.get("containers") or []]
@@ -270,7 +256,7 @@ class Supervisor:
         if self.missing:
             self.missing = missing_programs()  # installed since? (`make system-deps` while the cluster runs)
         missing = [self.missing[p.name] for p in programs if p is not None and p.name in self.missing]
-        if self.sandboxes and self.sandbox_problems:
+        if self.sandbox_problems:
             missing = [f"pod sandboxes cannot be made on this machine: {'; '.join(self.sandbox_problems)}"]
         if missing:
             if self.skipped.get(key) != "; ".join(missing):
@@ -280,18 +266,14 @@ class Supervisor:
             self._leave_to_kwok(pod)
             return
         folder = self.folder / "pods" / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
-        backing: PodBacking
-        if self.networks is not None:
-            backing = SandboxedPod(pod, folder, self.kube, self.cluster_entry, self.networks, self.key_prefix,
-                                   self.hidden, self.log, tokens=self.tokens)
-        else:
-            backing = PodBacking(pod, folder, self.kube, self.cluster_entry, self.local_services_address, self.log,
-                                 tokens=self.tokens)
+        assert self.networks is not None  # made unless there are sandbox_problems
+        backing = SandboxedPod(pod, folder, self.kube, self.cluster_entry, self.networks, self.key_prefix,
+                               self.hidden, self.log, tokens=self.tokens)
         self.backings[key] = backing
         backing.reserve()
         self._start_backing(backing)
 
-    def _start_backing(self, backing: PodBacking) -> None:
+    def _start_backing(self, backing: SandboxedPod) -> None:
         """Start the programs once the pod is scheduled and everything it mounts exists."""
         key = f"{backing.namespace}/{backing.name}"
         if not (backing.pod.get("spec") or {}).get("nodeName"):
@@ -310,10 +292,7 @@ class Supervisor:
         self._api.succeeded()
         self.waiting.pop(key, None)
         backing.start()
-        if isinstance(backing, SandboxedPod):
-            self.log(f"{key}: backed in sandbox {backing.key} (pod IP {backing.pod_ip})")
-        else:
-            self.log(f"{key}: backed by local processes; mapped: " + " | ".join(backing.mapped))
+        self.log(f"{key}: backed in sandbox {backing.key} (pod IP {backing.pod_ip})")
 
     def _leave_to_kwok(self, pod: Obj) -> None:
         """A pod the policy handed over but that is not backed: kwok simulates it, as every other pod."""
@@ -384,7 +363,6 @@ class Supervisor:
             thread.join(30)
         for reflector in self._reflectors:
             reflector.stop()
-        self.local_services.close()
         if self.networks is not None:
             self.networks.close()
         self._write_status(stopped=True)
@@ -398,42 +376,11 @@ class Supervisor:
             return
         for namespace in self.networks.namespaces():
             services = [s for k, s in self.services.items() if k.startswith(namespace + "/")]
-            pods = [b for k, b in list(self.backings.items()) if k.startswith(namespace + "/")
-                    and isinstance(b, SandboxedPod)]
+            pods = [b for k, b in list(self.backings.items()) if k.startswith(namespace + "/")]
             self.networks.set_services(namespace, routes_for(services, [(b.pod, b.pod_ip, b.ready) for b in pods]))
             addresses = {s["metadata"]["name"]: str((s.get("spec") or {}).get("clusterIP") or "") for s in services}
             for backing in pods:
                 backing.update_hosts(addresses)
-
-    def local_services_address(self, namespace: str, name: str, port: int) -> str | None:
-        """The local address that stands for SERVICE:PORT. Given for a Service that does not exist (yet) too:
-        a program's command line is built once, and in a cluster a Service made after the pod resolves; each
-        connection is resolved when it comes (refused while no backed pod is behind the Service)."""
-        if not SERVICE_NAME.fullmatch(name) or not 0 < port < 65536:
-            return None
-        return self.local_services.address(namespace, name, port)
-
-    def _resolve_service(self, namespace: str, name: str, port: int) -> tuple[str, int] | None:
-        """A backed pod behind the Service (a ready one first), at its program's loopback port."""
-        service = self.services.get(f"{namespace}/{name}")
-        if service is None:
-            return None
-        spec = service.get("spec") or {}
-        selector = spec.get("selector") or {}
-        entry = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
-        if entry is None or not selector:
-            return None
-        target = entry.get("targetPort", port)
-        candidates = []
-        for key, backing in list(self.backings.items()):
-            labels = (backing.pod.get("metadata") or {}).get("labels") or {}
-            if not key.startswith(namespace + "/") or any(labels.get(k) != v for k, v in selector.items()):
-                continue
-            number = container_port(backing.pod, target)
-            local = backing.local_port(number) if number is not None else None
-            if local is not None:
-                candidates.append((not backing.ready, local))
-        return ("127.0.0.1", sorted(candidates)[0][1]) if candidates else None
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -459,15 +406,12 @@ class Supervisor:
             "started": self.started,
             "stopped": stopped,
             "missing": self.missing,
-            "sandboxes": self.sandboxes,
             "sandbox_problems": self.sandbox_problems,
             "backed_namespaces": sorted(n for n, ns in self.namespaces.items()
-                                        if namespace_backed(ns, sandboxes=self.sandboxes)),
+                                        if namespace_backed(ns)),
             "pods": {key: backing.report() for key, backing in self.backings.items()},
-            "process_groups": sorted([pg, start_time(pg)] for b in self.backings.values() for pg in b.process_groups()),
             "waiting": self.waiting,
             "skipped": self.skipped,
-            "services": self.local_services.table(),
         }
         tmp = self.folder / "status.json.tmp"
         tmp.write_text(json.dumps(status, indent=1))
@@ -488,19 +432,18 @@ def _configuration(kube_config: Any, kubeconfig: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Back the local cluster's pods with local processes.")
+    parser = argparse.ArgumentParser(description="Back the local cluster's pods with their programs, in sandboxes.")
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--folder", type=Path, required=True)
-    parser.add_argument("--sandboxes", action="store_true", help="run each backed pod in a sandbox of its own")
     parser.add_argument("--token-seconds", type=int, default=TokenLifetime.seconds,
                         help="lifetime asked for each pod's ServiceAccount token (at least 600)")
     parser.add_argument("--token-renew-after", type=float, default=TokenLifetime.renew_after,
                         help="renew a pod's token once this fraction of its lifetime has passed (the kubelet's 0.8)")
     args = parser.parse_args(argv)
     private_dir(args.folder)
-    if args.sandboxes and user_namespace.inside():
+    if user_namespace.inside():
         user_namespace.settle_in()  # before any thread starts or anything is bound in /run (user_namespace.py)
-    supervisor = Supervisor(args.kubeconfig, args.folder, sandboxes=args.sandboxes,
+    supervisor = Supervisor(args.kubeconfig, args.folder,
                             tokens=TokenLifetime(args.token_seconds, args.token_renew_after))
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
