@@ -49,7 +49,7 @@ def apply_kwok_objects(kube: KubeApi, pod: Obj, specs: list[tuple[Resource, Obj]
 
 
 def withdraw(kube: KubeApi, namespace: str, name: str, kwok_objects_only: bool = False) -> None:
-    """Hand a pod back to kwok: no kwok objects pointing at what ran it (another pod may get its ports), and
+    """Hand a pod back to kwok: no kwok objects pointing at what ran it (its sandbox is gone), and
     none of the backing's annotations, so kwok simulates it as every other pod."""
     for resource in (PORT_FORWARDS, LOGS, EXECS):
         try:
