@@ -1,6 +1,6 @@
 """A classroom on a local cluster whose backed pods run in sandboxes: learners' hubs really run, each their own.
 
-Real: a room made by `classroom up` on a cluster of this module's own (`cluster up --sandboxes`, conftest's
+Real: a room made by `classroom up` on a cluster of this module's own (conftest's
 ``sandboxed_cluster``); two learners deploy the tutorial and log in at once, each with nothing but their kubeconfig
 (`jhtutorial up`, `jhtutorial login` through their own `kubectl port-forward`); what one learner's token may do in
 the other's namespace, and what a learner's `kubectl exec` into their hub sees of the machine, are asked of the

@@ -26,7 +26,7 @@ from kubernetes import client, config
 from jhtutorial import STEPS, apply, clean_up
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster import LocalCluster
-from jhtutorial.localcluster.backing import BACKED_LABEL
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, SANDBOXED_BY
 from jhtutorial.localcluster.backing.control import SupervisorControl
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
@@ -385,3 +385,16 @@ def test_a_cluster_that_ran_pods_as_processes_is_told_they_now_run_in_sandboxes(
     assert not (tmp_path / "backing" / "mode").exists() and control.forget_former_mode() is None
     (tmp_path / "backing" / "mode").write_text("sandboxes\n")
     assert control.forget_former_mode() is None and not (tmp_path / "backing" / "mode").exists()
+
+
+def test_cluster_up_on_a_cluster_that_ran_pods_as_processes_says_so_and_keeps_its_sandboxes(
+        sandboxed_cluster: LocalCluster, deployed: Connection, api_client: client.ApiClient) -> None:
+    supervisor = sandboxed_cluster.supervisor.pid()
+    (sandboxed_cluster.supervisor.folder / "mode").write_text("processes\n")  # as an earlier version left it
+    said: list[str] = []
+    LocalCluster(progress=said.append).up()  # this module's cluster (JHTUTORIAL_STATE names it meanwhile)
+    assert [line for line in said if "backed pods now always run in sandboxes of their own" in line], said
+    assert sandboxed_cluster.supervisor.pid() == supervisor  # the running supervisor already backs them so
+    assert not (sandboxed_cluster.supervisor.folder / "mode").exists()
+    hub = client.CoreV1Api(api_client).list_namespaced_pod(deployed.namespace, label_selector=HUB).items[0]
+    assert hub.metadata.annotations[BACKED_BY_ANNOTATION].startswith(SANDBOXED_BY)
