@@ -12,11 +12,9 @@ socket, ``kubectl port-forward :80`` for kubectl):
     >>> opened, note = on_preferred_port(8080, open_on)   # doctest: +SKIP
     >>> note                                               # doctest: +SKIP
     'port 8080 is taken by another program: port 41873 instead'
-    >>> held = hold_port()          # a port no other program is handed until held.close()
 
 :func:`free_port` names a port nothing listens on at this moment, for a program
-that can only be told a number; whoever uses it must cope with losing it (or
-hold it with :func:`hold_port` until the program binds it).
+that can only be told a number; whoever uses it must cope with losing it.
 """
 
 from __future__ import annotations
@@ -75,21 +73,6 @@ def port_free(port: int) -> bool:
     except PortTaken:
         return False
     return True
-
-
-def hold_port() -> socket.socket:
-    """A port on 127.0.0.1 held for a program that binds it later: a socket bound to it, never listening.
-
-    Choosing a free port and binding it later is a race (anything may take the port in between). A bound
-    socket closes that window: the kernel hands the port to no one else (not to another ``bind(port 0)``, not
-    as the local port of an outgoing connection), and a plain bind of it fails. Bound with SO_REUSEADDR
-    and never listening, it still lets the one program meant for it (nginx, node, tornado: all set
-    SO_REUSEADDR) bind and listen there, again after each restart. Close it when the program is gone for good.
-    """
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    return sock
 
 
 def says_address_in_use(text: str) -> bool:
