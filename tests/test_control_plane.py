@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import socket
+import ssl
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -182,3 +185,49 @@ def test_a_claim_binds_to_a_volume_the_controller_provisions(api_client, core, n
     else:
         raise AssertionError("the provisioned volume was not deleted with its claim")
     assert not folder.exists()
+
+
+# Run as another account of the machine: for each port, whether plain HTTP, or TLS without a client certificate,
+# gets any answer (a status line, or a finished handshake). Standard library only: it runs under /usr/bin/python3.
+KNOCK = """
+import socket, ssl, sys
+for port in map(int, sys.argv[1:]):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
+            plain.sendall(b"GET /version HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+            http = plain.recv(64)
+    except OSError:
+        http = b""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"GET /version HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+                https = tls.recv(64)
+    except (OSError, ssl.SSLError):
+        https = b""
+    print(port, bool(http), bool(https))
+"""
+
+
+def test_etcd_and_kwok_answer_another_account_nothing_and_the_api_server_still_reaches_them(local_cluster) -> None:
+    """etcd and kwok's kubelet port listen on the loopback every account shares: only the API server's client
+    certificate gets an answer (before, `nobody` read every Secret from etcd and ran exec through kwok)."""
+    if local_cluster is None or os.geteuid() != 0:
+        pytest.skip("the local cluster's own ports, knocked on as `nobody` (made by root)")
+    import yaml
+
+    options = next(yaml.safe_load_all((local_cluster.state_dir / "kwokctl.yaml").read_text()))["options"]
+    ports = [options["etcdPort"], options["etcdPeerPort"], options["kwokControllerPort"]]
+    knocked = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                              KNOCK, *map(str, ports)], capture_output=True, text=True, check=True, cwd="/").stdout
+    assert knocked.split() == [word for port in ports for word in (str(port), "False", "False")], knocked
+    # what the API server presents: etcd holds the cluster's objects, and kwok serves `kubectl logs` (and exec)
+    pki = local_cluster.cluster_dir / "pki"
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+    with socket.create_connection(("127.0.0.1", options["etcdPort"]), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /version HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            assert b"etcdserver" in tls.recv(4096)

@@ -127,7 +127,8 @@ def _cache_folders() -> dict[str, Path]:
 
 
 # kwok is built from a patched copy of its module (why: patches/README.md).
-KWOK_PATCHES = (Path(__file__).parent / "patches" / f"kwok-{versions.KWOK}-exec-prefix.diff",)
+KWOK_PATCHES = tuple(Path(__file__).parent / "patches" / f"kwok-{versions.KWOK}-{name}.diff"
+                     for name in ("exec-prefix", "client-certificates"))
 
 
 def kwok_patch_digest() -> str:

@@ -164,6 +164,7 @@ class LocalCluster:
             self._export_kubeconfig()
             self._check_kwok_resources(binaries)
             self._check_certificate_names()
+            self._check_client_certificates()
             pid, started = self.supervisor.ensure_running()
             self.progress(f"supervisor of backed pods {'started' if started else 'already running'} (pid {pid})")
             status = self._status(binaries, known_ready=True)
@@ -274,6 +275,7 @@ class LocalCluster:
                 "kubeApiserverCertSANs": [KUBERNETES_CLUSTER_IP],
             },
             "componentsPatches": [
+                *self._client_certificates_only(ports),
                 {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}]},
                 {
                     "name": "kube-controller-manager",
@@ -289,6 +291,44 @@ class LocalCluster:
                 {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
             ],
         }
+
+    def _client_certificates_only(self, ports: dict[str, int]) -> list[dict]:
+        """Patches that make etcd and kwok serve only holders of a certificate of the cluster's CA.
+
+        Both listen on 127.0.0.1, which every account of the machine shares. As kwokctl starts them,
+        etcd answers plain HTTP to anyone (every object, Secrets included, to read and to write) and kwok's
+        kubelet port runs exec and port-forward for anyone, with no API server and no RBAC in between.
+        So etcd speaks TLS with client certificates, and kwok (patched: patches/README.md) takes only TLS
+        clients with one: the API server, which presents the cluster's admin certificate to both, as
+        kube-apiserver presents its client certificate to etcd and to kubelets on a real cluster.
+        """
+        pki = self.cluster_dir / "pki"
+        ca, cert, key = str(pki / "ca.crt"), str(pki / "admin.crt"), str(pki / "admin.key")
+        client, peer = f"https://127.0.0.1:{ports['etcdPort']}", f"https://127.0.0.1:{ports['etcdPeerPort']}"
+
+        def override(key_: str, value: str) -> dict:
+            return {"key": key_, "value": value, "override": True}
+
+        def arg(key_: str, value: str) -> dict:
+            return {"key": key_, "value": value}
+
+        return [
+            {"name": "etcd", "extraArgs": [
+                override("listen-client-urls", client), override("advertise-client-urls", client),
+                override("listen-peer-urls", peer), override("initial-advertise-peer-urls", peer),
+                override("initial-cluster", f"node0={peer}"),
+                arg("cert-file", cert), arg("key-file", key), arg("client-cert-auth", "true"),
+                arg("trusted-ca-file", ca),
+                arg("peer-cert-file", cert), arg("peer-key-file", key), arg("peer-client-cert-auth", "true"),
+                arg("peer-trusted-ca-file", ca),
+            ]},
+            {"name": "kube-apiserver", "extraArgs": [
+                override("etcd-servers", client),
+                arg("etcd-cafile", ca), arg("etcd-certfile", cert), arg("etcd-keyfile", key),
+                arg("kubelet-client-certificate", cert), arg("kubelet-client-key", key),
+            ]},
+            {"name": "kwok-controller", "extraEnvs": [{"name": "KWOK_CLIENT_CA_FILE", "value": ca}]},
+        ]
 
     def _reuse_or_repair(self, binaries: Binaries) -> None:
         """Keep a healthy cluster; start again whatever of it died. Never deletes data."""
@@ -470,6 +510,19 @@ class LocalCluster:
             self.progress(f"this cluster's API server certificate was made without {KUBERNETES_CLUSTER_IP}, the "
                           "address pods in sandboxes reach it by: the hub cannot start user servers; "
                           "`jhtutorial cluster up --recreate` makes it anew (keeping a copy of this one)")
+
+    def _check_client_certificates(self) -> None:
+        """Say so when etcd and kwok of this cluster answer every account of the machine (a cluster made before
+        they took only the API server's certificate): its Secrets can be read, and its pods entered, from
+        127.0.0.1 without any check."""
+        try:
+            recorded = (self.cluster_dir / "kwok.yaml").read_text()
+        except OSError:
+            return
+        if "KWOK_CLIENT_CA_FILE" not in recorded:
+            self.progress("this cluster's etcd and kwok answer every account of this machine without a certificate "
+                          "(it was made by an older version): `jhtutorial cluster up --recreate` makes it anew "
+                          "with client certificates (keeping a copy of this one)")
 
     def _check_kubeconfig_target(self) -> None:
         target = self.kubeconfig
