@@ -6,9 +6,14 @@ The check runs on real folders in a throw-away tree, then the same function dele
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from jhtutorial.localcluster.cluster import remove_volume_folders
+import pytest
+
+from jhtutorial.errors import LocalClusterError
+from jhtutorial.localcluster.cluster import remove_volume_folders, share_volume_root
 
 
 def test_only_folders_really_under_the_volume_root_are_deleted(tmp_path: Path) -> None:
@@ -40,3 +45,26 @@ def test_a_volume_root_that_is_itself_a_symlink_is_resolved_too(tmp_path: Path) 
     root.symlink_to(real_root)
     assert remove_volume_folders([f"{root}/pvc-9", f"{root}/../real"], root) == [real_root / "pvc-9"]
     assert not (real_root / "pvc-9").exists() and real_root.is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a folder of another account is made by root")
+def test_a_volume_root_of_another_account_is_refused(tmp_path: Path) -> None:
+    """Its owner may rename anything in it (sticky or not): a volume folder swapped for its own, or a link."""
+    tmp_path.chmod(0o755)
+    root = tmp_path / "hostpath_pv"
+    root.mkdir(mode=0o1777)
+    os.chown(root, 65534, 65534)
+    with pytest.raises(LocalClusterError, match="uid 65534"):
+        share_volume_root(root)
+    link = tmp_path / "linked"
+    os.symlink(tmp_path, link)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(LocalClusterError, match="a link of another account"):
+        share_volume_root(link)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a folder of root's, as it is after `make system-deps`")
+def test_a_volume_root_of_roots_is_shared_like_tmp(tmp_path: Path) -> None:
+    root = tmp_path / "hostpath_pv"
+    share_volume_root(root)
+    assert stat.S_IMODE(root.lstat().st_mode) == 0o1777 and root.lstat().st_uid == 0

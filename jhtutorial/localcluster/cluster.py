@@ -787,7 +787,9 @@ def share_volume_root(root: Path) -> None:
     kube-controller-manager's provisioner makes each volume's folder under this one fixed path, so on a
     machine where several accounts run a local cluster the first would otherwise lock the others out.
     Shared as /tmp is (everyone may add, only the owner may remove); each volume's folder is its
-    maker's (mode 0750).
+    maker's (mode 0750). Its owner may rename or remove anything in it, though, so it must be root's or
+    this account's: an account that made it first could otherwise swap a cluster's volume folder, once
+    made, for a folder of its own (and read the hub's database and cookie secret there) or for a link.
     """
     shared = stat.S_ISVTX | 0o777
     if not root.exists():
@@ -795,11 +797,16 @@ def share_volume_root(root: Path) -> None:
             root.mkdir()
             root.chmod(shared)
     info = root.lstat()
+    if info.st_uid not in (0, os.geteuid()) or (root.is_symlink() and info.st_uid != 0):
+        raise LocalClusterError(
+            f"{root} is {'a link' if root.is_symlink() else 'a folder'} of another account (uid {info.st_uid}), "
+            "which could replace this cluster's volume folders in it by its own or by links",
+            fix=f"as root, once you know what is in it: rm -r {root}; mkdir -m 1777 {root} (root's, shared like /tmp)")
     if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != shared and not root.is_symlink():
         root.chmod(shared)  # made by an earlier version, for its owner only
     elif not os.access(root, os.W_OK | os.X_OK):
         raise LocalClusterError(
-            f"{root} belongs to another account (uid {info.st_uid}) and this one may not add volumes to it: "
+            f"{root} belongs to root and this account may not add volumes to it: "
             "the cluster's PersistentVolumeClaims would never bind",
             fix=f"as root: chmod 1777 {root} (shared like /tmp; each volume's folder stays its maker's)")
 

@@ -219,17 +219,40 @@ def _copy_with_modes(source: Path, target: Path) -> None:
 def apply_fs_group(folder: Path, gid: int, *, writable: bool = True) -> None:
     """What the kubelet does for a pod's ``fsGroup`` (policy OnRootMismatch): the volume's files belong to the
     group, which may read them (and write them, in a writable volume), and new files inherit it (set-group-ID
-    folders). Nothing is done when the volume's top folder has that group already."""
+    folders). Nothing is done when the volume's top folder has that group already.
+
+    The volume is written by the pods that mount it, while this runs (another pod of the same claim, the
+    previous pod of a rolling update): a name seen as a file may be a link to a file of the machine a moment
+    later, and so may a folder above it. So nothing is looked up by path: each folder is opened from the one
+    above it and each entry from its folder, never through a link (``os.fwalk``, ``O_NOFOLLOW``), and the
+    group and mode are set on what was opened.
+    """
     folder_bits, file_bits = (0o2070, 0o060) if writable else (0o2050, 0o040)
     top = folder.stat()
     if top.st_gid == gid and top.st_mode & folder_bits == folder_bits:
         return
-    for path in [folder, *folder.rglob("*")]:
-        if path.is_symlink():
-            continue
-        os.chown(path, -1, gid)
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        path.chmod(mode | (folder_bits if path.is_dir() else file_bits))
+    bits = (folder_bits, file_bits)
+    for where, folders, files, folder_fd in os.fwalk(folder, follow_symlinks=False):
+        for name in ([".", *folders] if where == str(folder) else folders) + files:
+            _set_group(name, folder_fd, gid, bits)
+
+
+def _set_group(name: str, folder_fd: int, gid: int, bits: tuple[int, int]) -> None:
+    """``name`` in the open folder ``folder_fd``, unless it is a link (or gone): group ``gid``, the mode bits
+    of ``bits`` added (the first for a folder, the second for anything else)."""
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return  # removed meanwhile by a pod of the volume
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISLNK(info.st_mode):
+            return
+        # the opened file itself, through its descriptor: a name swapped for a link since cannot redirect this
+        os.chown(f"/proc/self/fd/{fd}", -1, gid)
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(info.st_mode) | bits[0 if stat.S_ISDIR(info.st_mode) else 1])
+    finally:
+        os.close(fd)
 
 
 def container_env(pod: Obj, container: Obj, kube: KubeApi, *, pod_ip: str) -> dict[str, str]:
