@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -275,21 +276,17 @@ def hub_api_token(base: str, user: str = "admin", password: str = "admin") -> st
 
 def sandbox_pid_namespace(report: dict[str, Any]) -> str:
     """A sandboxed pod's PID namespace, as /proc/PID/ns/pid names it, from the pod's report in the supervisor's
-    status (by its bound namespace file: it names the namespace even once its processes are gone)."""
-    from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT
-
-    return f"pid:[{(RUNTIME_ROOT / report['sandbox'] / 'ns' / 'pid').stat().st_ino}]"
+    status (by the sandbox's first process; read it while the sandbox runs)."""
+    return os.readlink(f"/proc/{report['sandbox_pid']}/ns/pid")
 
 
 def sandbox_processes(cluster: "jhtutorial.LocalCluster", namespace: str, pod_prefix: str = "") -> dict[str, list[int]]:
     """The processes in each sandbox of the namespace's pods (named ``pod_prefix``...), its first one left out."""
-    import json
-
-    from jhtutorial.localcluster.backing.sandbox import RUNTIME_ROOT, processes_in_namespace
+    from jhtutorial.localcluster.backing.sandbox import processes_in_namespace
 
     found: dict[str, list[int]] = {}
     for key, report in cluster.supervisor.status().get("pods", {}).items():
         if key.startswith(f"{namespace}/{pod_prefix}"):
-            init_pid = json.loads((RUNTIME_ROOT / report["sandbox"] / "sandbox.json").read_text())["init_pid"]
+            init_pid = report["sandbox_pid"]
             found[key] = [pid for pid in processes_in_namespace(sandbox_pid_namespace(report)) if pid != init_pid]
     return found

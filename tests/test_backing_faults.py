@@ -503,3 +503,19 @@ def test_a_pod_asking_for_the_host_is_refused_naming_the_pod_security_level(own:
         KubeApi(deployed.api).call("POST", f"/api/v1/namespaces/{deployed.namespace}/pods", body=pod)
     assert 'violates PodSecurity "restricted:latest"' in refused.value.problem, refused.value.problem
     assert "Pod Security level" in (refused.value.fix or "")
+
+
+@pytest.mark.parametrize("asks_for", ["runAsGroup", "fsGroup", "supplementalGroups", "a container's runAsGroup"])
+def test_a_pod_asking_for_group_0_is_refused(own: LocalCluster, deployed: Connection, asks_for: str) -> None:
+    """Pod Security restricted lets group 0 through; in a sandbox it is the owner's group on the machine."""
+    from jhtutorial.errors import TutorialError
+
+    pod = _session_pod(deployed.namespace)
+    pod["metadata"]["name"] = "group0-" + re.sub(r"[^a-z0-9]+", "-", asks_for.lower()).strip("-")
+    if asks_for == "a container's runAsGroup":
+        pod["spec"]["containers"][0]["securityContext"]["runAsGroup"] = 0
+    else:
+        pod["spec"]["securityContext"][asks_for] = [0] if asks_for == "supplementalGroups" else 0
+    with pytest.raises(TutorialError) as refused:
+        KubeApi(deployed.api).call("POST", f"/api/v1/namespaces/{deployed.namespace}/pods", body=pod)
+    assert "may not run as group 0" in refused.value.problem, refused.value.problem

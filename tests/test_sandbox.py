@@ -286,11 +286,13 @@ def test_a_link_a_pod_left_in_its_volume_cannot_lead_a_mount_point_onto_the_mach
 
 
 def test_what_is_in_the_way_of_sandboxes_is_named_with_its_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert unavailable_reasons() == []  # this machine: root, util-linux, iproute2, nftables, overlayfs
+    assert unavailable_reasons() == []  # this machine: root with subordinate ids, util-linux, uidmap, iproute2, nftables
     monkeypatch.setenv("PATH", str(tmp_path))  # a machine without the programs
     reasons = unavailable_reasons()
-    assert len(reasons) == 1
-    assert "nsenter" in reasons[0].problem and "nft" in reasons[0].problem
-    assert reasons[0].fix == "install them (Debian/Ubuntu: apt-get install iproute2 nftables util-linux)"
-    with pytest.raises(SandboxError, match="sandbox test.nothing: pod sandboxes need"):
+    assert len(reasons) == 2
+    assert "newuidmap" in reasons[0].problem and "user namespace" in reasons[0].problem
+    assert reasons[0].fix == "as root: apt-get install uidmap util-linux (Debian/Ubuntu)"
+    assert "nsenter" in reasons[1].problem and "nft" in reasons[1].problem
+    assert reasons[1].fix == "install them (Debian/Ubuntu: apt-get install iproute2 nftables util-linux)"
+    with pytest.raises(SandboxError, match="sandbox test.nothing: the user namespace pod sandboxes are made in needs"):
         create(SandboxSpec(key="test.nothing", hostname="nothing"))

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import pwd
 import subprocess
 import time
 from collections.abc import Iterator
@@ -172,6 +173,26 @@ def _ports_once_listening(cluster: LocalCluster, namespace: str, count: int) -> 
             pass  # a program not started yet (restarting); a listener on the machine fails the last try below
         time.sleep(0.5)
     return _no_listener_on_the_machine(cluster, namespace)
+
+
+def test_a_pods_users_are_ids_of_the_owners_range_not_an_accounts(deployed: Connection,
+                                                                   sandboxed_cluster: LocalCluster) -> None:
+    """uid 1000 inside is an id of the owner's subordinate range on the machine: on most machines the machine's
+    own uid 1000 is a person's account, who could otherwise read the pod's files and trace its programs."""
+    from jhtutorial.localcluster.backing.user_namespace import subordinate_range
+
+    granted = subordinate_range("uid")
+    assert granted is not None, "cluster up records a range for the owner"
+    reports = sandboxed_cluster.supervisor.status()["pods"]
+    for key, pids in sandbox_processes(sandboxed_cluster, deployed.namespace).items():
+        servers = _servers(pids)
+        assert servers, key
+        inside = {uid for uid, _, _ in reports[key]["users"].values()}  # the containers' runAsUser (1000, 101...)
+        for pid in servers:
+            uid = int(Path(f"/proc/{pid}/status").read_text().split("\nUid:")[1].split()[0])
+            assert uid - granted[0] + 1 in inside, (key, pid, uid, inside)  # inside id N is the range's Nth
+            with pytest.raises(KeyError):
+                pwd.getpwuid(uid)
 
 
 def test_nothing_of_a_sandboxed_pod_listens_on_the_machine(deployed: Connection, sandboxed_cluster: LocalCluster) -> None:
@@ -347,9 +368,12 @@ def test_an_edited_manifest_stays_in_its_sandbox(sandboxed_cluster: LocalCluster
         ports = _ports_once_listening(sandboxed_cluster, namespace, 4)
         assert {8000, 8001, 8088, 8089} <= set(ports), ports  # they bind every interface: of their own pod
         router = router_name(namespace)
-        assert router in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        # the supervisor's /run is its own (the pods' sandboxes are made in its user namespace)
+        seen_by_it = Path(f"/proc/{sandboxed_cluster.supervisor.pid()}/root")
+        assert (seen_by_it / "run" / "netns" / router).exists()
         sandbox_keys = [r["sandbox"] for k, r in sandboxed_cluster.supervisor.status()["pods"].items()
                         if k.startswith(namespace + "/")]
+        assert sandbox_keys and all((seen_by_it / RUNTIME_ROOT.relative_to("/") / key).exists() for key in sandbox_keys)
 
         # a mount path that climbs out with '..': the pod is not started, and nothing is made on the machine
         _kubectl(kubectl, kubeconfig, namespace, "delete", "pod", "edited", "--wait=true")
@@ -364,10 +388,12 @@ def test_an_edited_manifest_stays_in_its_sandbox(sandboxed_cluster: LocalCluster
 
         # the first pod's sandbox went with it: no process, no namespace files, no link; the router too,
         # since no pod of the namespace is backed any more
+        # (as the supervisor sees them: in its own mount namespace)
+        supervisor = sandboxed_cluster.supervisor.pid()
         for key in sandbox_keys:
-            assert not (RUNTIME_ROOT / key).exists()
-        assert router not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        mounts = Path("/proc/self/mountinfo").read_text()
+            assert not (seen_by_it / RUNTIME_ROOT.relative_to("/") / key).exists()
+        assert (seen_by_it / "run").is_dir() and not (seen_by_it / "run" / "netns" / router).exists()
+        mounts = Path(f"/proc/{supervisor}/mountinfo").read_text()
         assert not any(key in mounts for key in sandbox_keys)
     finally:
         client.CoreV1Api(api_client).delete_namespace(namespace)

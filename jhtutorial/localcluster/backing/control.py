@@ -70,19 +70,27 @@ class SupervisorControl:
         """Start the supervisor unless one runs; returns (pid, started_now). ``tokens``: the lifetime of the pods'
         ServiceAccount tokens, and when they are renewed, for a supervisor started now (default: the kubelet's)."""
         pid = self.pid()
-        if pid is not None and self.status().get("sandboxes") is not False:
+        done = user_namespace.ensure_range_for_root()
+        if done:
+            print(done, flush=True)
+        wrapped = not user_namespace.problems()
+        if pid is not None and self.status().get("sandboxes") is not False and (
+                user_namespace.inside(pid) or not wrapped):
             return pid, False
         if pid is not None:
-            self.stop()  # an earlier version's, running pods as processes on the machine's loopback
+            # an earlier version's: running pods as processes on the machine's loopback, or in sandboxes
+            # whose users were the machine's own ids
+            self.stop()
         self.stop_leftovers()
         private_dir(self.folder)
         self.status_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "jhtutorial.localcluster.backing.supervisor",
                    "--kubeconfig", str(self.kubeconfig), "--folder", str(self.folder),
                    *([f"--token-seconds={tokens.seconds}", f"--token-renew-after={tokens.renew_after}"] if tokens else [])]
-        if user_namespace.needed() and not user_namespace.problems():
-            # an owner who is not root: root of a user namespace of their own (unshare execs the supervisor,
-            # so the pid is still its own); if that cannot be made, it starts as it is and says why
+        if wrapped:
+            # root of a user namespace of the owner's own, the pods' users ids of its range (unshare execs the
+            # supervisor, so the pid is still its own); if none can be made, it starts as it is, says why and
+            # backs no pod
             command = user_namespace.wrap(command)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
@@ -164,3 +172,4 @@ def supervisor_environment(environ: Mapping[str, str]) -> dict[str, str]:
     path = [p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if p]
     env["PATH"] = os.pathsep.join([*path, *(folder for folder in SYSTEM_FOLDERS if folder not in path)])
     return env
+

@@ -15,14 +15,13 @@ is the memory they take together; RSS counts shared libraries in full for each p
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .sandbox import RECORD, RUNTIME_ROOT, processes_in_namespace
+from .sandbox import processes_in_namespace
 
 Obj = dict[str, Any]
 
@@ -51,9 +50,9 @@ def pod_processes(report: Obj) -> set[int]:
     for a sandboxed pod, everything in its sandbox and the process holding it."""
     children = _children()
     roots = [c["pid"] for c in (report.get("containers") or {}).values() if c.get("pid")]
-    if report.get("sandbox"):
+    if report.get("sandbox_pid"):
         try:
-            init = int(json.loads((RUNTIME_ROOT / report["sandbox"] / RECORD).read_text())["init_pid"])
+            init = int(report["sandbox_pid"])
             inside = processes_in_namespace(os.readlink(f"/proc/{init}/ns/pid"))
             roots += [init, *inside, _parent(init)]
         except (OSError, ValueError, KeyError):

@@ -178,7 +178,10 @@ class SandboxedPod(PodRuntime):
             self.folder.parent.rmdir()
 
     def report(self) -> Obj:
-        return {**super().report(), "sandbox": self.key, "podIP": self.pod_ip,
+        # the sandbox's first process, as the machine numbers it: what reads the status from outside the
+        # supervisor's mount namespace (where the sandbox's folder is) finds the sandbox's namespaces by it
+        return {**super().report(), "sandbox": self.key, "sandbox_pid": self.box.init_pid if self.box else None,
+                "podIP": self.pod_ip,
                 "users": {name: [user.uid, user.gid, list(user.groups)] for name, user in self.users.items()}}
 
     # --- processes and probes -------------------------------------------------------------

@@ -1,13 +1,15 @@
-"""A user namespace for a cluster owner who is not root: where that owner's pod sandboxes are made.
+"""The user namespace the supervisor makes its pod sandboxes in: the owner's own, with ids of its own.
 
 Making a sandbox takes privileges: binding namespace files, building pod networks,
-running a container as its ``runAsUser``. Root has them on the machine. An owner who
-is not root gets them in a user namespace of their own, as rootless container
-engines do: the owner is root inside it, and the subordinate ids the machine grants
-them (``/etc/subuid`` and ``/etc/subgid``, written into the namespace by
-``newuidmap``/``newgidmap``) are the ids 1 to N inside. A pod's uid 1000 is then an
-id of the machine's that belongs to the owner's range (say 100999): never the
-owner's own, never root's, and nothing outside that range is theirs to touch.
+running a container as its ``runAsUser``. An owner who is not root gets them in a
+user namespace of their own, as rootless container engines do: the owner is root
+inside it, and the subordinate ids the machine grants them (``/etc/subuid`` and
+``/etc/subgid``, written into the namespace by ``newuidmap``/``newgidmap``) are the
+ids 1 to N inside. A pod's uid 1000 is then an id of the machine's that belongs to
+the owner's range (say 100999): never the owner's own, never root's, and nothing
+outside that range is theirs to touch. Root's supervisor runs in one too, with a
+range recorded for root (:func:`ensure_range_for_root`): else a pod's uid 1000 would
+be the machine's uid 1000, often a person's account, who could read the pod's files.
 
 The supervisor runs inside (:func:`wrap` is its starting command), in a mount
 namespace of its own whose ``/run`` is a tmpfs of its own
@@ -74,14 +76,40 @@ _creation_cpu: int | None = None
 
 
 def needed() -> bool:
-    """Whether sandboxes need a user namespace here: the owner is not root (and not already inside one)."""
+    """Whether the pods' files need a user namespace to be read or removed: the owner is not root."""
     return os.geteuid() != 0
 
 
-def inside() -> bool:
-    """Whether this process runs in a user namespace other than the machine's (its ids are mapped)."""
+def ensure_range_for_root() -> str | None:
+    """Give root a range of subordinate ids for the pods' users when it has none (root only); what was done.
+
+    Root's supervisor runs in a user namespace too, so that a pod's uid 1000 is not the machine's uid 1000
+    (often a person's account, who could then read the pod's files and trace its programs). newuidmap
+    maps only ranges /etc/subuid and /etc/subgid grant, and a range recorded there is never handed to a
+    new account, so one is recorded, above every range already granted.
+    """
+    if os.geteuid() != 0 or (subordinate_range("uid") and subordinate_range("gid")):
+        return None
+    if shutil.which("usermod") is None:
+        return None  # problems() names the missing range and its fix
+    starts = [100000]
+    for file in SUBORDINATE_FILES.values():
+        file.touch(exist_ok=True)
+        for fields in (line.split(":") for line in file.read_text().splitlines()):
+            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                starts.append(int(fields[1]) + int(fields[2]))
+    start = max(starts)
+    subprocess.run(["usermod", f"--add-subuids={start}-{start + IDS_NEEDED - 1}",
+                    f"--add-subgids={start}-{start + IDS_NEEDED - 1}", "root"],
+                   check=True, capture_output=True, text=True)
+    return (f"gave root the subordinate ids {start}-{start + IDS_NEEDED - 1} (/etc/subuid, /etc/subgid): "
+            "the pods' users are ids of that range on this machine, never an account's")
+
+
+def inside(pid: int | str = "self") -> bool:
+    """Whether a process (this one) runs in a user namespace other than the machine's (its ids are mapped)."""
     try:
-        first = Path("/proc/self/uid_map").read_text().split()
+        first = Path(f"/proc/{pid}/uid_map").read_text().split()
     except OSError:
         return False
     return first[:3] != ["0", "0", "4294967295"]
@@ -114,14 +142,16 @@ def wrap(argv: list[str]) -> list[str]:
 
 
 def problems() -> list[SandboxError]:
-    """Why an owner who is not root cannot have sandboxes here, each with its fix (empty when they can, or for root)."""
-    if not needed():
+    """Why the supervisor cannot have a user namespace of the owner's own here, each with its fix (empty: it can).
+
+    Inside one already (the supervisor itself), there is nothing to ask."""
+    if inside():
         return []
     found = []
     missing = sorted(name for name in OWNER_PROGRAMS if shutil.which(name) is None)
     if missing:
         packages = " ".join(sorted({OWNER_PROGRAMS[name] for name in missing}))
-        found.append(SandboxError(f"pod sandboxes of an owner who is not root need {', '.join(missing)}",
+        found.append(SandboxError(f"the user namespace pod sandboxes are made in needs {', '.join(missing)}",
                                   fix=f"as root: apt-get install {packages} (Debian/Ubuntu)"))
     for kind in ("uid", "gid"):
         granted = subordinate_range(kind)
@@ -133,7 +163,7 @@ def problems() -> list[SandboxError]:
     if _read_number(MAX_USER_NAMESPACES) == 0:
         found.append(SandboxError("user namespaces are switched off (user.max_user_namespaces = 0)",
                                   fix="as root: sysctl -w user.max_user_namespaces=15000"))
-    if _read_number(APPARMOR_RESTRICTION) == 1:
+    if _read_number(APPARMOR_RESTRICTION) == 1 and needed():
         found.append(SandboxError(
             "AppArmor keeps accounts that are not root from making user namespaces "
             "(kernel.apparmor_restrict_unprivileged_userns = 1, Ubuntu's default since 24.04)",
