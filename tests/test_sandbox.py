@@ -100,6 +100,12 @@ def test_a_process_inside_sees_its_pod_not_the_machine(hub_box: Sandbox, pod_fol
         assert inside("ls", "-A", str(folder)) == "", folder
     # the machine's own /tmp is not there (a fresh tmpfs is)
     assert inside("ls", "-A", "/tmp") == ""
+    # the sandbox's first process names none of the machine's folders behind its volumes or hidden ones on its
+    # command line, which the pod's user may read; its environment, which holds them, it may not
+    first = inside("cat", "/proc/1/cmdline")
+    assert "sandbox_init.py" in first
+    assert not [folder for folder in pod_folders.values() if str(folder) in first], first
+    assert hub_box.run(["cat", "/proc/1/environ"], LEARNER).returncode != 0
 
 
 def test_it_runs_as_its_user_without_privileges(hub_box: Sandbox) -> None:

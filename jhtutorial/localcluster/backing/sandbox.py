@@ -41,6 +41,7 @@ from ...errors import SandboxError
 from . import user_namespace
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
+SPEC_VARIABLE = "JHTUTORIAL_SANDBOX_SPEC"  # how sandbox_init.py gets its spec (the same name there)
 # Namespaces entered to run something inside, as nsenter's option names; their
 # files are bound under the sandbox's folder so that they outlive no one and
 # can be entered without a PID.
@@ -305,8 +306,10 @@ def create(spec: SandboxSpec) -> Sandbox:
     lifeline, kept = os.pipe()  # both close-on-exec here: no other program this process starts inherits them
     try:
         process = subprocess.Popen(
-            [*user_namespace.on_creation_cpu(), *unshare, "--", sys.executable, "-I", str(INIT_SCRIPT),
-             json.dumps(init_spec)],
+            [*user_namespace.on_creation_cpu(), *unshare, "--", sys.executable, "-I", str(INIT_SCRIPT)],
+            # in its environment, not on its command line: /proc/1/cmdline is the pod's to read, and the spec
+            # names the machine's folders behind the volumes and the hidden ones
+            env={**os.environ, SPEC_VARIABLE: json.dumps(init_spec)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=lifeline, text=True,
             start_new_session=True,  # a terminal's Ctrl-C is not meant for the sandboxes
         )

@@ -1,7 +1,7 @@
 """The first process of a pod's sandbox: builds its file system, then waits.
 
 Run by ``sandbox.create`` as ``unshare --mount --uts --net --pid --ipc --fork
--- python -I sandbox_init.py SPEC_JSON``, so it is PID 1 of the sandbox's PID
+-- python -I sandbox_init.py`` with its spec (JSON) in ``JHTUTORIAL_SANDBOX_SPEC``, so it is PID 1 of the sandbox's PID
 namespace and alone in fresh mount, UTS, network and IPC namespaces. It uses the
 standard library only and imports nothing of the project: the folders it hides may
 hold the very environment it was started from.
@@ -278,7 +278,8 @@ def reap_while_held(lifeline: int) -> None:
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    # from the environment (readable by root of the sandbox only), not the command line (readable by the pod)
+    spec = json.loads(os.environ.pop("JHTUTORIAL_SANDBOX_SPEC"))
     if spec.get("cpus"):  # its namespaces are made (on one CPU): the pod runs on the supervisor's CPUs
         os.sched_setaffinity(0, spec["cpus"])
     try:
