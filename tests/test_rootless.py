@@ -26,7 +26,8 @@ import pytest
 
 from jhtutorial.localcluster import LocalCluster, ensure_binaries, versions
 from jhtutorial.localcluster.backing.programs import chp_folder
-from jhtutorial.localcluster.backing.user_namespace import IDS_NEEDED, OWNER_PROGRAMS, subordinate_range
+from jhtutorial.localcluster.backing.user_namespace import (IDS_NEEDED, OWNER_PROGRAMS, free_range_start,
+                                                             subordinate_range)
 from jhtutorial.localcluster.build import kwok_patch_digest
 
 OWNER = "jhtutorial-owner"
@@ -63,14 +64,10 @@ def _account() -> tuple[int, int]:
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", OWNER], check=True, capture_output=True)
         uid = pwd.getpwnam(OWNER).pw_uid
-    for kind in ("uid", "gid"):
-        if subordinate_range(kind, OWNER, uid) is None:
-            Path(f"/etc/sub{kind}").touch()
-            taken = [int(f[1]) + int(f[2]) for f in (line.split(":") for line in
-                     Path(f"/etc/sub{kind}").read_text().splitlines()) if len(f) == 3 and f[1].isdigit()]
-            start = max([200000, *taken])
-            subprocess.run(["usermod", f"--add-sub{kind}s", f"{start}-{start + IDS_NEEDED - 1}", OWNER],
-                           check=True, capture_output=True)
+    if subordinate_range("uid", OWNER, uid) is None or subordinate_range("gid", OWNER, uid) is None:
+        start = free_range_start(200000)
+        subprocess.run(["usermod", f"--add-subuids={start}-{start + IDS_NEEDED - 1}",
+                        f"--add-subgids={start}-{start + IDS_NEEDED - 1}", OWNER], check=True, capture_output=True)
     granted = subordinate_range("uid", OWNER, uid)
     assert granted is not None
     return uid, granted[0]

@@ -131,8 +131,9 @@ class SupervisorControl:
         Their processes ended with it (each container's keeper has the kernel tell it when the supervisor dies,
         and a sandbox's first process reads a pipe only the supervisor held)."""
         if os.geteuid() == 0:
-            # their folders, namespace files and pod networks stay: this cluster's go now (an owner who is not root:
-            # the next supervisor removes them, inside the user namespace they were made in)
+            # what a supervisor of an earlier version, running in the machine's own mount namespace, left: its
+            # folders, namespace files and pod networks (one in its own user namespace leaves none: they are
+            # bound in its own /run, which ends with it)
             from .pod_networks import remove_recorded_routers
             from .sandbox import remove_all
             from .sandboxed_pod import sandbox_prefix

@@ -69,9 +69,9 @@ MS_NOSUID, MS_NODEV = 2, 4
 # CREATION_CPU_WHY: a sandbox's mount namespace file is bound in the supervisor's mount namespace, and the kernel
 # refuses to bind the file of a mount namespace numbered below the binder's own (EINVAL: it could make a loop).
 # The kernel numbers mount namespaces from batches it hands to each CPU, so one made later on another CPU may
-# well get a lower number. Root of the machine binds from the machine's first mount namespace, numbered below
-# all; the supervisor of an owner who is not root binds from its own, so its mount namespace and every
-# sandbox's are made on one CPU, where each later number is higher.
+# well get a lower number. So the supervisor's mount namespace and every sandbox's are made on one CPU, where
+# each later number is higher. (Binding from the machine's first mount namespace, numbered below all, would not
+# need this; the supervisor binds from its own.)
 _creation_cpu: int | None = None
 
 
@@ -92,13 +92,7 @@ def ensure_range_for_root() -> str | None:
         return None
     if shutil.which("usermod") is None:
         return None  # problems() names the missing range and its fix
-    starts = [100000]
-    for file in SUBORDINATE_FILES.values():
-        file.touch(exist_ok=True)
-        for fields in (line.split(":") for line in file.read_text().splitlines()):
-            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
-                starts.append(int(fields[1]) + int(fields[2]))
-    start = max(starts)
+    start = free_range_start()
     subprocess.run(["usermod", f"--add-subuids={start}-{start + IDS_NEEDED - 1}",
                     f"--add-subgids={start}-{start + IDS_NEEDED - 1}", "root"],
                    check=True, capture_output=True, text=True)
@@ -118,16 +112,26 @@ def inside(pid: int | str = "self") -> bool:
 def subordinate_range(kind: str, user: str | None = None, uid: int | None = None) -> tuple[int, int] | None:
     """The first range of subordinate ``kind`` ids ("uid" or "gid") granted to the user, as (start, count)."""
     uid = os.getuid() if uid is None else uid
-    user = user or pwd.getpwuid(uid).pw_name
+    names = (user or pwd.getpwuid(uid).pw_name, str(uid))
+    return next(((start, count) for owner, start, count in _granted(kind) if owner in names), None)
+
+
+def free_range_start(lowest: int = 100000) -> int:
+    """The start of a range of IDS_NEEDED ids above every range granted in /etc/subuid and /etc/subgid
+    (files that do not exist yet are made: usermod adds to them only)."""
+    for file in SUBORDINATE_FILES.values():
+        file.touch(exist_ok=True)
+    return max([lowest, *(start + count for kind in SUBORDINATE_FILES for _, start, count in _granted(kind))])
+
+
+def _granted(kind: str) -> list[tuple[str, int, int]]:
+    """Every range in the subordinate ``kind`` ids' file, as (account name or uid, start, count)."""
     try:
         lines = SUBORDINATE_FILES[kind].read_text().splitlines()
     except OSError:
-        return None
-    for line in lines:
-        fields = line.strip().split(":")
-        if len(fields) == 3 and fields[0] in (user, str(uid)) and fields[1].isdigit() and fields[2].isdigit():
-            return int(fields[1]), int(fields[2])
-    return None
+        return []
+    fields = (line.strip().split(":") for line in lines)
+    return [(f[0], int(f[1]), int(f[2])) for f in fields if len(f) == 3 and f[1].isdigit() and f[2].isdigit()]
 
 
 def wrap(argv: list[str]) -> list[str]:
@@ -137,7 +141,8 @@ def wrap(argv: list[str]) -> list[str]:
     if uids is None or gids is None:
         raise SandboxError("no subordinate id range for this account", fix=_range_fix())
     count = min(uids[1], gids[1], IDS_NEEDED - 1)
-    return ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0))), "unshare", "--user", "--map-root-user", f"--map-users={uids[0]},1,{count}",
+    return ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0))),
+            "unshare", "--user", "--map-root-user", f"--map-users={uids[0]},1,{count}",
             f"--map-groups={gids[0]},1,{count}", "--mount", "--propagation=private", "--", *argv]
 
 
