@@ -251,7 +251,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import workbook  # the lead's module; imported only when asked for
+    from . import workbook  # papermill and the kernel machinery: imported only when asked for
 
     return int(workbook.run_series(args) or 0)
 

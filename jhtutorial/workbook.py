@@ -8,8 +8,8 @@
 Both pick the cluster the way kubectl does (``--context``, ``KUBECONFIG``,
 ``~/.kube/config``); when none is configured they start the local simulated
 cluster and use its kubeconfig. The series runs in this one process through
-papermill's Python API (one kernel per notebook, no extra interpreter start),
-writing executed copies to ``output/NAMESPACE/`` (``--output FOLDER`` picks
+papermill's Python API (one kernel per notebook, no extra interpreter start;
+each notebook's kernel starts while the one before it runs), writing executed copies to ``output/NAMESPACE/`` (``--output FOLDER`` picks
 another), so runs in different namespaces, started together from one folder,
 each keep their own. The first failing notebook stops the run, which exits
 non-zero naming the notebook, the cell and its own executed copy.
@@ -21,10 +21,14 @@ import argparse
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from jupyter_client.client import KernelClient
+from jupyter_client.manager import AsyncKernelManager
 
 from .errors import TutorialError
 from .shipped import shipped_folder
@@ -35,6 +39,12 @@ OUTPUT_LOCK = ".jhtutorial-run.lock"  # held by the run writing into an output f
 # ipykernel warns on every start that its local TCP ports are unencrypted; a kernel's
 # real failures still reach the notebook (and papermill) as errors.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+# what every notebook's first cell imports, imported by a kernel started ahead while it waits; the
+# expression binds no name (and shows nothing), so a notebook that forgot its import still fails
+# how many notebooks after the running one have their kernel started: the first six notebooks take about
+# a second each, less than a kernel's start, so one ahead would still leave them waiting
+KERNELS_AHEAD = 2
+WARM_IMPORTS = ["--IPKernelApp.exec_lines=['__import__(\"jhtutorial.notebook\") and None']"]
 COMMITTED_NAMESPACE = "jhtutorial"
 
 
@@ -56,6 +66,64 @@ def kernel_channels() -> Iterator[dict[str, object]]:
         # an absolute prefix of its own: by default the socket files are named kernel-ipc-N in the
         # kernel's working folder, which every run of the same notebooks shares
         yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})}
+
+
+class KernelManagerKeepingClients(AsyncKernelManager):
+    """A kernel manager that keeps the clients it makes, to close their channels with the kernel: nbclient
+    leaves open the channels of a kernel it was given, and a client collected with open channels logs a
+    warning."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.made: list[KernelClient] = []
+
+    def client(self, **kwargs: object) -> KernelClient:
+        self.made.append(super().client(**kwargs))
+        return self.made[-1]
+
+
+class KernelAhead:
+    """A notebook's kernel, started before its turn so that it boots while the notebook before it runs.
+
+    A kernel takes one to two seconds to start and import the helper package, nine times in the series;
+    started ahead, that time mostly passes while the cluster works for the notebook before. The kernel gets
+    what papermill would give it (the notebook's kernel, folder and arguments, the environment of this
+    moment) and imports ``jhtutorial.notebook`` at start without binding a name, so every notebook still
+    begins with nothing defined. It is shut down right after its own notebook, as papermill's own would be,
+    which ends what the notebook's kernel held (a port-forward it kept, for one)."""
+
+    def __init__(self, notebook: Path) -> None:
+        from jupyter_core.utils import run_sync
+
+        self._held = ExitStack()
+        options = self._held.enter_context(kernel_channels())
+        self.manager = KernelManagerKeepingClients(kernel_name=kernel_name(notebook), **options)
+        try:  # Popen returns at once: the kernel boots in the background
+            run_sync(self.manager.start_kernel)(cwd=str(notebook.parent),
+                                                extra_arguments=[*KERNEL_ARGUMENTS, *WARM_IMPORTS])
+        except BaseException:
+            self._held.close()
+            raise
+        self.options = {**options, "km": self.manager}
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        try:
+            for client in self.manager.made:
+                client.stop_channels()
+            if self.manager.has_kernel:
+                run_sync(self.manager.shutdown_kernel)(now=False)
+        finally:
+            self._held.close()
+
+
+def kernel_name(notebook: Path) -> str:
+    """The kernel a notebook names in its metadata (papermill's choice too), ``python3`` when it names none."""
+    import nbformat
+
+    spec = nbformat.read(notebook, as_version=4).metadata.get("kernelspec") or {}
+    return spec.get("name") or "python3"
 
 
 @dataclass
@@ -104,17 +172,20 @@ def parameters(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
-def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> NotebookRun:
-    """Execute one notebook headless with papermill into ``output``; never raises for a failing cell."""
+def run_notebook(notebook: Path, output: Path, params: dict[str, object],
+                 kernel: KernelAhead | None = None) -> NotebookRun:
+    """Execute one notebook headless with papermill into ``output``; never raises for a failing cell.
+    ``kernel``: one started ahead for this notebook (its caller closes it); else papermill starts one."""
     import papermill
 
     began = time.monotonic()
     try:
-        with kernel_channels() as channels:
+        with ExitStack() as stack:
+            options = kernel.options if kernel else stack.enter_context(kernel_channels())
             papermill.execute_notebook(
                 str(notebook), str(output / notebook.name), parameters=params,
                 cwd=str(notebook.parent), progress_bar=False, log_output=False,
-                extra_arguments=KERNEL_ARGUMENTS, **channels,
+                extra_arguments=KERNEL_ARGUMENTS, **options,
             )
     except papermill.PapermillExecutionError as err:
         cell = f"cell {err.exec_count}" if err.exec_count else f"cell #{err.cell_index}"
@@ -125,6 +196,27 @@ def run_notebook(notebook: Path, output: Path, params: dict[str, object]) -> Not
             reason += f"\n       {fixes[-1]}"
         return NotebookRun(notebook.stem, False, time.monotonic() - began, reason)
     return NotebookRun(notebook.stem, True, time.monotonic() - began)
+
+
+def run_notebooks(series: list[Path], output: Path, params: dict[str, object]) -> Iterator[NotebookRun]:
+    """Execute ``series`` in order, each notebook's kernel started ahead (KERNELS_AHEAD) while the ones
+    before run; stops after the first failure (the kernels started for later notebooks are shut down unused)."""
+    waiting: deque[KernelAhead] = deque()
+    try:
+        for index, notebook in enumerate(series):
+            for ahead in series[index + len(waiting):index + KERNELS_AHEAD + 1]:
+                waiting.append(KernelAhead(ahead))
+            kernel = waiting.popleft()
+            try:
+                run = run_notebook(notebook, output, params, kernel=kernel)
+            finally:
+                kernel.close()
+            yield run
+            if not run.ok:
+                return
+    finally:
+        for kernel in waiting:
+            kernel.close()
 
 
 def output_folder(args: argparse.Namespace, namespace: str) -> Path:
@@ -178,11 +270,12 @@ def run_series(args: argparse.Namespace) -> int:
         print(f"namespace {namespace}: executed copies go to {output}/", flush=True)
         started = time.monotonic()
         results: list[NotebookRun] = []
-        for notebook in series:
-            results.append(run_notebook(notebook, output, parameters(args)))
-            print(results[-1].line(), flush=True)
-            if not results[-1].ok:
-                print(f"stopped at {notebook.name}; the executed copy is {output / notebook.name}", flush=True)
+        for run in run_notebooks(series, output, parameters(args)):
+            results.append(run)
+            print(run.line(), flush=True)
+            if not run.ok:
+                print(f"stopped at {run.notebook}.ipynb; the executed copy is {output / run.notebook}.ipynb",
+                      flush=True)
                 return 1
         print(f"all {len(results)} notebooks passed in {time.monotonic() - started:.1f} s; "
               f"executed copies in {output}/", flush=True)

@@ -28,7 +28,7 @@ from jhtutorial.access import hub_access
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster.backing import BACKED_LABEL
 from jhtutorial.waits import wait_pods_ready
-from jhtutorial.workbook import OUTPUT_LOCK, claimed, notebooks, run_notebook
+from jhtutorial.workbook import OUTPUT_LOCK, claimed, notebooks, run_notebook, run_notebooks
 from tests.conftest import TEST_LABEL
 from tests.kubehelpers import deploy_workbook, free_port, port_held
 
@@ -195,3 +195,74 @@ def test_a_headless_kernel_talks_over_unix_sockets_of_its_own_not_tcp_ports(tmp_
     folder = Path(shown["ip"]).parent
     assert folder.is_absolute() and folder.name.startswith("jhtutorial-kernel-")
     assert not folder.exists()  # removed with the kernel
+
+
+def _series_of(folder: Path, cells: list[str]) -> list[Path]:
+    """A notebook per cell source, named 0N-step.ipynb in ``folder``."""
+    paths = []
+    for number, source in enumerate(cells):
+        document = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                     "language": "python"}})
+        document.cells = [nbformat.v4.new_code_cell(source)]
+        paths.append(folder / f"0{number}-step.ipynb")
+        nbformat.write(document, paths[-1])
+    return paths
+
+
+def _kernels_of_this_process() -> set[int]:
+    """Pids of the kernels this test process has started and that still run."""
+    kernels = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and b"ipykernel" in command:
+            kernels.add(int(entry.name))
+    return kernels
+
+
+REPORT = """import json, os, time
+from ipykernel import get_connection_info
+ticks = os.sysconf("SC_CLK_TCK")
+started = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]) / ticks  # since boot
+uptime = float(open("/proc/uptime").read().split()[0])
+ipython_own = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
+                  "names": sorted(n for n in dir() if not n.startswith("_") and n not in ipython_own),
+                  "transport": json.loads(get_connection_info())["transport"],
+                  "kernel_started": started, "finished": uptime}))
+"""
+
+
+def test_each_notebook_gets_a_fresh_kernel_of_its_own_started_while_the_one_before_runs(tmp_path: Path) -> None:
+    """A kernel started ahead is what papermill would start: one per notebook, in the notebook's folder, over
+    Unix sockets, with no name defined; it boots while the notebook before it runs, and ends with its notebook."""
+    series = _series_of(tmp_path, [REPORT + "time.sleep(3)", REPORT, REPORT])
+    (tmp_path / "out").mkdir()
+    runs = list(run_notebooks(series, tmp_path / "out", {}))
+    assert [run.ok for run in runs] == [True, True, True], [run.failure for run in runs]
+    reports = [json.loads(nbformat.read(tmp_path / "out" / path.name, as_version=4).cells[0].outputs[0].text)
+               for path in series]
+    assert len({report["pid"] for report in reports}) == 3
+    for report in reports:
+        assert report["cwd"] == str(tmp_path)
+        assert report["transport"] == "ipc"
+        # the names the cell itself defines, and nothing else: the warm import binds none
+        assert report["names"] == ["get_connection_info", "ipython_own", "json", "os", "started", "ticks", "time",
+                                   "uptime"]
+    # the second notebook's kernel was running before the first notebook's three-second cell ended
+    assert reports[1]["kernel_started"] < reports[0]["finished"]
+    assert not _kernels_of_this_process()
+
+
+def test_a_failing_notebook_stops_the_series_and_ends_the_kernels_started_ahead(tmp_path: Path) -> None:
+    series = _series_of(tmp_path, ["print('first')", "jhtutorial.__name__", "print('never')", "print('never')"])
+    (tmp_path / "out").mkdir()
+    runs = list(run_notebooks(series, tmp_path / "out", {}))
+    # the package was imported ahead, yet a notebook that uses it without importing it fails as it should
+    assert [run.ok for run in runs] == [True, False]
+    assert "NameError: name 'jhtutorial' is not defined" in runs[1].failure
+    assert not (tmp_path / "out" / series[2].name).exists()
+    assert not _kernels_of_this_process()
