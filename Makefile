@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# jsonschema's optional IRI format checker, rfc3987-syntax, builds its parsers at import: about 1.3 s
+	# of every JupyterHub and JupyterLab start (and kernel's nbformat) on a small machine. No Jupyter schema
+	# uses the iri formats, and jsonschema leaves them unchecked when the checker is missing.
+	$(BIN)/pip uninstall --quiet --yes rfc3987-syntax
 	touch $(STAMP)
 
 # The programs that back the local cluster's pods: Debian's nginx (as root, with apt-get)
