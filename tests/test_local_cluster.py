@@ -25,6 +25,7 @@ from jhtutorial import LocalCluster, LocalClusterError, PortInUse, ToolMissing
 from jhtutorial.localcluster import ensure_binaries, versions
 from jhtutorial.localcluster.build import kubernetes_wrapper_gomod
 from jhtutorial.localcluster.components import alive as process_alive
+from jhtutorial.localcluster.components import wait_until_gone
 
 JHTUTORIAL = str(Path(sys.executable).parent / "jhtutorial")
 
@@ -106,6 +107,39 @@ def test_up_restarts_a_cluster_whose_processes_were_killed(scratch_state: Path) 
                           "get", "namespace", "survives-a-crash", "-o", "name"],
                          check=True, capture_output=True, text=True).stdout
     assert out.strip() == "namespace/survives-a-crash"  # etcd's data was kept
+
+
+@pytest.mark.cluster
+def test_up_runs_the_kwok_built_here_in_a_cluster_made_before_it(scratch_state: Path, tmp_path: Path) -> None:
+    """A changed kwok patch builds kwok anew (in a folder named after the patches); a cluster made before keeps
+    running its old build until `up`, which restarts kwok with the new one and keeps the cluster's data."""
+    cluster = _quiet()
+    cluster.up()
+    kubectl = [str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+    subprocess.run([*kubectl, "create", "namespace", "outlives-kwok"], check=True, capture_output=True)
+    # the cluster as an older build left it: its kwok started from another build's binary
+    older = tmp_path / "kwok-v0-older" / "kwok"
+    older.parent.mkdir()
+    shutil.copy2(ensure_binaries().kwok, older)
+    component = cluster.plane.component("kwok-controller")
+    old_pid = cluster.component_pids()["kwok-controller"]
+    os.kill(old_pid, signal.SIGTERM)
+    wait_until_gone([old_pid], 10)
+    component.binary.unlink()
+    component.binary.symlink_to(older)
+    older_pid = cluster.plane.start(component)
+    assert Path(f"/proc/{older_pid}/exe").resolve() == older
+
+    messages: list[str] = []
+    status = LocalCluster(progress=messages.append).up()
+    assert any("kwok, the simulated nodes' agent, was built anew" in m for m in messages), messages
+    assert not process_alive(older_pid)
+    new_pid = cluster.component_pids()["kwok-controller"]
+    assert Path(f"/proc/{new_pid}/exe").resolve() == ensure_binaries().kwok.resolve()
+    assert (status.nodes_ready, status.nodes_total) == (3, 3)
+    out = subprocess.run([*kubectl, "get", "namespace", "outlives-kwok", "-o", "name"],
+                         check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "namespace/outlives-kwok"
 
 
 @pytest.mark.cluster

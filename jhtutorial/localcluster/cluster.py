@@ -345,11 +345,35 @@ class LocalCluster:
                           "a creation was interrupted; creating the cluster again")
             self._delete(binaries, quiet=True)
             return
+        self._run_kwok_built_here(binaries)
         stopped = self.plane.stopped()
         if not stopped and self._served(binaries):
             self.progress("local cluster is already running; reusing it")
             return
         self._repair(binaries, stopped)
+
+    def _run_kwok_built_here(self, binaries: Binaries) -> None:
+        """Point a cluster made before kwok was last built here (a patch changed: a fix to exec or
+        port-forward, a lockdown of its port) at the new build, and restart its kwok if it runs. kwok, the
+        agent of the simulated nodes, keeps nothing of its own: the pods, their programs and the cluster's
+        data stay as they are, so no `--recreate` is needed for it."""
+        try:
+            component = self.plane.component("kwok-controller")
+        except LocalClusterError:
+            return
+        if not component.binary.is_symlink() or component.binary.resolve() == binaries.kwok.resolve():
+            return
+        pid = self.plane.pid(component)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            wait_until_gone([pid], 10)
+        component.binary.unlink()
+        component.binary.symlink_to(binaries.kwok)
+        if pid is not None:
+            self._check_ports_free(component)
+            self.plane.start(component, why="to run the kwok built here now")
+        self.progress("kwok, the simulated nodes' agent, was built anew here since this cluster was made: "
+                      f"the cluster runs the new build ({binaries.kwok.parent.name})")
 
     def _repair(self, binaries: Binaries, stopped: list[Component]) -> None:
         """Start the stopped components again from kwokctl's record until the API server answers and every

@@ -104,8 +104,8 @@ class ControlPlane:
     def stopped(self) -> list[Component]:
         return [component for component in self.components() if self.pid(component) is None]
 
-    def start(self, component: Component) -> int:
-        """Start one component as kwokctl did, appending to its log; returns the new process id.
+    def start(self, component: Component, why: str = "the process before this line had died") -> int:
+        """Start one component as kwokctl did, appending to its log (with ``why``); returns the new process id.
 
         Its own session, so that it outlives the command that started it, as kwokctl's do.
         """
@@ -113,7 +113,7 @@ class ControlPlane:
         component.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with open(component.log_file, "ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: started again by "
-                      f"`jhtutorial cluster up` (the process before this line had died)\n".encode())
+                      f"`jhtutorial cluster up` ({why})\n".encode())
             log.flush()
             try:
                 process = subprocess.Popen(
