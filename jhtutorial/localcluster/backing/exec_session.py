@@ -5,8 +5,9 @@ running in the container as often as not (containerd and CRI-O wait for it to
 exit on its own; a shell on a terminal is never hung up). A classroom's pods
 would then fill with the shells of closed windows. Here the patched kwok sends
 its command SIGHUP when the client's connection ends (patches/README.md), as a
-terminal that closes does, and this script, first in the exec's command on the
-machine, passes that on to every process the exec started in the sandbox.
+terminal that closes does, and this script, in the exec's command on the machine
+right before the sandbox is entered, passes that on to every process the exec
+started in the sandbox.
 
 It runs as root of the supervisor's user namespace (or of the machine), before
 the sandbox is entered, and puts the rest of the command (``setpriv ... nsenter
