@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -253,6 +254,17 @@ def until(what: str, check: Callable[[], Any], timeout: float = 60, every: float
             return last
         time.sleep(every)
     raise AssertionError(f"not within {timeout:.0f} s: {what} (last: {last!r})")
+
+
+def read_terminal_until(controller: int, seen: bytearray, wanted: bytes, program: subprocess.Popen[Any],
+                        timeout: float = 30) -> None:
+    """Read what ``program`` writes on the terminal whose controlling side is ``controller`` into ``seen`` until
+    ``wanted`` is there; AssertionError (with what was seen) if ``program`` ends first or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        assert time.monotonic() < deadline and program.poll() is None, bytes(seen)
+        if select.select([controller], [], [], 0.5)[0]:
+            seen.extend(os.read(controller, 4096))
 
 
 def hub_api_token(base: str, user: str = "admin", password: str = "admin") -> str:

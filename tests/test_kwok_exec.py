@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import socket
 import subprocess
 import time
@@ -22,7 +21,7 @@ from kubernetes import client
 
 from jhtutorial.localcluster import build, versions
 from jhtutorial.localcluster.backing.sandbox import RunAs, Sandbox, SandboxSpec, create
-from tests.kubehelpers import namespace_admin_kubeconfig
+from tests.kubehelpers import namespace_admin_kubeconfig, read_terminal_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes as the machine's root")
 
@@ -109,11 +108,7 @@ def test_an_interactive_shell_runs_inside_the_sandbox(
     seen = bytearray()
 
     def read_until(wanted: bytes) -> None:
-        deadline = time.monotonic() + 30
-        while wanted not in seen:
-            assert time.monotonic() < deadline and shell.poll() is None, bytes(seen)
-            if select.select([controller], [], [], 0.5)[0]:
-                seen.extend(os.read(controller, 4096))
+        read_terminal_until(controller, seen, wanted, shell)
 
     try:
         read_until(b"$ ")  # the shell's prompt: it reads from the terminal now

@@ -14,6 +14,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from jhtutorial.localcluster.backing.programs import chp_folder
 from jhtutorial.localcluster.backing.user_namespace import (IDS_NEEDED, OWNER_PROGRAMS, free_range_start,
                                                              subordinate_range)
 from jhtutorial.localcluster.build import kwok_patch_digest
+from tests.kubehelpers import until
 
 OWNER = "jhtutorial-owner"
 # Kept between runs (keyed by what they are made from): the account's Python environment and the
@@ -220,6 +222,30 @@ def test_exec_and_port_forward_enter_only_through_its_supervisor(owner: Owner) -
                         "jsonpath={.spec.forwards[0].command}").stdout
     pid = (owner.state / "state" / "backing" / "supervisor.pid").read_text().strip()
     assert f'"{pid}"' in forward and "b64decode" in forward, forward
+
+
+def test_an_exec_whose_kubectl_is_killed_leaves_nothing_in_the_pod(owner: Owner) -> None:
+    """kwok, run as the account, hangs the exec up when its kubectl goes; root of the account's user namespace
+    ends what the exec started in the sandbox (backing/exec_session.py)."""
+    client = subprocess.Popen(["runuser", "-u", owner.name, "--", "env", "-i",
+                               *(f"{k}={v}" for k, v in owner.environment.items()),
+                               "kubectl", "-n", "jhtutorial", "exec", "deploy/hub", "--", "sleep", "1008"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/tmp")
+
+    def sleeping() -> list[int]:
+        return [pid for pid, (uid, command) in _processes().items()
+                if command.split() == ["sleep", "1008"] and owner.owns_range(uid)]
+
+    try:
+        started = until("the exec's sleep in the hub's sandbox", sleeping)
+        kubectl = [pid for pid, (uid, command) in _processes().items()
+                   if uid == owner.uid and command.startswith("kubectl ") and command.split()[-2:] == ["sleep", "1008"]]
+        assert len(kubectl) == 1, kubectl
+        os.kill(kubectl[0], signal.SIGKILL)
+        until(f"the exec's sleep {started} gone", lambda: not sleeping(), timeout=10)
+    finally:
+        client.kill()
+        client.wait()
 
 
 def test_cluster_down_removes_the_files_its_pods_users_made(owner: Owner) -> None:

@@ -128,7 +128,7 @@ def _cache_folders() -> dict[str, Path]:
 
 # kwok is built from a patched copy of its module (why: patches/README.md).
 KWOK_PATCHES = tuple(Path(__file__).parent / "patches" / f"kwok-{versions.KWOK}-{name}.diff"
-                     for name in ("exec-prefix", "client-certificates"))
+                     for name in ("exec-prefix", "client-certificates", "exec-streams"))
 
 
 def kwok_patch_digest() -> str:

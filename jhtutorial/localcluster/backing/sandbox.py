@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from ...errors import SandboxError
 from . import user_namespace
+from .exec_session import words as exec_session_words
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
 SPEC_VARIABLE = "JHTUTORIAL_SANDBOX_SPEC"  # how sandbox_init.py gets its spec (the same name there)
@@ -169,7 +170,7 @@ class Sandbox:
         return {"PATH": SANDBOX_PATH, "HOSTNAME": self.spec.hostname, **(env or {})}
 
     def enter_command(self, user: RunAs, env: Mapping[str, str] | None = None, *, env_file: Path | None = None,
-                      terminal: bool = False) -> list[str]:
+                      terminal: bool = False, exec_session: bool = False) -> list[str]:
         """The words that run a command (appended after them) inside, as ``user``, unprivileged.
 
         Nothing of the sandbox's own file system runs with privileges: a pod's volume may be mounted at the
@@ -186,6 +187,9 @@ class Sandbox:
         the one program that may: the session's leader, which is this process), and ``setsid --ctty``,
         run inside as the user, makes a session there that takes it, so a shell has job control and
         Ctrl-C stops its foreground job.
+
+        With ``exec_session`` (kwok's exec), the rest runs in a session of its own under
+        :mod:`.exec_session`, which ends the exec's processes inside when kwok hangs it up (its client left).
         """
         if env_file is not None:
             if env:
@@ -195,6 +199,8 @@ class Sandbox:
             words = ["/usr/bin/env", "-i", *(f"{name}={value}" for name, value in self.environment(env).items())]
         if terminal:
             words += [sys.executable, "-I", "-c", RELEASE_TERMINAL]
+        if exec_session:
+            words += exec_session_words(self.namespace_file("pid"))
         groups = ",".join(str(g) for g in user.groups) if user.groups else None
         words += [
             shutil.which("setpriv") or "/usr/bin/setpriv", f"--regid={user.gid}",
@@ -223,7 +229,8 @@ class Sandbox:
         environment in ``env_file`` (kwok splits them on white space)."""
         envs = []
         for name, terminal in (("KWOK_EXEC_PREFIX", False), ("KWOK_EXEC_TTY_PREFIX", True)):
-            words = [*user_namespace.entry_words(), *self.enter_command(user, env, env_file=env_file, terminal=terminal)]
+            words = [*user_namespace.entry_words(),
+                     *self.enter_command(user, env, env_file=env_file, terminal=terminal, exec_session=True)]
             spaced = [word for word in words if not word or any(c.isspace() for c in word)]
             if spaced:
                 raise SandboxError(f"sandbox {self.spec.key}: {spaced} cannot go into kwok's exec prefix")
