@@ -30,6 +30,7 @@ project (the filter's module is loaded by its path).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
 import sys
@@ -42,6 +43,7 @@ NAMESPACES = (("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000), ("p
 # (`yes | head` ends by SIGPIPE), and SIGINT's handler for this process's own wait.
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
 USAGE = "usage: sandbox_enter.py NAMESPACES UID -- COMMAND [ARGS...]"
+
 
 def module_beside(file_name: str) -> dict[str, object]:
     """The names a module beside this script defines, read from the machine's file system and run now (an import
@@ -60,14 +62,15 @@ def fail(message: str, code: int) -> None:
 
 def run_command(uid: int, syscall_filter: object, execvp: object, words: ctypes.Array[ctypes.c_char_p]) -> None:
     """In the child, inside: become the pod's user, take the filter, execute (only returns by exiting)."""
+    name = words[0].decode(errors="replace")
     try:
         os.setuid(uid)
         syscall_filter.install()  # type: ignore[attr-defined]
     except OSError as error:
-        fail(f"cannot run {words[0].decode()} in the pod's sandbox: {error.strerror}", 1)
+        fail(f"cannot run {name} in the pod's sandbox: {error.strerror}", 1)
     execvp(words[0], words)  # type: ignore[operator]
     error = ctypes.get_errno()
-    fail(f"cannot run {words[0].decode()}: {os.strerror(error)}", 127 if error == 2 else 126)  # ENOENT: 127
+    fail(f"cannot run {name}: {os.strerror(error)}", 127 if error == errno.ENOENT else 126)  # as a shell says
 
 
 def end_as(child: int) -> None:
