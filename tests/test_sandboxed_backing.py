@@ -548,14 +548,19 @@ def test_a_lab_terminal_and_a_kernel_work_under_the_filter(deployed: Connection,
                                     " subprocess.run(['id', '-u'], capture_output=True, text=True).stdout.strip())",
                             "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False,
                             "stop_on_error": True}}))
-            printed, replied = "", False
-            while not replied:
+            # the reply comes on the shell channel, the output on iopub, which ends with the kernel idle again:
+            # the two channels keep no order between them, so both ends are waited for
+            printed, ends = "", set()
+            while ends != {"reply", "idle"}:
                 message = json.loads(channels.recv())
                 if message.get("parent_header", {}).get("msg_id") == request_id:
                     assert message["msg_type"] != "error", message["content"]
                     if message["msg_type"] == "stream":
                         printed += message["content"]["text"]
-                    replied = message["msg_type"] == "execute_reply"
+                    elif message["msg_type"] == "execute_reply":
+                        ends.add("reply")
+                    elif message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                        ends.add("idle")
             assert printed == "kernel 2 1000\n", printed
         finally:
             channels.close()
