@@ -205,7 +205,8 @@ class Sandbox:
             "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", f"--bounding-set=-all,{ENTER_CAPABILITIES}",
             "--",
         ]
-        words += [sys.executable, "-I", "-S", str(ENTER_SCRIPT), str(self.folder / "ns"), str(user.uid), "--"]
+        namespaces = self.namespace_file(NAMESPACES[0]).parent  # the folder of every namespace's file
+        words += [sys.executable, "-I", "-S", str(ENTER_SCRIPT), str(namespaces), str(user.uid), "--"]
         if terminal:
             words += ["setsid", "--ctty", "--"]
         return words
