@@ -190,7 +190,7 @@ def test_an_api_server_restart_ends_no_pod_worker(own: LocalCluster, core: clien
     proxy = _pod(core, ns, PROXY)
     supervisor = own.supervisor.pid()
     nginx_keeper = own.supervisor.status()["pods"][f"{ns}/{proxy.metadata.name}"]["containers"]["nginx"]["pid"]
-    # nginx's master: the first nginx below its keeper (nsenter and the like come first)
+    # nginx's master: the first nginx below its keeper (the enter command and the like come first)
     nginx = next(pid for pid in descendants(nginx_keeper) if _program(pid) == "nginx")
     own.stop_component("kube-apiserver")
     try:

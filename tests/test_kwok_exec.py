@@ -84,7 +84,11 @@ def test_every_spelling_of_a_command_runs_inside_the_sandbox(
     assert not Path(SECRET_FILE).exists()  # the file is on the sandbox's own /tmp
     for argv, expected in ((["/bin/cat", SECRET_FILE], f"inside {pod}"), (["/bin/hostname"], pod),
                            (["uname", "-n"], pod), (["id", "-u"], "1000"),
-                           (["sh", "-c", "grep ^CapEff /proc/self/status"], "CapEff:\t0000000000000000")):
+                           (["sh", "-c", "grep ^CapEff /proc/self/status"], "CapEff:\t0000000000000000"),
+                           # the pod's RuntimeDefault seccomp filter: a user namespace, the usual way into the
+                           # kernel's less trodden paths, is refused
+                           (["sh", "-c", "grep ^Seccomp: /proc/self/status; unshare -Ur true 2>&1; echo $?"],
+                            "Seccomp:\t2\nunshare: unshare failed: Operation not permitted\n1")):
         result = _exec(kubectl, kubeconfig, namespace, pod, *argv)
         assert (result.returncode, result.stdout.strip()) == (0, expected), (argv, result.stderr)
     # its own PID namespace: the shell's PID is small, not the machine's
@@ -114,6 +118,8 @@ def test_an_interactive_shell_runs_inside_the_sandbox(
         read_until(b"$ ")  # the shell's prompt: it reads from the terminal now
         os.write(controller, b'echo "$(hostname) $(id -u) $([ -t 0 ] && echo on-a-terminal)"\n')
         read_until(f"{pod} 1000 on-a-terminal".encode())
+        os.write(controller, b"echo filter-$(awk '/^Seccomp:/ {print $2}' /proc/self/status)\n")
+        read_until(b"filter-2")  # the shell on the terminal runs under the pod's seccomp filter too
         # job control: the shell's terminal is its own, so Ctrl-C stops the foreground job and not the shell
         os.write(controller, b"sleep 300\n")
         time.sleep(1)

@@ -196,7 +196,7 @@ def test_an_owner_who_is_not_root_logs_in_to_a_hub_in_sandboxes(owner: Owner) ->
     assert not Path("/usr/jhtutorial-escaped").exists()
     below = _descendants(pid)  # of the account's supervisor: this cluster's, whatever else runs on the machine
     programs = {pid: (uid, command) for pid, (uid, command) in _processes().items() if pid in below
-                and "bin/jupyterhub " in command and not any(word in command for word in ("keeper.py", "nsenter", "unshare"))}
+                and "bin/jupyterhub " in command and not any(word in command for word in ("keeper.py", "sandbox_enter.py", "unshare"))}
     assert programs, "no JupyterHub process found"
     for pid, (uid, command) in programs.items():
         assert owner.owns_range(uid) and uid == owner.subordinate_start + 999, (pid, uid, command)

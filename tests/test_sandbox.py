@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jhtutorial.errors import SandboxError
+from jhtutorial.localcluster.backing import seccomp
 from jhtutorial.localcluster.backing.sandbox import (
     RUNTIME_ROOT,
     RunAs,
@@ -121,6 +122,33 @@ def test_it_runs_as_its_user_without_privileges(hub_box: Sandbox) -> None:
     # nothing of the caller's environment leaks in
     env = hub_box.run(["env"], LEARNER).stdout
     assert "JHTUTORIAL" not in env and "KUBECONFIG" not in env and "HOME=/root" not in env
+
+
+def _seccomp_mode(pid: int) -> str:
+    """/proc/PID/status's Seccomp field, read from the machine: 2 is a filter."""
+    return Path(f"/proc/{pid}/status").read_text().split("\nSeccomp:")[1].split()[0]
+
+
+def test_every_process_inside_runs_under_the_pods_seccomp_filter(hub_box: Sandbox) -> None:
+    """The runtime's default profile, made true: what enters (here as the pod's user and as uid 0) and the
+    sandbox's own first process, which reaps the orphans, each carry the filter."""
+    started = hub_box.run(["sh", "-c", "setsid sleep 1000 > /dev/null 2>&1 < /dev/null &"], LEARNER)
+    assert started.returncode == 0, started.stderr
+    inside = processes_in_namespace(f"pid:[{hub_box.namespace_file('pid').stat().st_ino}]")
+    assert hub_box.init_pid in inside and len(inside) == 2  # the first process and the sleep
+    assert {pid: _seccomp_mode(pid) for pid in inside} == dict.fromkeys(inside, "2")
+    for user in (LEARNER, RunAs(uid=0, gid=0)):
+        seen = hub_box.run(["sh", "-c", "grep ^Seccomp: /proc/self/status; unshare -Ur true"], user)
+        assert seen.stdout == "Seccomp:\t2\n", (user, seen)
+        assert seen.returncode != 0 and "unshare failed: Operation not permitted" in seen.stderr, (user, seen)
+    # the keyrings, another kernel surface a process needs no capability for
+    keyctl = hub_box.run(["python3", "-c", "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+                          f"print(libc.syscall({seccomp.REFUSED[seccomp.native_arch()]['keyctl']}, 0, -3, 0), "
+                          "os.strerror(ctypes.get_errno()))"], LEARNER)
+    assert keyctl.stdout.strip() == "-1 Operation not permitted", keyctl
+    # a command that is not there: said, with a shell's exit code
+    missing = hub_box.run(["no-such-program"], LEARNER)
+    assert (missing.returncode, missing.stderr.strip()) == (127, "cannot run no-such-program: No such file or directory")
 
 
 def test_the_root_is_read_only_and_volumes_are_as_asked(hub_box: Sandbox, pod_folders: dict[str, Path]) -> None:
@@ -253,7 +281,8 @@ def test_programs_a_pod_puts_on_its_path_never_run_with_privileges(machine_folde
     report.chmod(0o777)
     for name in ("env", "setpriv", "setsid", "nsenter", "sh", "true", "python3"):
         program = planted / name
-        program.write_text(f"#!/bin/dash\necho {name} $(/usr/bin/id -u) >> /report/ran\nexec /usr/bin/{name} \"$@\"\n")
+        program.write_text(f"#!/bin/dash\necho {name} $(/usr/bin/grep ^Seccomp: /proc/self/status) "
+                           f"$(/usr/bin/id -u) >> /report/ran\nexec /usr/bin/{name} \"$@\"\n")
         program.chmod(0o755)
     box = create(SandboxSpec(key=f"test.planted-{os.getpid()}", hostname="planted", volumes=(
         Volume(planted, "/usr/local/sbin", read_only=True), Volume(report, "/report"))))
@@ -268,7 +297,8 @@ def test_programs_a_pod_puts_on_its_path_never_run_with_privileges(machine_folde
     finally:
         box.teardown()
     ran = (report / "ran").read_text().split("\n") if (report / "ran").exists() else []
-    assert all(line.endswith(f" {LEARNER.uid}") for line in ran if line), ran
+    # as the pod's user, and under the pod's seccomp filter already: nothing found inside runs before it
+    assert ran and all(line.endswith(f" Seccomp: 2 {LEARNER.uid}") for line in ran if line), ran
 
 
 def test_a_link_a_pod_left_in_its_volume_cannot_lead_a_mount_point_onto_the_machine(machine_folder: Path) -> None:

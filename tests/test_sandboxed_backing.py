@@ -16,18 +16,23 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+import websocket
 from kubernetes import client, config
 
 from jhtutorial import STEPS, apply, clean_up
+from jhtutorial.access import hub_access
 from jhtutorial.connect import Connection, connect
 from jhtutorial.localcluster import LocalCluster
-from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, SANDBOXED_BY
+from jhtutorial.localcluster.backing import BACKED_BY_ANNOTATION, BACKED_LABEL, SANDBOXED_BY, seccomp
 from jhtutorial.localcluster.backing.control import SupervisorControl
 from jhtutorial.localcluster.backing.network import ServiceRoute, router_name
 from jhtutorial.localcluster.backing.pod_networks import routes_for
@@ -36,7 +41,7 @@ from jhtutorial.localcluster.backing.sandboxed_pod import run_as
 from jhtutorial.login import login
 from jhtutorial.waits import wait_pods_ready
 from tests.conftest import TEST_LABEL
-from tests.kubehelpers import sandbox_processes
+from tests.kubehelpers import hub_api_token, sandbox_processes
 
 HUB = "app.kubernetes.io/component=hub"
 PROXY = "app.kubernetes.io/component=proxy"
@@ -424,3 +429,141 @@ def test_cluster_up_on_a_cluster_that_ran_pods_as_processes_says_so_and_keeps_it
     assert not (sandboxed_cluster.supervisor.folder / "mode").exists()
     hub = client.CoreV1Api(api_client).list_namespaced_pod(deployed.namespace, label_selector=HUB).items[0]
     assert hub.metadata.annotations[BACKED_BY_ANNOTATION].startswith(SANDBOXED_BY)
+
+
+# --- seccomp: the RuntimeDefault profile, made true ----------------------------------------------------------
+
+
+def _seccomp_modes(pids: list[int]) -> dict[int, str]:
+    """/proc/PID/status's Seccomp field of each process still there, read from the machine (2: a filter)."""
+    modes = {}
+    for pid in pids:
+        try:
+            modes[pid] = Path(f"/proc/{pid}/status").read_text().split("\nSeccomp:")[1].split()[0]
+        except FileNotFoundError:
+            continue  # ended meanwhile
+    return modes
+
+
+def test_the_pods_programs_and_execs_run_under_their_runtime_default_seccomp_filter(
+        deployed: Connection, sandboxed_cluster: LocalCluster, kubectl: Path, kubeconfig: Path) -> None:
+    reports = sandboxed_cluster.supervisor.status()["pods"]
+    programs = set()
+    for key, pids in sandbox_processes(sandboxed_cluster, deployed.namespace).items():
+        # every process of the sandbox, the programs (nginx, CHP, JupyterHub...) and its first process alike
+        modes = _seccomp_modes([reports[key]["sandbox_pid"], *pids])
+        assert modes and set(modes.values()) == {"2"}, (key, modes)
+        programs |= {Path(f"/proc/{pid}/comm").read_text().strip() for pid in _servers(pids) if pid in modes}
+    assert {"nginx", "node", "jupyterhub"} <= programs, programs
+    # and `kubectl exec`: the filter refuses a user namespace and the kernel's keyrings, as a runtime's does
+    shown = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "-n", deployed.namespace, "exec",
+                            "deploy/hub", "--", "sh", "-c", "grep ^Seccomp: /proc/self/status; unshare -Ur true"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.stdout == "Seccomp:\t2\n", shown
+    assert shown.returncode == 1 and "unshare failed: Operation not permitted" in shown.stderr, shown
+    keyctl = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+              f"print(libc.syscall({seccomp.REFUSED[seccomp.native_arch()]['keyctl']}, 0, -3, 0), "
+              "os.strerror(ctypes.get_errno()))")  # the session keyring's id
+    assert _kubectl(kubectl, kubeconfig, deployed.namespace, "exec", "deploy/hub", "--",
+                    "python3", "-c", keyctl).strip() == "-1 Operation not permitted"
+
+
+def test_a_pod_asking_for_another_seccomp_profile_is_refused_and_one_naming_none_is_filtered(
+        deployed: Connection, sandboxed_cluster: LocalCluster, api_client: client.ApiClient) -> None:
+    """Localhost names a file on a node, which simulated nodes lack; Unconfined is not offered. A pod that names
+    no profile (possible where Pod Security does not enforce restricted) runs under the filter, as from a kubelet
+    with SeccompDefault on."""
+    core = client.CoreV1Api(api_client)
+
+    def pod(name: str, profile: dict[str, str] | None) -> dict:
+        context: dict = {"runAsUser": 65534, "runAsGroup": 65534, "allowPrivilegeEscalation": False,
+                         "capabilities": {"drop": ["ALL"]}}
+        if profile is not None:
+            context["seccompProfile"] = profile
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+                "spec": {"containers": [{
+                    "name": "chp", "image": "quay.io/jupyterhub/configurable-http-proxy:5.2.0",
+                    "command": ["configurable-http-proxy"], "securityContext": context,
+                    "readinessProbe": {"tcpSocket": {"port": 8000}, "periodSeconds": 1},  # Ready once CHP runs
+                    "args": ["--port=8000", "--api-port=8001", "--default-target=http://127.0.0.1:9"]}]}}
+
+    for name, profile in (("localhost", {"type": "Localhost", "localhostProfile": "profiles/audit.json"}),
+                          ("unconfined", {"type": "Unconfined"})):
+        with pytest.raises(client.ApiException) as refused:
+            core.create_namespaced_pod(deployed.namespace, pod(f"seccomp-{name}", profile))
+        assert "seccompProfile: {type: RuntimeDefault}" in refused.value.body, refused.value.body
+    core.create_namespaced_pod(deployed.namespace, pod("seccomp-none", None))
+    try:
+        wait_pods_ready("app=seccomp-none", conn=deployed, timeout=90)
+        pids = sandbox_processes(sandboxed_cluster, deployed.namespace, "seccomp-none")[
+            f"{deployed.namespace}/seccomp-none"]
+        modes = _seccomp_modes(_servers(pids))
+        assert modes and set(modes.values()) == {"2"}, modes
+    finally:
+        core.delete_namespaced_pod("seccomp-none", deployed.namespace, grace_period_seconds=0)
+
+
+def test_a_lab_terminal_and_a_kernel_work_under_the_filter(deployed: Connection, kubectl: Path,
+                                                           kubeconfig: Path) -> None:
+    """What a learner does in JupyterLab, through the proxy as a browser would: a terminal (a shell on a
+    terminal the server made) and a kernel running code; both, started by the server, are filtered."""
+    result = login("admin", "admin", conn=deployed, timeout=90)
+    assert result.hub_said_ready, result
+    access = hub_access(deployed)
+    try:
+        assert access.url, access.notes
+        token = hub_api_token(access.url)
+        server = f"{access.url}/user/admin"
+        headers = {"Authorization": f"token {token}"}
+        websocket_base = server.replace("http://", "ws://", 1)
+
+        terminal = requests.post(f"{server}/api/terminals", headers=headers, timeout=30)
+        assert terminal.status_code == 200, terminal.text
+        name = terminal.json()["name"]
+        shell = websocket.create_connection(f"{websocket_base}/terminals/websocket/{name}", header=headers, timeout=30)
+        try:
+            shell.send(json.dumps(["stdin", "echo shell-$(awk '/^Seccomp:/ {print $2}' /proc/self/status)-$(id -u)\r"]))
+            seen = ""
+            while not (answer := re.search(r"shell-(\d+)-(\d+)", seen)):  # not the echoed line: it has "$("
+                message = json.loads(shell.recv())
+                seen += message[1] if message[0] == "stdout" else ""
+            assert answer.groups() == ("2", "1000"), seen  # Seccomp 2 (a filter), as the user's uid
+        finally:
+            shell.close()
+            requests.delete(f"{server}/api/terminals/{name}", headers=headers, timeout=30)
+
+        kernel = requests.post(f"{server}/api/kernels", json={"name": "python3"}, headers=headers, timeout=60)
+        assert kernel.status_code == 201, kernel.text
+        kernel_id = kernel.json()["id"]
+        channels = websocket.create_connection(f"{websocket_base}/api/kernels/{kernel_id}/channels", header=headers,
+                                               timeout=60)
+        try:
+            request_id = uuid.uuid4().hex
+            channels.send(json.dumps({
+                "header": {"msg_id": request_id, "msg_type": "execute_request", "username": "admin",
+                           "session": uuid.uuid4().hex, "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": "import threading, subprocess\n"
+                                    "print('kernel', open('/proc/self/status').read().split('Seccomp:')[1].split()[0],"
+                                    " subprocess.run(['id', '-u'], capture_output=True, text=True).stdout.strip())",
+                            "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False,
+                            "stop_on_error": True}}))
+            # the reply comes on the shell channel, the output on iopub, which ends with the kernel idle again:
+            # the two channels keep no order between them, so both ends are waited for
+            printed, ends = "", set()
+            while ends != {"reply", "idle"}:
+                message = json.loads(channels.recv())
+                if message.get("parent_header", {}).get("msg_id") == request_id:
+                    assert message["msg_type"] != "error", message["content"]
+                    if message["msg_type"] == "stream":
+                        printed += message["content"]["text"]
+                    elif message["msg_type"] == "execute_reply":
+                        ends.add("reply")
+                    elif message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                        ends.add("idle")
+            assert printed == "kernel 2 1000\n", printed
+        finally:
+            channels.close()
+            requests.delete(f"{server}/api/kernels/{kernel_id}", headers=headers, timeout=30)
+    finally:
+        access.close()

@@ -13,13 +13,15 @@ programs inside as a given user, and tears it all down.
     >>> box.run(["id", "-u"], RunAs(uid=1000, gid=1000))      # doctest: +SKIP
     >>> box.teardown()                                          # doctest: +SKIP
 
-Entering is util-linux ``nsenter`` (by the namespace files this module binds,
-never by a PID that could be reused once the sandbox is gone) followed by
-``setpriv``, which sets the user, groups, drops every capability from the
-effective, permitted, inheritable, ambient and bounding sets and sets
-no_new_privs, then ``exec``s the command. Both are small, audited programs that
-do one step each; their order is fixed by :meth:`Sandbox.enter_command`, which
-kwok's Exec prefix and the runtime use alike.
+Entering is util-linux ``setpriv``, which sets the groups, no_new_privs and
+a bounding set of only what entering needs, followed by ``sandbox_enter.py``,
+which enters the namespaces by the files this module binds (never by a PID that
+could be reused once the sandbox is gone), switches to the pod's uid (which
+clears every capability), installs the pod's seccomp filter (:mod:`.seccomp`)
+and executes the command. Their order is fixed by :meth:`Sandbox.enter_command`,
+which kwok's Exec prefix and the runtime use alike. The sandbox's first process
+runs under the same filter once the sandbox is made, so every process in it has
+one.
 """
 
 from __future__ import annotations
@@ -38,16 +40,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ...errors import SandboxError
-from . import user_namespace
+from . import seccomp, user_namespace
 from .exec_session import words as exec_session_words
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
+ENTER_SCRIPT = Path(__file__).with_name("sandbox_enter.py")
 SPEC_VARIABLE = "JHTUTORIAL_SANDBOX_SPEC"  # how sandbox_init.py gets its spec (the same name there)
-# Namespaces entered to run something inside, as nsenter's option names; their
-# files are bound under the sandbox's folder so that they outlive no one and
-# can be entered without a PID.
+# Namespaces entered to run something inside, by the names of their files in /proc/PID/ns (and in
+# sandbox_enter.py); the files are bound under the sandbox's folder so that they outlive no one and can be
+# entered without a PID.
 NAMESPACES = ("mnt", "uts", "ipc", "net", "pid")
-NSENTER_OPTION = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}
 READY_TIMEOUT = 20.0
 # A sandbox's record in its folder: key, hostname and the PID of its first process.
 RECORD = "sandbox.json"
@@ -65,9 +67,9 @@ threading.Thread(target=upstream, daemon=True).start()
 while data := conn.recv(65536):
     os.write(1, data)
 """
-# What nsenter needs to enter the namespaces (sys_admin, sys_chroot) and switch to the pod's uid (setuid):
-# the only capabilities left in the bounding set, and none of them effective once the uid is the pod's.
-NSENTER_CAPABILITIES = "+sys_admin,+sys_chroot,+setuid"
+# What sandbox_enter.py needs to enter the namespaces (sys_admin, sys_chroot) and switch to the pod's uid
+# (setuid): the only capabilities left in the bounding set, and none of them effective once the uid is the pod's.
+ENTER_CAPABILITIES = "+sys_admin,+sys_chroot,+setuid"
 # For a command on a terminal, run on the machine before entering: the session leader (this process, which
 # kwok started with the terminal as its controlling one) gives the terminal up, ignoring the SIGHUP that
 # giving it up sends, so that a session inside the sandbox can take it without privileges. One word, as
@@ -179,9 +181,10 @@ class Sandbox:
         (:meth:`environment`: nothing of the caller's leaks in), or, with ``env_file`` (a JSON object of the
         whole environment, readable by root only), this Python replaces it by the file's as the command starts;
         ``setpriv`` sets the group and supplementary groups, no_new_privs, and keeps in the bounding set
-        only the three capabilities nsenter needs; ``nsenter`` (already loaded) enters every namespace (the
-        mount namespace's root with it), forks into the PID namespace and switches to the user's uid, which
-        clears every remaining capability, before it executes the command.
+        only the three capabilities entering needs; ``sandbox_enter.py`` (the machine's Python, loaded before
+        it enters) enters every namespace (the mount namespace's root with it), forks into the PID namespace,
+        switches to the user's uid, which clears every remaining capability, and installs the pod's seccomp
+        filter before it executes the command: nothing found inside runs before the filter is in place.
 
         With ``terminal``, the caller's terminal is first released from its session (on the machine, by
         the one program that may: the session's leader, which is this process), and ``setsid --ctty``,
@@ -205,12 +208,11 @@ class Sandbox:
         words += [
             shutil.which("setpriv") or "/usr/bin/setpriv", f"--regid={user.gid}",
             f"--groups={groups}" if groups else "--clear-groups",
-            "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", f"--bounding-set=-all,{NSENTER_CAPABILITIES}",
+            "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", f"--bounding-set=-all,{ENTER_CAPABILITIES}",
             "--",
         ]
-        words += [shutil.which("nsenter") or "/usr/bin/nsenter"]
-        words += [f"{NSENTER_OPTION[kind]}={self.namespace_file(kind)}" for kind in NAMESPACES]
-        words += [f"--setuid={user.uid}", "--"]
+        namespaces = self.namespace_file(NAMESPACES[0]).parent  # the folder of every namespace's file
+        words += [sys.executable, "-I", "-S", str(ENTER_SCRIPT), str(namespaces), str(user.uid), "--"]
         if terminal:
             words += ["setsid", "--ctty", "--"]
         return words
@@ -473,6 +475,10 @@ def unavailable_reasons() -> list[SandboxError]:
             f"pod sandboxes need {', '.join(missing)}, not found on PATH",
             fix=f"install them (Debian/Ubuntu: apt-get install {' '.join(packages)})",
         ))
+    unfiltered = seccomp.unsupported_reason()
+    if unfiltered:
+        reasons.append(SandboxError(unfiltered, fix="run the cluster on an x86_64 or aarch64 Linux with seccomp "
+                                                    "(every distribution's kernel has it)"))
     filesystems = Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else ""
     for needed in ("tmpfs", "devpts"):
         if f"\t{needed}\n" not in filesystems:

@@ -31,6 +31,10 @@ such path is resolved inside the sandbox:
 Every mount is made with the C library's ``mount(2)``, never by running a
 program: once volumes are in place a program on PATH could be a pod's own.
 
+Once it is built, this process puts itself under the pods' seccomp filter
+(:mod:`.seccomp`, loaded by its path before anything is hidden), as every
+process entered into the sandbox is: nothing in the sandbox runs without it.
+
 It prints ``ready`` on stdout when done (or ``error: ...`` and exits 1), then
 reaps children until it is killed or its stdin, a pipe whose other end only the
 sandbox's maker holds, reaches end of file: the maker ended, however it ended.
@@ -45,6 +49,7 @@ import errno
 import ctypes
 import json
 import os
+import runpy
 import select
 import stat
 import signal
@@ -280,12 +285,16 @@ def reap_while_held(lifeline: int) -> None:
 def main() -> None:
     # from the environment (readable by root of the sandbox only), not the command line (readable by the pod)
     spec = json.loads(os.environ.pop("JHTUTORIAL_SANDBOX_SPEC"))
+    # the filter's module is read now: the folder it is in may be one the sandbox hides
+    seccomp = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.py"))
+    syscall_filter = seccomp["Filter"](seccomp["build"]())
     if spec.get("cpus"):  # its namespaces are made (on one CPU): the pod runs on the supervisor's CPUs
         os.sched_setaffinity(0, spec["cpus"])
     try:
         socket.sethostname(spec["hostname"])
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, text=True)
         build_root(spec["stage"], spec)
+        syscall_filter.install()  # this process needs no refused call from here on
     except subprocess.CalledProcessError as error:
         print(f"error: {' '.join(error.cmd)}: {error.stderr.strip()}", flush=True)
         sys.exit(1)
