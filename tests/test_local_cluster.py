@@ -7,6 +7,7 @@ without disturbing the session's cluster. Binaries come from the shared cache.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -107,17 +108,49 @@ def test_up_restarts_a_cluster_whose_processes_were_killed(scratch_state: Path) 
                           "get", "namespace", "survives-a-crash", "-o", "name"],
                          check=True, capture_output=True, text=True).stdout
     assert out.strip() == "namespace/survives-a-crash"  # etcd's data was kept
+    # kwok started after the API server answered, its dead predecessor's node leases released: it looks after
+    # the nodes at once, rather than 200 s later when they expire (meanwhile the nodes would turn NotReady)
+    kubectl = [str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+    kwok_pid = cluster.component_pids()["kwok-controller"]
+    assert _until(lambda: len(_lease_holders(kubectl)) == 1)
+    log = (cluster.cluster_dir / "logs" / "kwok-controller.log").read_text()
+    assert "lease already exists" not in log.split("started again by")[-1]
+    assert kwok_pid
+
+
+def _lease_holders(kubectl: list[str]) -> set[str]:
+    out = subprocess.run([*kubectl, "get", "leases", "-n", "kube-node-lease", "-o",
+                          "jsonpath={.items[*].spec.holderIdentity}"], check=True, capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+def _node_addresses(kubectl: list[str]) -> list[list[dict]]:
+    nodes = json.loads(subprocess.run([*kubectl, "get", "nodes", "-o", "json"], check=True, capture_output=True,
+                                      text=True).stdout)["items"]
+    return [node["status"].get("addresses") or [] for node in nodes]
+
+
+def _until(check, seconds: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return result
 
 
 @pytest.mark.cluster
-def test_up_runs_the_kwok_built_here_in_a_cluster_made_before_it(scratch_state: Path, tmp_path: Path) -> None:
-    """A changed kwok patch builds kwok anew (in a folder named after the patches); a cluster made before keeps
-    running its old build until `up`, which restarts kwok with the new one and keeps the cluster's data."""
+def test_up_runs_the_kwok_built_here_and_gives_the_nodes_an_address_in_a_cluster_made_before(
+        scratch_state: Path, tmp_path: Path) -> None:
+    """A changed kwok patch builds kwok anew (in a folder named after the patches), and a cluster made by an older
+    version has no node address in its record (kwok's node-initialize stage then empties the nodes' addresses
+    whenever they were NotReady, and exec, logs and port-forward fail). `up` restarts kwok with the new build and
+    the address, keeping the cluster's data, and the new kwok takes the nodes' leases at once instead of waiting
+    200 s for the old one's to expire."""
     cluster = _quiet()
     cluster.up()
     kubectl = [str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig)]
+    assert all({"type": "InternalIP", "address": "127.0.0.1"} in found for found in _node_addresses(kubectl))
     subprocess.run([*kubectl, "create", "namespace", "outlives-kwok"], check=True, capture_output=True)
-    # the cluster as an older build left it: its kwok started from another build's binary
+    # the cluster as an older version left it: its kwok started from another build's binary, with no node address
     older = tmp_path / "kwok-v0-older" / "kwok"
     older.parent.mkdir()
     shutil.copy2(ensure_binaries().kwok, older)
@@ -125,17 +158,25 @@ def test_up_runs_the_kwok_built_here_in_a_cluster_made_before_it(scratch_state: 
     old_pid = cluster.component_pids()["kwok-controller"]
     os.kill(old_pid, signal.SIGTERM)
     wait_until_gone([old_pid], 10)
+    cluster.plane.set_argument(component, "node-ip", "")
     component.binary.unlink()
     component.binary.symlink_to(older)
-    older_pid = cluster.plane.start(component)
+    older_pid = cluster.plane.start(cluster.plane.component("kwok-controller"))
     assert Path(f"/proc/{older_pid}/exe").resolve() == older
+    assert _until(lambda: len(_lease_holders(kubectl)) == 1)
+    held_before = _lease_holders(kubectl)
 
     messages: list[str] = []
     status = LocalCluster(progress=messages.append).up()
     assert any("kwok, the simulated nodes' agent, was built anew" in m for m in messages), messages
+    assert any("kwok now gives the nodes the address 127.0.0.1" in m for m in messages), messages
+    assert not any("a crash, a kill or a reboot" in m for m in messages), messages
     assert not process_alive(older_pid)
     new_pid = cluster.component_pids()["kwok-controller"]
     assert Path(f"/proc/{new_pid}/exe").resolve() == ensure_binaries().kwok.resolve()
+    assert "--node-ip=127.0.0.1" in Path(f"/proc/{new_pid}/cmdline").read_bytes().decode().split("\0")
+    # the old leases were released: the new kwok holds them now, not 200 s from now
+    assert _until(lambda: (held := _lease_holders(kubectl)) and not held & held_before), _lease_holders(kubectl)
     assert (status.nodes_ready, status.nodes_total) == (3, 3)
     out = subprocess.run([*kubectl, "get", "namespace", "outlives-kwok", "-o", "name"],
                          check=True, capture_output=True, text=True).stdout

@@ -57,6 +57,8 @@ CLUSTER_NAME = "jhtutorial"
 NODE_COUNT = 3
 # Each fake node offers far more than a workshop needs, so a classroom of
 # learners, each with a hub, a proxy and a user pod, fits with room to spare.
+# the simulated nodes' address: where kwok, their kubelet, listens (and where the API server reaches it)
+NODE_IP = "127.0.0.1"
 NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "500Gi"}
 # kwok's resources that send `kubectl port-forward`, `kubectl logs` and `kubectl exec` of a pod to a
 # process or file on this machine; the supervisor makes them for each backed pod.
@@ -277,6 +279,8 @@ class LocalCluster:
             "componentsPatches": [
                 *self._client_certificates_only(ports),
                 {"name": "kube-apiserver", "extraArgs": [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}]},
+                # the nodes' InternalIP (kwok's own default is none: see _renew_kwok)
+                {"name": "kwok-controller", "extraArgs": [{"key": "node-ip", "value": NODE_IP, "override": True}]},
                 {
                     "name": "kube-controller-manager",
                     "extraArgs": [
@@ -345,47 +349,67 @@ class LocalCluster:
                           "a creation was interrupted; creating the cluster again")
             self._delete(binaries, quiet=True)
             return
-        self._run_kwok_built_here(binaries)
+        renewed = self._renew_kwok(binaries)
         stopped = self.plane.stopped()
         if not stopped and self._served(binaries):
             self.progress("local cluster is already running; reusing it")
             return
-        self._repair(binaries, stopped)
+        self._repair(binaries, stopped, renewed=renewed)
 
-    def _run_kwok_built_here(self, binaries: Binaries) -> None:
-        """Point a cluster made before kwok was last built here (a patch changed: a fix to exec or
-        port-forward, a lockdown of its port) at the new build, and restart its kwok if it runs. kwok, the
-        agent of the simulated nodes, keeps nothing of its own: the pods, their programs and the cluster's
-        data stay as they are, so no `--recreate` is needed for it."""
+    def _renew_kwok(self, binaries: Binaries) -> bool:
+        """Bring the cluster's kwok up to what this version runs; True when that stopped it (the repair then
+        starts it again). kwok, the agent of the simulated nodes, keeps nothing of its own: the pods, their
+        programs and the cluster's data stay as they are, so neither change needs a `--recreate`.
+
+        - the build: a changed kwok patch (a fix to exec or port-forward, a lockdown of its port) builds kwok
+          into a new folder; the cluster's link is pointed there;
+        - its node address: a cluster made without one gives its nodes only a hostname, and kwok's own
+          node-initialize stage, which runs when a node is not Ready (as after kwok was away for longer than
+          the node-monitor grace period), then writes an empty address list: the API server can no longer
+          reach the nodes' kubelet port, and every `kubectl exec`, `logs` and `port-forward` fails with "no
+          preferred addresses found". The record gets 127.0.0.1, where kwok listens.
+        """
         try:
             component = self.plane.component("kwok-controller")
         except LocalClusterError:
-            return
-        if not component.binary.is_symlink() or component.binary.resolve() == binaries.kwok.resolve():
-            return
+            return False
+        rebuilt = component.binary.is_symlink() and component.binary.resolve() != binaries.kwok.resolve()
+        addressless = f"--node-ip={NODE_IP}" not in component.args
+        if not (rebuilt or addressless):
+            return False
         pid = self.plane.pid(component)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
             wait_until_gone([pid], 10)
-        component.binary.unlink()
-        component.binary.symlink_to(binaries.kwok)
-        if pid is not None:
-            self._check_ports_free(component)
-            self.plane.start(component, why="to run the kwok built here now")
-        self.progress("kwok, the simulated nodes' agent, was built anew here since this cluster was made: "
-                      f"the cluster runs the new build ({binaries.kwok.parent.name})")
+        if rebuilt:
+            component.binary.unlink()
+            component.binary.symlink_to(binaries.kwok)
+            self.progress("kwok, the simulated nodes' agent, was built anew here since this cluster was made: "
+                          f"the cluster runs the new build ({binaries.kwok.parent.name})")
+        if addressless:
+            self.plane.set_argument(component, "node-ip", NODE_IP)
+            self.progress(f"kwok now gives the nodes the address {NODE_IP} (where it listens), which this cluster "
+                          "was made without")
+        return pid is not None
 
-    def _repair(self, binaries: Binaries, stopped: list[Component]) -> None:
+    def _repair(self, binaries: Binaries, stopped: list[Component], renewed: bool = False) -> None:
         """Start the stopped components again from kwokctl's record until the API server answers and every
-        component runs.
+        component runs (``renewed``: kwok was stopped on purpose, by :meth:`_renew_kwok`).
+
+        kwok starts last, once the API server answers, after the leases of its nodes are released: a kwok that
+        finds them held by the one before it waits until they expire (200 s), and meanwhile the nodes are
+        not looked after; kube-controller-manager marks them NotReady.
 
         Looked at again on every round, not once: a SIGKILLed kube-apiserver takes a moment to release its
         memory, and until then it still counts as running (kwokctl then says "already started" and waits two
         minutes for nothing); a component can also exit right after its start.
         """
-        if stopped:
-            self.progress(f"repairing the local cluster: {', '.join(c.name for c in stopped)} not running (a crash, "
+        crashed = [c.name for c in stopped if not (renewed and c.name == "kwok-controller")]
+        if crashed:
+            self.progress(f"repairing the local cluster: {', '.join(crashed)} not running (a crash, "
                           "a kill or a reboot); starting again with the same data, port and certificates")
+        elif stopped:
+            self.progress("starting kwok again")
         else:
             self.progress("every component runs but the API server does not answer; waiting for it")
         starts: dict[str, int] = {}
@@ -398,10 +422,15 @@ class LocalCluster:
                         f"its log ends with:\n{_tail(_read(component.log_file), 8)}\nnothing was deleted: the "
                         f"cluster's data, certificates and kubeconfigs are still in {self.cluster_dir}",
                         fix=self._after_failed_repair(component.log_file))
+                if component.name == "kwok-controller":
+                    if not self._served(binaries):
+                        continue
+                    self._release_node_leases(binaries)
                 if component.name in starts:
                     self.progress(f"{component.name} stopped again; starting it once more")
                 self._check_ports_free(component)
-                self.plane.start(component)
+                renewing = renewed and component.name == "kwok-controller" and component.name not in starts
+                self.plane.start(component, **({"why": "to run kwok as this version does"} if renewing else {}))
                 starts[component.name] = starts.get(component.name, 0) + 1
             if not stopped and self._served(binaries):
                 return
@@ -412,6 +441,13 @@ class LocalCluster:
                     fix=self._after_failed_repair(self.cluster_dir / "logs" / "kube-apiserver.log"))
             time.sleep(0.2)  # /readyz and process exits have nothing to wait on
             stopped = self.plane.stopped()
+
+    def _release_node_leases(self, binaries: Binaries) -> None:
+        """Delete the node leases, before kwok starts: every node of this cluster is kwok's, and the kwok that
+        held them is gone."""
+        with contextlib.suppress(LocalClusterError):
+            self._kubectl(binaries, "delete", "leases", "--all", "-n", "kube-node-lease", "--ignore-not-found",
+                          "--wait=false")
 
     def _after_failed_repair(self, log: Path) -> str:
         return (f"read {log} (and the other logs beside it); once the cause is fixed, `jhtutorial cluster up` "

@@ -104,6 +104,23 @@ class ControlPlane:
     def stopped(self) -> list[Component]:
         return [component for component in self.components() if self.pid(component) is None]
 
+    def set_argument(self, component: Component, key: str, value: str) -> None:
+        """Record ``--key=value`` for the component in kwokctl's record (kwok.yaml), in place of the one it had,
+        for every later start; the other components and documents of the record stay as they are."""
+        path = self.cluster_dir / "kwok.yaml"
+        documents = list(yaml.safe_load_all(path.read_text()))
+        for document in documents:
+            if not isinstance(document, dict) or document.get("kind") != "KwokctlConfiguration":
+                continue
+            for raw in document.get("components") or []:
+                if raw.get("name") == component.name:
+                    args = [a for a in raw.get("args") or [] if not a.startswith(f"--{key}=")]
+                    raw["args"] = [*args, f"--{key}={value}"]
+        temporary = path.with_suffix(".yaml.tmp")
+        temporary.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+        os.chmod(temporary, path.stat().st_mode & 0o777)
+        os.replace(temporary, path)
+
     def start(self, component: Component, why: str = "the process before this line had died") -> int:
         """Start one component as kwokctl did, appending to its log (with ``why``); returns the new process id.
 
