@@ -6,8 +6,9 @@ resource limits; only a container runtime (or a sandbox) makes them true for the
 - on a real cluster the container runtime enforces all of them;
 - on the local simulated cluster a backed pod (annotation ``jhtutorial/backed-by``) runs in a sandbox, as its
   runAsUser with every capability dropped, no_new_privs, under the sandbox's seccomp filter (its RuntimeDefault:
-  backed namespaces refuse any other profile) and with no resource limits: the user, non-root, privilege
-  escalation, capabilities and seccomp are enforced, the rest is not;
+  backed namespaces refuse any other profile), on a read-only root (the machine's folders bound read-only: there
+  is no image layer to write to, whatever the pod declares) and with no resource limits: everything but the
+  limits is enforced;
 - a pod nothing backs (purely simulated) runs no program: nothing is enforced, nothing runs either.
 
     >>> enforcement("local", {"metadata": {}}).enforced
@@ -28,8 +29,8 @@ USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP, LIMITS =
     "USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT", "SECCOMP", "LIMITS")
 SETTINGS = (USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP, LIMITS)
 # a sandbox runs each container as its runAsUser (never root), with no capabilities, no_new_privs and its seccomp
-# filter (backing/seccomp.py)
-SANDBOXED = frozenset({USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, SECCOMP})
+# filter (backing/seccomp.py), on a root that is read-only for every container (backing/sandbox_init.py)
+SANDBOXED = frozenset({USER, NON_ROOT, PRIV_ESCALATION, CAPS_DROPPED, READ_ONLY_ROOT, SECCOMP})
 
 
 @dataclass(frozen=True)

@@ -268,9 +268,9 @@ def test_what_the_cluster_enforces_is_read_from_where_the_pod_runs(conn: jhtutor
     hub = nb.kube(conn).get(PODS.path(conn.namespace), labelSelector="app.kubernetes.io/component=hub")["items"][0]
     assert hub["metadata"]["annotations"][BACKED_BY_ANNOTATION].startswith(SANDBOXED_BY)  # its programs run here
     here = enforcement(conn.cluster_kind, hub)
-    assert here.enforced == frozenset({"USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "SECCOMP"})
+    assert here.enforced == frozenset({"USER", "NON-ROOT", "PRIV-ESCALATION", "CAPS DROPPED", "READ-ONLY ROOT", "SECCOMP"})
     table = nb.pod_security(conn)
-    assert "(enforced here)" in table and "USER, NON-ROOT, PRIV-ESCALATION, CAPS DROPPED, SECCOMP true" in table
+    assert "(enforced here)" in table and "USER, NON-ROOT, PRIV-ESCALATION, CAPS DROPPED, READ-ONLY ROOT, SECCOMP true" in table
     # elsewhere a container runtime enforces every setting; the backing's sandboxes some of them
     assert enforcement("kind", hub).enforced == frozenset(SETTINGS)
     annotations = {BACKED_BY_ANNOTATION: f"{SANDBOXED_BY} (pod IP 10.244.1.5; hub as uid 1000)"}
