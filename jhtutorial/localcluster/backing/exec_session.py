@@ -10,7 +10,7 @@ right before the sandbox is entered, passes that on to every process the exec
 started in the sandbox.
 
 It runs as root of the supervisor's user namespace (or of the machine), before
-the sandbox is entered, and puts the rest of the command (``setpriv ... nsenter
+the sandbox is entered, and puts the rest of the command (``setpriv ... sandbox_enter.py
 ... COMMAND``) in a session of its own, so that the exec's processes inside are
 told apart from the pod's and from other execs': they are the processes of the
 sandbox's PID namespace in that session, or in the one a shell on a terminal
