@@ -287,6 +287,11 @@ def _minikube(conn: Connection, timeout: float) -> Access:
 
 
 def _node_port(conn: Connection, kube: KubeApi, node_port: int | None, timeout: float) -> Access:
+    if conn.cluster_kind == "local":
+        # its nodes' address is where kwok listens, and nothing forwards a NodePort there: a program of the
+        # machine that happened to listen on that port would answer in the hub's place
+        raise AccessError("the local cluster's nodes are simulated: no node forwards its NodePorts "
+                          "(the way in is `kubectl port-forward`)")
     if not node_port:
         raise AccessError(f"Service {SERVICE} has no node port (type is not NodePort?)")
     try:
