@@ -124,6 +124,20 @@ def test_it_runs_as_its_user_without_privileges(hub_box: Sandbox) -> None:
     assert "JHTUTORIAL" not in env and "KUBECONFIG" not in env and "HOME=/root" not in env
 
 
+def test_a_command_inside_starts_with_every_signal_at_its_default(hub_box: Sandbox) -> None:
+    """What started the cluster may have ignored or blocked signals (nohup, a shell's background job), and an
+    ignored signal stays ignored across exec; a container's process starts with none ignored or blocked."""
+    def ignore_and_block() -> None:
+        for number in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+    result = subprocess.run([*hub_box.enter_command(LEARNER), "grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"],
+                            capture_output=True, text=True, timeout=30, preexec_fn=ignore_and_block)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
+
+
 def _seccomp_mode(pid: int) -> str:
     """/proc/PID/status's Seccomp field, read from the machine: 2 is a filter."""
     return Path(f"/proc/{pid}/status").read_text().split("\nSeccomp:")[1].split()[0]

@@ -39,9 +39,10 @@ import sys
 # file against. Their files' names are those sandbox.py binds them under.
 NAMESPACES = (("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000), ("pid", 0x20000000),
               ("mnt", 0x00020000))
-# Python ignores these at its start; an ignored signal stays ignored across exec, so they are reset for the command
-# (`yes | head` ends by SIGPIPE), and SIGINT's handler for this process's own wait.
-RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+# An ignored or blocked signal stays so across exec, and what started this may have ignored some: Python ignores
+# SIGPIPE and SIGXFSZ at its start (`yes | head` must end by SIGPIPE), a shell's background job SIGINT and SIGQUIT,
+# nohup SIGHUP. A container's process starts with every signal at its default, unblocked, so this one's are reset.
+RESET_SIGNALS = tuple(number for number in signal.valid_signals() if number not in (signal.SIGKILL, signal.SIGSTOP))
 USAGE = "usage: sandbox_enter.py NAMESPACES UID -- COMMAND [ARGS...]"
 
 
@@ -108,7 +109,11 @@ def main(argv: list[str]) -> None:
         except OSError as error:
             fail(f"cannot open the sandbox's {kind} namespace ({folder}): {error.strerror}", 1)
     for number in RESET_SIGNALS:
-        signal.signal(number, signal.SIG_DFL)
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # a number the C library keeps for itself (the first real-time ones)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
     for kind, descriptor, flag in files:
         if setns(descriptor, flag) != 0:
