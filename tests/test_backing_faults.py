@@ -367,6 +367,11 @@ def test_a_service_made_after_the_pod_that_names_it_is_reached(own: LocalCluster
         assert "JupyterHub" in page.text and page.headers.get("Server") == "nginx"
         # inside the proxy's pod the late Service's names resolve to its ClusterIP (the pod's hosts file)
         cluster_ip = core.read_namespaced_service("hub", conn.namespace).spec.cluster_ip
+        # kwok learns of a pod's Exec object from its watch, which this module's API server restarts break for a
+        # while: until it has caught up, an exec is answered "no exec found" (what is checked here is the names)
+        until("kwok runs kubectl exec in the proxy's pod", lambda: _kubectl(
+            own, "exec", "-n", conn.namespace, "deploy/proxy", "-c", "chp", "--", "true", check=False) == "",
+            timeout=60)
         for name in ("hub", f"hub.{conn.namespace}", f"hub.{conn.namespace}.svc.cluster.local"):
             found = _kubectl(own, "exec", "-n", conn.namespace, "deploy/proxy", "-c", "chp", "--",
                              "getent", "hosts", name)

@@ -42,7 +42,11 @@ NAMESPACES = (("ipc", 0x08000000), ("uts", 0x04000000), ("net", 0x40000000), ("p
 # An ignored or blocked signal stays so across exec, and what started this may have ignored some: Python ignores
 # SIGPIPE and SIGXFSZ at its start (`yes | head` must end by SIGPIPE), a shell's background job SIGINT and SIGQUIT,
 # nohup SIGHUP. A container's process starts with every signal at its default, unblocked, so this one's are reset.
-RESET_SIGNALS = tuple(number for number in signal.valid_signals() if number not in (signal.SIGKILL, signal.SIGSTOP))
+# The C library refuses its own signals (32 and 33, for threads) to sigaction and leaves them out of its full set,
+# so every number is taken, and set with the system call itself: rt_sigaction's number on each machine the seccomp
+# filter knows.
+RESET_SIGNALS = tuple(number for number in range(1, signal.NSIG) if number not in (signal.SIGKILL, signal.SIGSTOP))
+RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
 USAGE = "usage: sandbox_enter.py NAMESPACES UID -- COMMAND [ARGS...]"
 
 
@@ -108,11 +112,9 @@ def main(argv: list[str]) -> None:
             files.append((kind, os.open(os.path.join(folder, kind), os.O_RDONLY | os.O_CLOEXEC), flag))
         except OSError as error:
             fail(f"cannot open the sandbox's {kind} namespace ({folder}): {error.strerror}", 1)
+    default_action = (ctypes.c_ulong * 4)()  # the kernel's struct sigaction, all zero: SIG_DFL, no flags, no mask
     for number in RESET_SIGNALS:
-        try:
-            signal.signal(number, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass  # a number the C library keeps for itself (the first real-time ones)
+        libc.syscall(RT_SIGACTION[os.uname().machine], number, ctypes.byref(default_action), None, 8)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
     for kind, descriptor, flag in files:
