@@ -60,6 +60,9 @@ MiB = 2**20
 # share once). Measured by `bench/classroom --backed` on the 2-core, 24 GiB machine, two runs: 10 learners logged
 # in at once, 290 MiB PSS + 8 to 12 MiB control plane each (MemAvailable, which the machine's other programs move
 # too, fell by 275 and 328 MiB per learner); one learner alone, 308 to 311 + 8 to 21 MiB. Rounded up from those.
+# With the seccomp filter (a Python process waits outside each container in place of nsenter), one run: at 10
+# learners 283 MiB PSS + 8.9 MiB control plane, MemAvailable -312 MiB each; one alone 334 MiB PSS. A room is sized
+# by the many, where 320 still covers what was measured.
 BACKED_LEARNER_MEMORY = 320 * MiB
 # Left to the machine itself (the instructor's own tutorial, JupyterLab, the page cache) when counting what fits.
 KEEP_FREE = 1024 * MiB
