@@ -27,6 +27,7 @@ from jhtutorial.localcluster import ensure_binaries, versions
 from jhtutorial.localcluster.build import kubernetes_wrapper_gomod
 from jhtutorial.localcluster.components import alive as process_alive
 from jhtutorial.localcluster.components import wait_until_gone
+from tests.kubehelpers import until
 
 JHTUTORIAL = str(Path(sys.executable).parent / "jhtutorial")
 
@@ -111,11 +112,10 @@ def test_up_restarts_a_cluster_whose_processes_were_killed(scratch_state: Path) 
     # kwok started after the API server answered, its dead predecessor's node leases released: it looks after
     # the nodes at once, rather than 200 s later when they expire (meanwhile the nodes would turn NotReady)
     kubectl = [str(ensure_binaries().kubectl), "--kubeconfig", str(cluster.kubeconfig)]
-    kwok_pid = cluster.component_pids()["kwok-controller"]
-    assert _until(lambda: len(_lease_holders(kubectl)) == 1)
+    assert cluster.component_pids()["kwok-controller"]
+    until("kwok holds the node leases", lambda: len(_lease_holders(kubectl)) == 1, timeout=30)
     log = (cluster.cluster_dir / "logs" / "kwok-controller.log").read_text()
     assert "lease already exists" not in log.split("started again by")[-1]
-    assert kwok_pid
 
 
 def _lease_holders(kubectl: list[str]) -> set[str]:
@@ -128,13 +128,6 @@ def _node_addresses(kubectl: list[str]) -> list[list[dict]]:
     nodes = json.loads(subprocess.run([*kubectl, "get", "nodes", "-o", "json"], check=True, capture_output=True,
                                       text=True).stdout)["items"]
     return [node["status"].get("addresses") or [] for node in nodes]
-
-
-def _until(check, seconds: float = 30):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not (result := check()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return result
 
 
 @pytest.mark.cluster
@@ -163,7 +156,7 @@ def test_up_runs_the_kwok_built_here_and_gives_the_nodes_an_address_in_a_cluster
     component.binary.symlink_to(older)
     older_pid = cluster.plane.start(cluster.plane.component("kwok-controller"))
     assert Path(f"/proc/{older_pid}/exe").resolve() == older
-    assert _until(lambda: len(_lease_holders(kubectl)) == 1)
+    until("the older kwok holds the node leases", lambda: len(_lease_holders(kubectl)) == 1, timeout=30)
     held_before = _lease_holders(kubectl)
 
     messages: list[str] = []
@@ -176,7 +169,8 @@ def test_up_runs_the_kwok_built_here_and_gives_the_nodes_an_address_in_a_cluster
     assert Path(f"/proc/{new_pid}/exe").resolve() == ensure_binaries().kwok.resolve()
     assert "--node-ip=127.0.0.1" in Path(f"/proc/{new_pid}/cmdline").read_bytes().decode().split("\0")
     # the old leases were released: the new kwok holds them now, not 200 s from now
-    assert _until(lambda: (held := _lease_holders(kubectl)) and not held & held_before), _lease_holders(kubectl)
+    until("the new kwok holds the node leases", lambda: (held := _lease_holders(kubectl)) and not held & held_before,
+          timeout=30)
     assert (status.nodes_ready, status.nodes_total) == (3, 3)
     out = subprocess.run([*kubectl, "get", "namespace", "outlives-kwok", "-o", "name"],
                          check=True, capture_output=True, text=True).stdout

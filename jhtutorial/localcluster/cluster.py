@@ -50,7 +50,7 @@ from .backing.control import SupervisorControl
 from .backing.user_namespace import remove_tree
 from .backups import backups_dir, keep_copy, restore
 from .build import Binaries, Progress, ensure_binaries, say
-from .components import Component, ControlPlane, wait_until_gone
+from .components import CRASHED, Component, ControlPlane, wait_until_gone
 from .ports import free_ports, port_free
 
 CLUSTER_NAME = "jhtutorial"
@@ -430,7 +430,7 @@ class LocalCluster:
                     self.progress(f"{component.name} stopped again; starting it once more")
                 self._check_ports_free(component)
                 renewing = renewed and component.name == "kwok-controller" and component.name not in starts
-                self.plane.start(component, **({"why": "to run kwok as this version does"} if renewing else {}))
+                self.plane.start(component, why="to run kwok as this version does" if renewing else CRASHED)
                 starts[component.name] = starts.get(component.name, 0) + 1
             if not stopped and self._served(binaries):
                 return

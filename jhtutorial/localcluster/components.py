@@ -28,6 +28,8 @@ import yaml
 
 from ..errors import LocalClusterError
 
+# Why a component is started again, unless its starter says otherwise (in its log, before the new process's lines)
+CRASHED = "the process before this line had died"
 # The order in which a cluster comes up: the API server needs etcd, everything else needs the API server.
 START_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
@@ -121,7 +123,7 @@ class ControlPlane:
         os.chmod(temporary, path.stat().st_mode & 0o777)
         os.replace(temporary, path)
 
-    def start(self, component: Component, why: str = "the process before this line had died") -> int:
+    def start(self, component: Component, why: str = CRASHED) -> int:
         """Start one component as kwokctl did, appending to its log (with ``why``); returns the new process id.
 
         Its own session, so that it outlives the command that started it, as kwokctl's do.

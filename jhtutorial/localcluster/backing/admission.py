@@ -53,6 +53,12 @@ OTHER_SECCOMP_ASKED = " || ".join([
 ])
 
 
+def _pod_requests(*operations: str) -> dict[str, Any]:
+    """A policy's matchConstraints: these operations on pods."""
+    return {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": list(operations),
+                               "resources": ["pods"]}]}
+
+
 def _refusal(name: str, condition: str, message: str, operations: tuple[str, ...]) -> list[dict[str, Any]]:
     """A ValidatingAdmissionPolicy refusing pods of backed namespaces for which ``condition`` (CEL) holds, and its
     binding."""
@@ -62,8 +68,7 @@ def _refusal(name: str, condition: str, message: str, operations: tuple[str, ...
             "kind": "ValidatingAdmissionPolicy",
             "metadata": {"name": name},
             "spec": {
-                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                        "operations": list(operations), "resources": ["pods"]}]},
+                "matchConstraints": _pod_requests(*operations),
                 "failurePolicy": "Fail",
                 "validations": [{"expression": f"!({condition})", "message": message}],
             },
@@ -92,8 +97,7 @@ def policy_objects() -> list[dict[str, Any]]:
             "kind": "MutatingAdmissionPolicy",
             "metadata": {"name": POLICY},
             "spec": {
-                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                        "operations": ["CREATE"], "resources": ["pods"]}]},
+                "matchConstraints": _pod_requests("CREATE"),
                 "matchConditions": [{"name": "every-image-has-a-program-here",
                                      "expression": f"object.spec.containers.all(c, {known})"}],
                 "failurePolicy": "Ignore",

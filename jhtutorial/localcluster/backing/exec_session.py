@@ -20,9 +20,8 @@ sessions on purpose (``setsid``, a daemon) stays, as it would on a node.
 
 Otherwise it is transparent: it exits as the command does (its code; 128 plus
 the signal's number when a signal ended it, as a container runtime reports it, so
-that kubectl says "command terminated with exit code 137"), restores SIGPIPE and SIGXFSZ, which Python ignores, to
-their defaults for the command (a command of ``yes | head -1`` must end by
-SIGPIPE, not print "Broken pipe"), and, when the command has ended while
+that kubectl says "command terminated with exit code 137"; the signals the
+command starts with are reset by ``sandbox_enter.py``, after it), and, when the command has ended while
 processes of its session still hold its output pipes (``sh -c 'sleep 600 &'``),
 waits for them, as kwok does anyway before the exec ends, so that they are hung
 up too if the client leaves meanwhile.
@@ -118,10 +117,7 @@ def hung_up(timeout=None):
 signal.pthread_sigmask(signal.SIG_BLOCK, WAKERS)
 child = os.fork()
 if child == 0:
-    os.setsid()
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    os.setsid()  # the command's signals are sandbox_enter.py's to reset: every one, right before it executes
     try:
         os.execvp(command[0], command)
     except OSError as error:
